@@ -1,0 +1,197 @@
+"""The plugin host: discovers plugins, collects their components, validates and builds them."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from p2pcore import hookspecs
+from p2pcore.api import BuildContext, ComponentRef, Params
+from p2pcore.errors import P2PError, did_you_mean
+from p2pcore.registry import KINDS, ComponentSpec, Registry
+
+ENTRY_POINT_GROUP = "p2p.plugins"
+HOOK_FOR_KIND = {kind: f"p2p_register_{kind}{'es' if kind.endswith('s') else 's'}" for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """How loading one plugin went; `p2p plugins` prints these."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    ok: bool
+    error: str | None = None
+    components: tuple[str, ...] = ()
+
+
+class Host:
+    """A plugin manager, the frozen registry it filled, and a record of every plugin load."""
+
+    def __init__(self, manager: pluggy.PluginManager, registry: Registry, records: list[PluginRecord]):
+        self.manager = manager
+        self.registry = registry
+        self.records = records
+
+    # -- validation -------------------------------------------------------------------------
+    def resolve(self, kind: str, spec: Any, *, key: str = "") -> tuple[ComponentSpec, BaseModel]:
+        """Validate a component spec (a name, a table or a ComponentRef), references included."""
+        try:
+            ref = ComponentRef.coerce(kind, spec)
+        except ValueError as exc:
+            raise P2PError(str(exc), key=key or None) from None
+        try:
+            component = self.registry.get(kind, ref.name)
+        except P2PError as exc:
+            raise exc.with_location(key_prefix=f"{key}.name" if key else None) from None
+        params = validate_params(component, ref.options, key=key)
+        for field_name, value in params:
+            for index, child in _refs_in(value):
+                child_key = ".".join(p for p in (key, field_name, index) if p)
+                self.resolve(child.kind, child, key=child_key)
+        return component, params
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, kind: str, spec: Any, *, in_channels: int | None = None, out_channels: int | None = None,
+              key: str = "", facts: Mapping[str, Any] | None = None) -> Any:
+        """Build a component from a name or a table, e.g. ``{"name": "unet", "ngf": 64}``."""
+        component, params = self.resolve(kind, spec, key=key)
+        ctx = BuildContext(host=self, in_channels=in_channels, out_channels=out_channels, key=key,
+                           facts=dict(facts or {}))
+        return component.build(params, ctx)
+
+    def describe(self, kind: str, spec: Any) -> dict[str, str]:
+        """Name, plugin and version of the component a spec resolves to, for checkpoint metadata."""
+        component = self.registry.get(kind, ComponentRef.coerce(kind, spec).name)
+        return {"kind": kind, "name": component.name, "qualified_name": component.qualified_name,
+                "distribution": component.distribution, "version": component.version}
+
+
+def _refs_in(value: Any) -> Iterable[tuple[str, ComponentRef]]:
+    if isinstance(value, ComponentRef):
+        yield "", value
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, ComponentRef):
+                yield str(i), item
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, ComponentRef):
+                yield str(k), item
+
+
+def validate_params(component: ComponentSpec, options: Mapping[str, Any], *, key: str = "") -> BaseModel:
+    """Validate options against a component's params model, turning pydantic errors into P2PErrors."""
+    try:
+        return component.params.model_validate(dict(options))
+    except ValidationError as exc:
+        raise params_error(exc, component.params, key=key,
+                           what=f"{component.kind} {component.name!r}") from None
+
+
+def params_error(exc: ValidationError, model: type[BaseModel], *, key: str, what: str) -> P2PError:
+    """One P2PError listing every problem, each with its key path and a suggestion."""
+    lines = []
+    first_key = None
+    hint = None
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        path = ".".join([key, *loc] if key else loc)
+        first_key = first_key or path
+        if error["type"] == "extra_forbidden":
+            field_names = _field_names(model, error["loc"][:-1])
+            guess = did_you_mean(str(error["loc"][-1]), field_names)
+            msg = f"unknown key {error['loc'][-1]!r}" + (f"; did you mean {guess!r}?" if guess else "")
+            hint = hint or f"{what} takes: {', '.join(field_names) or '(no parameters)'}"
+        else:
+            msg = error["msg"]
+            if "input" in error and error["type"] != "missing":
+                msg += f" (got {error['input']!r})"
+        lines.append(f"{path}: {msg}" if path else msg)
+    message = lines[0].split(": ", 1)[-1] if len(lines) == 1 else f"{len(lines)} problems in {what}"
+    return P2PError(message, key=first_key or None, hint=hint,
+                    details=lines if len(lines) > 1 else ())
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+# -- discovery --------------------------------------------------------------------------------------
+
+def _make_register(registry: Registry, kind: str, plugin: str, distribution: str, version: str,
+                   added: list[str]) -> Any:
+    def register(name: str, build: Any, *, params: type[BaseModel] = Params, aliases: Iterable[str] = (),
+                 summary: str | None = None) -> None:
+        if not isinstance(params, type) or not issubclass(params, BaseModel):
+            raise TypeError(f"{kind} {name!r}: params must be a pydantic model class")
+        text = summary if summary is not None else (build.__doc__ or "").strip().split("\n")[0]
+        registry.add(ComponentSpec(kind=kind, name=name, build=build, params=params, plugin=plugin,
+                                   distribution=distribution, version=version, summary=text,
+                                   aliases=tuple(aliases)))
+        added.append(f"{kind}:{name}")
+
+    return register
+
+
+def load_host(*, strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
+              entry_points: bool = True) -> Host:
+    """Discover plugins through the ``p2p.plugins`` entry points and build a frozen registry.
+
+    A plugin that fails to import or register is recorded and skipped, unless `strict`.
+    `extra_plugins` are (name, module-or-object) pairs registered as if they came from an entry point.
+    """
+    manager = pluggy.PluginManager("p2p")
+    manager.add_hookspecs(hookspecs)
+    registry = Registry()
+    records: list[PluginRecord] = []
+    candidates: list[tuple[str, str, str, str, Any]] = []  # name, dist, version, module, loader
+
+    if entry_points:
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "",
+                                                                                   e.name)):
+            dist = ep.dist.name if ep.dist else "unknown"
+            version = ep.dist.version if ep.dist else "0"
+            candidates.append((ep.name, dist, version, ep.value, ep.load))
+    for name, obj in extra_plugins:
+        candidates.append((name, getattr(obj, "__p2p_distribution__", name),
+                           getattr(obj, "__version__", "0"), getattr(obj, "__name__", repr(obj)),
+                           lambda obj=obj: obj))
+
+    for name, dist, version, module, loader in candidates:
+        added: list[str] = []
+        try:
+            plugin = loader()
+            manager.register(plugin, name=f"{dist}:{name}")
+            for kind, hook_name in HOOK_FOR_KIND.items():
+                for impl in getattr(manager.hook, hook_name).get_hookimpls():
+                    if impl.plugin is plugin:
+                        impl.function(register=_make_register(registry, kind, f"{dist}:{name}", dist,
+                                                              version, added))
+        except Exception as exc:  # a broken plugin must not take the others down
+            if strict:
+                raise P2PError(f"plugin {name!r} from {dist} failed to load: {type(exc).__name__}: {exc}",
+                               hint="fix or uninstall that plugin") from exc
+            if manager.is_registered(plugin := locals().get("plugin")):
+                manager.unregister(plugin)
+            registry.discard_plugin(f"{dist}:{name}")
+            records.append(PluginRecord(name, dist, version, module, ok=False,
+                                        error=f"{type(exc).__name__}: {exc}"))
+            continue
+        records.append(PluginRecord(name, dist, version, module, ok=True, components=tuple(added)))
+    registry.freeze()
+    return Host(manager, registry, records)
