@@ -136,13 +136,13 @@ def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
 def _make_register(registry: Registry, kind: str, plugin: str, distribution: str, version: str,
                    added: list[str]) -> Any:
     def register(name: str, build: Any, *, params: type[BaseModel] = Params, aliases: Iterable[str] = (),
-                 summary: str | None = None) -> None:
+                 summary: str | None = None, facts: Any = None) -> None:
         if not isinstance(params, type) or not issubclass(params, BaseModel):
             raise TypeError(f"{kind} {name!r}: params must be a pydantic model class")
         text = summary if summary is not None else (build.__doc__ or "").strip().split("\n")[0]
         registry.add(ComponentSpec(kind=kind, name=name, build=build, params=params, plugin=plugin,
                                    distribution=distribution, version=version, summary=text,
-                                   aliases=tuple(aliases)))
+                                   aliases=tuple(aliases), facts=facts))
         added.append(f"{kind}:{name}")
 
     return register

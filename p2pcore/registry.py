@@ -28,6 +28,16 @@ class ComponentSpec:
     version: str
     summary: str = ""
     aliases: tuple[str, ...] = ()
+    facts: Callable[[Any], dict[str, Any]] | None = None
+
+    def describe_defaults(self) -> dict[str, Any]:
+        """Derived facts (e.g. a receptive field) for the default parameters, computed without torch."""
+        if self.facts is None:
+            return {}
+        try:
+            return self.facts(self.params())
+        except Exception:  # parameters without defaults: nothing to derive
+            return {}
 
     @property
     def qualified_name(self) -> str:

@@ -1,0 +1,188 @@
+"""The `p2p` command. Torch is imported only inside the commands that train or run networks."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from p2pcore.errors import P2PError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Image-to-image translation with conditional adversarial networks.")
+console = Console()
+errors = Console(stderr=True)
+
+COMMAND_MODULES: tuple[str, ...] = ()
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
+
+
+@functools.cache
+def _host() -> Any:
+    from p2pcore.plugins import load_host
+
+    return load_host()
+
+
+def _recipe(path: Path, overrides: list[str] | None, host: Any) -> Any:
+    from p2pcore.recipe import load_recipe
+
+    return load_recipe(path, host, overrides or ())
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
+        set_: SetOption = None,
+        out: Annotated[Path | None, typer.Option(help="run directory (default runs/<recipe name>)")] = None,
+        resume: Annotated[bool, typer.Option(help="continue the run in --out from its latest checkpoint")] = False,
+        quiet: Annotated[bool, typer.Option(help="no progress bar")] = False) -> None:
+    """Train a model as a recipe describes."""
+    from p2pcore.progress import train_with_progress
+
+    host = _host()
+    parsed = _recipe(recipe, set_, host)
+    out_dir = out or Path("runs") / (parsed.name or recipe.stem)
+    result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
+    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
+                  + (f" ({escape(summary)})" if summary else ""))
+
+
+@app.command()
+def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
+              input: Annotated[Path, typer.Argument(help="an image file or a folder of images")],
+              output: Annotated[Path, typer.Argument(help="output file, or folder (same file names)")],
+              eval_: Annotated[bool, typer.Option("--eval", help="dropout off and batch-norm running "
+                                                  "statistics, instead of the paper's test protocol")] = False,
+              device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+              seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0) -> None:
+    """Translate images with a checkpoint's generator, at each image's own size."""
+    from rich.progress import track
+
+    from p2pcore.engine.translate import Translator, plan
+
+    translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed)
+    jobs = list(plan(input, output))
+    for source, target in track(jobs, description="translating", console=console, disable=len(jobs) < 2):
+        translator.translate_file(source, target)
+    console.print(f"[green]translated[/green] {len(jobs)} image(s) -> {output} "
+                  f"({translator.protocol} protocol, {translator.device})")
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Installed plugins, their versions and what they registered (or why they failed)."""
+    host = _host()
+    if as_json:
+        console.print_json(json.dumps([vars(r) | {"components": list(r.components)} for r in host.records]))
+        return
+    table = Table("plugin", "distribution", "version", "status", "components")
+    for r in host.records:
+        status = "[green]ok[/green]" if r.ok else f"[red]failed[/red]: {escape(r.error or '')}"
+        table.add_row(r.name, r.distribution, r.version, status, escape(", ".join(r.components)))
+    console.print(table)
+
+
+@app.command("list")
+def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, discriminator, loss, dataset, "
+                                                     "task or metric")] = None,
+          pattern: Annotated[str | None, typer.Argument(help="wildcard on names, e.g. '*unet*'")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Registered components."""
+    host = _host()
+    specs = host.registry.search(kind, pattern)
+    rows = [{"kind": s.kind, "name": s.name, "aliases": list(s.aliases), "plugin": s.distribution,
+             "version": s.version, "summary": s.summary} for s in specs]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("kind", "name", "plugin", "summary")
+    for row in rows:
+        alias = f" ({', '.join(row['aliases'])})" if row["aliases"] else ""
+        table.add_row(row["kind"], row["name"] + alias, f"{row['plugin']} {row['version']}", escape(row["summary"]))
+    console.print(table)
+
+
+@app.command()
+def show(kind: Annotated[str, typer.Argument(help="component kind")],
+         name: Annotated[str, typer.Argument(help="component name")]) -> None:
+    """A component's parameters: types, defaults and descriptions."""
+    from p2pcore.schema import describe_params
+
+    spec = _host().registry.get(kind, name)
+    console.print(f"[bold]{spec.kind} {spec.name}[/bold] from {spec.distribution} {spec.version}"
+                  + (f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""))
+    if spec.summary:
+        console.print(escape(spec.summary))
+    rows = describe_params(spec.params)
+    if not rows:
+        console.print("no parameters")
+        return
+    table = Table("parameter", "type", "default", "description")
+    for row in rows:
+        table.add_row(*(escape(row[k]) for k in ("name", "type", "default", "description")))
+    console.print(table)
+    for fact, value in spec.describe_defaults().items():
+        console.print(f"{fact}: {escape(str(value))}")
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")], set_: SetOption = None) -> None:
+    """Check a recipe against the installed components without training."""
+    host = _host()
+    parsed = _recipe(recipe, set_, host)
+    model = ", ".join(f"{role}={ref.name}" for role, ref in parsed.model.items())
+    losses = ", ".join(f"{label}={spec.name}x{spec.weight:g}" for label, spec in parsed.loss.items())
+    console.print(f"[green]ok[/green]: {recipe} (task {parsed.task}, data {parsed.data.name}, {model}; {losses})")
+
+
+@app.command()
+def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None) -> None:
+    """JSON Schema of recipes, with the installed components' parameters, for editors."""
+    from p2pcore.schema import recipe_schema
+
+    text = json.dumps(recipe_schema(_host()), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _add_plugin_commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"p2pcore.commands.{module}").register(app)
+
+
+def render_error(error: P2PError) -> None:
+    errors.print(f"[bold red]error[/bold red]: {escape(error.message)}")
+    if error.file:
+        errors.print(f"  file: {escape(error.file)}")
+    if error.key:
+        errors.print(f"  key:  {escape(error.key)}")
+    for line in error.details[:20]:
+        errors.print(f"  - {escape(line)}")
+    if error.hint:
+        errors.print(f"  [cyan]hint[/cyan]: {escape(error.hint)}")
+
+
+def main() -> None:
+    try:
+        _add_plugin_commands()
+        _host().manager.hook.p2p_add_commands(app=app)
+        app()
+    except P2PError as error:
+        render_error(error)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted; the latest checkpoint was written, continue with --resume")
+        raise SystemExit(130) from None

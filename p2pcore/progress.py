@@ -1,0 +1,39 @@
+"""Training with a rich progress bar: epoch, step, it/s, ETA and the latest loss terms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from p2pcore.plugins import Host
+from p2pcore.recipe import Recipe
+
+
+def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bool, quiet: bool,
+                        console: Console) -> Any:
+    from p2pcore.engine.trainer import Trainer
+
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} it/s"), TimeRemainingColumn(),
+               TextColumn("{task.fields[losses]}"))
+    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+        progress_task = bar.add_task("train", total=None, epoch="-", rate="-", losses="")
+        state: dict[str, float] = {}
+
+        def on_step(record: Mapping[str, Any]) -> None:
+            now, step = record["time"], record["step"]
+            if "t0" in state and now > state["t0"]:
+                state["rate"] = (step - state["s0"]) / (now - state["t0"])
+            state["t0"], state["s0"] = now, step
+            losses = "  ".join(f"{k} {v:.3f}" for k, v in record.items()
+                               if "/" in k and not k.endswith("/total"))
+            bar.update(progress_task, completed=step, epoch=f"{record['epoch']:.2f}/{recipe.train.epochs}",
+                       rate=f"{state.get('rate', 0.0):.2f}", losses=losses)
+
+        trainer = Trainer(recipe, host, out_dir, on_step=on_step)
+        bar.update(progress_task, total=trainer.total_steps(), completed=trainer.progress.step)
+        return trainer.fit(resume=resume)

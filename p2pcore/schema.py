@@ -1,0 +1,68 @@
+"""Parameter tables for `p2p show` and the recipe JSON Schema for `p2p schema` (no torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from p2pcore.plugins import Host
+from p2pcore.recipe import Recipe
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    for noise in ("typing.", "p2pcore.api.", "Annotated[", "ComponentRef"):
+        text = text.replace(noise, "")
+    return text
+
+
+def describe_params(model: type[BaseModel]) -> list[dict[str, str]]:
+    rows = []
+    for name, field in model.model_fields.items():
+        meta_kind = next((m for m in getattr(field, "metadata", []) if hasattr(m, "func")), None)
+        type_name = _type_name(field.annotation)
+        if meta_kind is not None or "ComponentRef" in str(field.annotation):
+            type_name = "component"
+        if field.default is PydanticUndefined and field.default_factory is None:
+            default = "(required)"
+        else:
+            value = field.get_default(call_default_factory=True)
+            default = repr(value.model_dump() if isinstance(value, BaseModel) else value)
+        rows.append({"name": name, "type": type_name, "default": default,
+                     "description": field.description or ""})
+    return rows
+
+
+def _component_schemas(host: Host, kind: str, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    out = []
+    for spec in host.registry.specs(kind):
+        schema = spec.params.model_json_schema()
+        props = {"name": {"enum": [spec.name, spec.qualified_name, *spec.aliases]}, **(extra or {}),
+                 **schema.get("properties", {})}
+        entry = {"type": "object", "title": f"{kind} {spec.name}", "description": spec.summary,
+                 "properties": props, "required": ["name", *schema.get("required", [])],
+                 "additionalProperties": False}
+        if "$defs" in schema:
+            entry["$defs"] = schema["$defs"]
+        out.append(entry)
+    return out
+
+
+def recipe_schema(host: Host) -> dict[str, Any]:
+    """The Recipe schema, with each component table checked against the installed components."""
+    schema = Recipe.model_json_schema()
+    props = schema["properties"]
+    props["task"] = {"enum": host.registry.names("task"), "description": props["task"].get("description", "")}
+    props["data"] = {"anyOf": _component_schemas(host, "dataset"), "description": "dataset adapter"}
+    networks = _component_schemas(host, "generator") + _component_schemas(host, "discriminator")
+    props["model"] = {"type": "object", "additionalProperties": {"anyOf": networks},
+                      "description": props["model"].get("description", "")}
+    losses = _component_schemas(host, "loss", {"weight": {"type": "number"}})
+    props["loss"] = {"type": "object", "additionalProperties": {"anyOf": losses},
+                     "description": props["loss"].get("description", "")}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "p2p recipe"
+    return schema

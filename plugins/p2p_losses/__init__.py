@@ -1,0 +1,42 @@
+"""Built-in loss terms: adversarial (`gan`) and reconstruction (`l1`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from p2pcore.api import BuildContext, Field, Params, hookimpl
+
+
+class GanParams(Params):
+    mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = Field(
+        "vanilla", description="vanilla: non-saturating cross-entropy (pix2pix); lsgan: least squares "
+                               "(CycleGAN, pix2pixHD); hinge; wgan-gp: Wasserstein with gradient penalty")
+    real_label: float = Field(1.0, description="target for real predictions (vanilla, lsgan); < 1 smooths")
+    fake_label: float = Field(0.0, description="target for fake predictions (vanilla, lsgan)")
+    gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight (wgan-gp)")
+    prefix: str = Field("d", description="which discriminator's tensors to read: <prefix>_real, <prefix>_fake")
+
+
+class L1Params(Params):
+    pred: str = Field("fake_b", description="tensor to compare")
+    target: str = Field("real_b", description="tensor it should equal")
+
+
+def build_gan(params: GanParams, ctx: BuildContext) -> Any:
+    """Adversarial loss; the discriminator's objective is halved as in pix2pix."""
+    from p2p_losses.adversarial import AdversarialLoss
+
+    return AdversarialLoss(params)
+
+
+def build_l1(params: L1Params, ctx: BuildContext) -> Any:
+    """Mean absolute error between the generator output and the target (pix2pix's lambda term)."""
+    from p2p_losses.reconstruction import L1Loss
+
+    return L1Loss(params.pred, params.target)
+
+
+@hookimpl
+def p2p_register_losses(register: Any) -> None:
+    register("gan", build_gan, params=GanParams, aliases=("adversarial",))
+    register("l1", build_l1, params=L1Params)
