@@ -1,0 +1,106 @@
+"""Built-in discriminators: PatchGAN (70x70 and the other receptive fields), 1x1 PixelGAN, ImageGAN.
+
+This entry module imports no torch; each builder imports its architecture's module when called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from p2pcore.api import BuildContext, Field, NormRef, P2PError, Params, hookimpl
+
+RECEPTIVE_FIELDS = {16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # 9 * 2**n - 2 for n stride-2 layers
+
+
+def receptive_field_of(n_layers: int) -> int:
+    """Receptive field of a PatchGAN with n stride-2 layers followed by two stride-1 layers (4x4, pad 1)."""
+    return 9 * 2 ** n_layers - 2
+
+
+class DiscriminatorParams(Params):
+    conditional: bool = Field(True, description="the discriminator sees the input beside the output "
+                                                "(cGAN); false: the output alone")
+    spectral_norm: bool = Field(False, description="spectral normalisation of every convolution's weight")
+
+
+class PatchParams(DiscriminatorParams):
+    n_layers: int | None = Field(None, ge=1, le=10, description="stride-2 convolutions (default 3: the 70x70 "
+                                                                "PatchGAN); exclusive with receptive_field")
+    receptive_field: Literal[16, 34, 70, 142, 286] | None = Field(
+        None, description="patch side in pixels, instead of n_layers: 16, 34, 70, 142 or 286")
+    ndf: int = Field(64, ge=1, description="filters of the first layer (C64); later layers use up to 8x")
+    norm: NormRef = Field("batch", description="normalisation layer (see `p2p list norm`)")
+
+    _default_layers = 3
+
+    @model_validator(mode="after")
+    def _one_size(self) -> PatchParams:
+        if self.n_layers is not None and self.receptive_field is not None:
+            side = receptive_field_of(self.n_layers)
+            raise ValueError(f"give either n_layers or receptive_field, not both (n_layers {self.n_layers} "
+                             f"means a {side}x{side} receptive field)")
+        return self
+
+    @property
+    def layers(self) -> int:
+        """The number of stride-2 layers, from whichever of n_layers and receptive_field was given."""
+        if self.receptive_field is not None:
+            return RECEPTIVE_FIELDS[self.receptive_field]
+        return self.n_layers if self.n_layers is not None else self._default_layers
+
+
+class ImageParams(PatchParams):
+    n_layers: int | None = Field(None, ge=1, le=10,
+                                 description="stride-2 convolutions of the body (default 5: 286x286 patches, "
+                                             "C64-C128-C256-C512-C512-C512); exclusive with receptive_field")
+    _default_layers = 5
+
+
+class PixelParams(DiscriminatorParams):
+    ndf: int = Field(64, ge=1, description="filters of the first 1x1 layer")
+    norm: NormRef = Field("batch", description="normalisation layer (see `p2p list norm`)")
+
+
+def _in_channels(ctx: BuildContext) -> int:
+    if not ctx.in_channels:
+        raise P2PError("a discriminator needs the number of channels it sees", key=ctx.key or None,
+                       hint="build it through a task, or pass in_channels to host.build")
+    return ctx.in_channels
+
+
+def build_patch(params: PatchParams, ctx: BuildContext) -> Any:
+    """PatchGAN: classifies each NxN patch as real or fake (pix2pix, CycleGAN)."""
+    from p2p_discriminators.patch import PatchDiscriminator
+
+    return PatchDiscriminator(_in_channels(ctx), n_layers=params.layers, ndf=params.ndf,
+                              norm=ctx.build(params.norm), conditional=params.conditional,
+                              spectral_norm=params.spectral_norm)
+
+
+def build_pixel(params: PixelParams, ctx: BuildContext) -> Any:
+    """PixelGAN: 1x1 convolutions, one score per pixel."""
+    from p2p_discriminators.pixel import PixelDiscriminator
+
+    return PixelDiscriminator(_in_channels(ctx), ndf=params.ndf, norm=ctx.build(params.norm),
+                              conditional=params.conditional, spectral_norm=params.spectral_norm)
+
+
+def build_image(params: ImageParams, ctx: BuildContext) -> Any:
+    """ImageGAN: a PatchGAN body averaged to one score per image."""
+    from p2p_discriminators.image import ImageDiscriminator
+
+    return ImageDiscriminator(_in_channels(ctx), n_layers=params.layers, ndf=params.ndf,
+                              norm=ctx.build(params.norm), conditional=params.conditional,
+                              spectral_norm=params.spectral_norm)
+
+
+@hookimpl
+def p2p_register_discriminators(register: Any) -> None:
+    register("patch", build_patch, params=PatchParams, aliases=("patchgan",),
+             summary="PatchGAN: one real/fake score per NxN patch (N = 16, 34, 70, 142 or 286; default 70)")
+    register("pixel", build_pixel, params=PixelParams, aliases=("pixelgan",),
+             summary="1x1 PixelGAN: one score per pixel, judges colour statistics only")
+    register("image", build_image, params=ImageParams, aliases=("imagegan",),
+             summary="ImageGAN: a PatchGAN body averaged to one score per image (N x 1 x 1 x 1)")
