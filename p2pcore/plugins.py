@@ -58,6 +58,19 @@ class Host:
                 self.resolve(child.kind, child, key=child_key)
         return component, params
 
+    def resolved(self, kind: str, spec: Any, *, key: str = "") -> ComponentRef:
+        """The spec with every default filled in, references included, so a recipe records exactly
+        what was built even if a later version changes a default."""
+        component, params = self.resolve(kind, spec, key=key)
+        options: dict[str, Any] = {}
+        for field_name, value in params:
+            if isinstance(value, ComponentRef):
+                value = self.resolved(value.kind, value, key=f"{key}.{field_name}" if key else field_name)
+                options[field_name] = value.as_table()
+            elif value is not None:  # TOML has no null: an absent key means the same
+                options[field_name] = params.model_dump(mode="json", include={field_name})[field_name]
+        return ComponentRef(kind=kind, name=component.name, options=options)
+
     # -- building ---------------------------------------------------------------------------
     def build(self, kind: str, spec: Any, *, in_channels: int | None = None, out_channels: int | None = None,
               key: str = "", facts: Mapping[str, Any] | None = None) -> Any:

@@ -196,14 +196,13 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
         recipe = recipe.model_copy(update={"name": default_name})
     try:
         host.resolve("task", recipe.task, key="task")
-        host.resolve("dataset", recipe.data, key="data")
-        for role, ref in recipe.model.items():
-            host.resolve(ref.kind, ref, key=f"model.{role}")
-        for label, spec in recipe.loss.items():
-            host.resolve("loss", spec.ref(), key=f"loss.{label}")
+        data = host.resolved("dataset", recipe.data, key="data")
+        model = {role: host.resolved(ref.kind, ref, key=f"model.{role}") for role, ref in recipe.model.items()}
+        loss = {label: LossSpec(weight=spec.weight, **host.resolved("loss", spec.ref(), key=f"loss.{label}")
+                                .as_table()) for label, spec in recipe.loss.items()}
     except P2PError as exc:
         raise exc.with_location(file=file) from None
-    return recipe
+    return recipe.model_copy(update={"data": data, "model": model, "loss": loss})
 
 
 def load_recipe(path: str | Path, host: Host, overrides: Iterable[str] = ()) -> Recipe:

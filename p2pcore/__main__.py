@@ -1,0 +1,3 @@
+from p2pcore.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""The command line: torch-free commands, one-screen errors with exit code 2, JSON outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from p2pcore.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def p2p(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "p2pcore", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+TORCH_FREE = [
+    ["--help"], ["plugins"], ["plugins", "--json"], ["list"], ["list", "generator", "*unet*", "--json"],
+    ["show", "generator", "unet"], ["show", "discriminator", "patch"], ["validate", "recipes/quickstart.toml"],
+    ["schema"],
+]
+
+
+@pytest.mark.parametrize("args", TORCH_FREE, ids=lambda a: " ".join(a))
+def test_commands_do_not_import_torch(args):
+    probe = textwrap.dedent(f"""
+        import sys
+        sys.argv = ["p2p", *{args!r}]
+        from p2pcore.cli import main
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_list_json_and_show(host):
+    result = runner.invoke(app, ["list", "norm", "--json"])
+    assert result.exit_code == 0
+    assert {row["name"] for row in json.loads(result.stdout)} == {"batch", "instance", "none"}
+    result = runner.invoke(app, ["show", "generator", "unet"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "depth" in result.stdout and "ngf" in result.stdout
+
+
+def test_plugins_json_lists_builtins():
+    done = p2p("plugins", "--json")
+    assert done.returncode == 0, done.stderr
+    records = {r["name"]: r for r in json.loads(done.stdout)}
+    assert records["generators"]["ok"] and "generator:unet" in records["generators"]["components"]
+
+
+def test_schema_lists_components():
+    done = p2p("schema")
+    schema = json.loads(done.stdout)
+    titles = {entry["title"] for entry in schema["properties"]["model"]["additionalProperties"]["anyOf"]}
+    assert "generator unet" in titles and "discriminator patch" in titles
+
+
+def test_bad_recipe_gives_one_screen_error_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\nname = "synthetic_thermal"\n[model.generator]\nname = "unet"\nnorm = "btach"\n')
+    done = p2p("validate", str(bad))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert str(bad) in done.stderr and "model.generator.norm.name" in done.stderr
+    assert "did you mean 'batch'" in done.stderr
+    assert len(done.stderr.splitlines()) <= 10
+
+
+def test_missing_recipe_and_bad_set(tmp_path):
+    done = p2p("validate", str(tmp_path / "nope.toml"))
+    assert done.returncode == 2 and "recipe file not found" in done.stderr
+    done = p2p("validate", "recipes/quickstart.toml", "--set", "train.epochs")
+    assert done.returncode == 2 and "key.path=value" in done.stderr
+
+
+def test_unknown_kind():
+    done = p2p("list", "generatr")
+    assert done.returncode == 2 and "did you mean 'generator'" in done.stderr

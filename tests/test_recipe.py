@@ -1,0 +1,120 @@
+"""Recipe loading: validation against the registry, `extends`, `--set`, and the error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from p2pcore import P2PError
+from p2pcore.recipe import load_recipe, merge, parse_override
+
+BASE = """
+task = "pix2pix"
+[data]
+name = "synthetic_thermal"
+size = 32
+[model.generator]
+name = "unet"
+depth = 5
+ngf = 8
+[model.discriminator]
+name = "patch"
+ndf = 8
+[loss]
+gan = { name = "gan", mode = "vanilla" }
+l1 = { name = "l1", weight = 100.0 }
+[train]
+epochs = 2
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_recipe_resolves_defaults(tmp_path, host):
+    recipe = load_recipe(write(tmp_path, "r.toml", BASE), host)
+    assert recipe.name == "r"
+    generator = recipe.model["generator"].options
+    assert generator["norm"]["name"] == "batch" and generator["dropout"] == 0.5
+    assert recipe.loss["l1"].weight == 100.0 and recipe.optim.lr == 2e-4 and recipe.optim.betas == (0.5, 0.999)
+
+
+def test_extends_merges_and_a_new_component_replaces(tmp_path, host):
+    write(tmp_path, "base.toml", BASE)
+    child = write(tmp_path, "child.toml", 'extends = "base.toml"\n[model.generator]\nngf = 4\n'
+                                          '[model.discriminator]\nname = "pixel"\n[train]\nbatch_size = 4\n')
+    recipe = load_recipe(child, host)
+    assert recipe.model["generator"].options["ngf"] == 4
+    assert recipe.model["generator"].options["depth"] == 5
+    assert recipe.model["discriminator"].name == "pixel" and "n_layers" not in recipe.model["discriminator"].options
+    assert recipe.train.batch_size == 4 and recipe.train.epochs == 2
+
+
+def test_extends_cycle_is_reported(tmp_path, host):
+    write(tmp_path, "a.toml", 'extends = "b.toml"\n')
+    write(tmp_path, "b.toml", 'extends = "a.toml"\n')
+    with pytest.raises(P2PError, match="cycle"):
+        load_recipe(tmp_path / "a.toml", host)
+
+
+def test_set_overrides_use_the_same_validation(tmp_path, host):
+    path = write(tmp_path, "r.toml", BASE)
+    recipe = load_recipe(path, host, ["train.epochs=7", "model.generator.norm=instance", "loss.l1.weight=10"])
+    assert recipe.train.epochs == 7 and recipe.loss["l1"].weight == 10.0
+    assert recipe.model["generator"].options["norm"]["name"] == "instance"
+    with pytest.raises(P2PError) as err:
+        load_recipe(path, host, ["train.epochs=-1"])
+    assert err.value.key == "train.epochs" and err.value.file == str(path)
+    with pytest.raises(P2PError) as err:
+        load_recipe(path, host, ["model.generator.norm=batchh"])
+    assert err.value.key == "model.generator.norm.name" and "did you mean 'batch'" in err.value.hint
+
+
+def test_parse_override_values():
+    assert parse_override("a.b=5") == (["a", "b"], 5)
+    assert parse_override("a=[0.5, 0.9]") == (["a"], [0.5, 0.9])
+    assert parse_override("a=instance") == (["a"], "instance")
+    assert parse_override('a="5"') == (["a"], "5")
+    with pytest.raises(P2PError):
+        parse_override("novalue")
+
+
+@pytest.mark.parametrize(("text", "key", "fragment"), [
+    (BASE.replace('ngf = 8', 'ngff = 8'), "model.generator.ngff", "did you mean 'ngf'"),
+    (BASE.replace('name = "unet"', 'name = "unett"'), "model.generator.name", "unknown generator 'unett'"),
+    (BASE + "\n[optim]\nlrr = 0.1\n", "optim.lrr", "did you mean 'lr'"),
+    (BASE.replace('task = "pix2pix"', 'task = "pix2pixx"'), "task.name", "unknown task"),
+    (BASE.replace('[loss]', '[loss]\nbad = { weight = 1.0 }'), "loss.bad.name", "Field required"),
+    (BASE + "\n[model.critic]\nname = 'patch'\n", "model", "must start with"),
+])
+def test_errors_name_file_and_key(tmp_path, host, text, key, fragment):
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(P2PError) as err:
+        load_recipe(path, host)
+    assert err.value.file == str(path)
+    assert err.value.key == key, str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_toml_syntax_error_names_the_file(tmp_path, host):
+    path = write(tmp_path, "broken.toml", "task = \n")
+    with pytest.raises(P2PError, match="not valid TOML") as err:
+        load_recipe(path, host)
+    assert err.value.file == str(path)
+
+
+def test_merge_is_deep_and_does_not_mutate():
+    base = {"a": {"x": 1, "y": {"z": 2}}, "b": 1}
+    out = merge(base, {"a": {"y": {"z": 3}}})
+    assert out == {"a": {"x": 1, "y": {"z": 3}}, "b": 1} and base["a"]["y"]["z"] == 2
+
+
+def test_every_shipped_recipe_validates(host):
+    recipes = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").rglob("*.toml"))
+    assert recipes
+    for path in recipes:
+        load_recipe(path, host)
