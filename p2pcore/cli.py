@@ -79,6 +79,46 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
 
 
 @app.command()
+def inspect(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
+            as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """What a checkpoint holds: recipe, components and versions, step, epoch, parameter counts."""
+    from p2pcore.inspect import summarize
+
+    info = summarize(checkpoint)
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    console.print(f"[bold]{checkpoint}[/bold]: step {info['step']}, epoch {info['epoch']}, "
+                  f"p2p {info['p2p_version']}" + (f", from {info['source']}" if info.get("source") else ""))
+    table = Table("kind", "name", "plugin", "version")
+    for c in info["components"]:
+        table.add_row(c["kind"], c["name"], c["distribution"], c["version"])
+    console.print(table)
+    table = Table("network", "parameters")
+    for role, count in info["parameters"].items():
+        table.add_row(role, f"{count:,}")
+    console.print(table)
+    console.print(f"resume state: {'yes' if info['resumable'] else 'no (weights only)'}")
+    import tomli_w
+
+    console.print(escape(tomli_w.dumps(info["recipe"])), highlight=False)
+
+
+@app.command()
+def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
+           output: Annotated[Path, typer.Argument(help="file to write (.onnx or .pt)")],
+           format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx") -> None:
+    """Export the generator for inference (dropout off, running statistics), dynamic H and W."""
+    if format_ not in ("onnx", "torchscript"):
+        raise P2PError(f"unknown export format {format_!r}", key="--format", hint="use onnx or torchscript")
+    from p2pcore.engine.export import export as run_export
+
+    info = run_export(checkpoint, output, _host(), format_)  # type: ignore[arg-type]
+    console.print(f"[green]exported[/green] {output} ({format_}; input N x {info['a_channels']} x H x W, "
+                  f"H and W multiples of {info['size_multiple']})")
+
+
+@app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Installed plugins, their versions and what they registered (or why they failed)."""
     host = _host()

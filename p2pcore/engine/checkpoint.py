@@ -92,7 +92,7 @@ def _open(path: Path, *, tensors: bool, device: str = "cpu") -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             raw = f.metadata() or {}
-            loaded = {name: f.get_tensor(name) for name in f.keys()} if tensors else {}
+            loaded = {name: f.get_tensor(name) for name in f.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise P2PError(f"cannot read checkpoint: {exc}", file=str(path), hint=hint) from None
     if raw.get("format") != FORMAT:

@@ -8,11 +8,14 @@ frozen. The generator's forward pass is computed once and shared by both phases.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p2pcore.api import LossTerm, TaskContext, Tensors
+from p2pcore.api import LossTerm, TaskContext
 from p2pcore.engine import state as flat
 from p2pcore.engine.checkpoint import read_checkpoint, read_metadata, write_checkpoint
 from p2pcore.engine.data import EpochOrder, SeededItems
@@ -146,10 +149,8 @@ class Trainer:
         samples = self._sample_batch()
         self._metrics = (self.out_dir / "metrics.jsonl").open("a", buffering=1)
         try:
-            self._loop(loader, order, samples, len(train_set))
-        except KeyboardInterrupt:
-            self.save_latest()
-            raise
+            with deferred_interrupts() as self._stop_requested:
+                self._loop(loader, order, samples, len(train_set))
         finally:
             self._metrics.close()
         return RunResult(self.out_dir, self.progress.step, self.progress.epoch, self._last_metrics)
@@ -176,6 +177,9 @@ class Trainer:
                 if p.step % self.cfg.log_every == 0 and counted:
                     self._log({k: float(v) / counted for k, v in sums.items()}, batches_per_epoch)
                     sums, counted = {}, 0
+                if self._stop_requested():
+                    self.save_latest()
+                    raise KeyboardInterrupt
                 if self._due_for_save():
                     self.save_latest()
                 if self.cfg.max_steps and p.step >= self.cfg.max_steps:
@@ -413,6 +417,8 @@ class Trainer:
                 (self.checkpoint_dir / f"epoch_{old:03d}.safetensors").unlink(missing_ok=True)
 
     def _resume(self) -> None:
+        for leftover in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a crash
+            leftover.unlink(missing_ok=True)
         path = latest_valid_checkpoint(self.checkpoint_dir)
         if path is None:
             raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
@@ -432,6 +438,27 @@ class Trainer:
                 scaler.load_state_dict(meta["scalers"][group])
         flat.rng_from_flat(ckpt.tensors, meta["rng"])
         self.progress = Progress(**meta["progress"])
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[Callable[[], bool]]:
+    """Turn Ctrl-C and SIGTERM into a request the loop honours between steps, so the checkpoint it
+    then writes is a consistent one. A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    requested: list[int] = []
+
+    def request(signum: int, frame: Any) -> None:
+        requested.append(signum)
+        signal.signal(signal.SIGINT, previous[signal.SIGINT])
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def latest_valid_checkpoint(directory: Path) -> Path | None:

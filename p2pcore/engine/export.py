@@ -1,0 +1,57 @@
+"""Exporting a checkpoint's generator for deployment: ONNX or TorchScript, dynamic height and width.
+
+The exported network is in inference mode (dropout off, batch-norm running statistics), the
+`--eval` protocol of `p2p translate`. Inputs must have sides that are multiples of the network's
+`size_multiple`, which is recorded in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from p2pcore.engine.translate import Translator
+from p2pcore.errors import P2PError
+from p2pcore.plugins import Host
+
+Format = Literal["onnx", "torchscript"]
+
+
+class _Generator(nn.Module):
+    """The task's translate function as one module (a task may chain several networks)."""
+
+    def __init__(self, translator: Translator) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict(translator.nets)
+        self.task = translator.task
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.task.translate(dict(self.nets.items()), a)
+
+
+def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format) -> dict[str, int]:
+    translator = Translator(checkpoint, host, device="cpu", protocol="eval")
+    model = _Generator(translator).eval()
+    side = translator.multiple * max(1, 64 // translator.multiple)
+    example = torch.zeros(1, translator.adapter.a_channels, side, side)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if fmt == "onnx":
+                axes = {0: "batch", 2: "height", 3: "width"}
+                torch.onnx.export(model, (example,), str(output), input_names=["a"], output_names=["b"],
+                                  dynamic_axes={"a": axes, "b": axes}, opset_version=17, dynamo=False)
+            else:
+                traced = torch.jit.trace(model, example)
+                torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(translator.multiple)})
+        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:  # type: ignore[attr-defined]
+            raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
+                           hint="try the other --format") from None
+    return {"a_channels": translator.adapter.a_channels, "b_channels": translator.adapter.b_channels,
+            "size_multiple": translator.multiple}
