@@ -1,0 +1,1 @@
+"""Converters from checkpoints written by other implementations into p2p networks."""
