@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 errors = Console(stderr=True)
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("interop",)
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
 

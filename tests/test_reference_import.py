@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -213,7 +214,7 @@ def test_import_command_reports_wrong_flags(tmp_path: Path) -> None:
     run = _reference_run(tmp_path)
     result = subprocess.run([sys.executable, "-m", "p2pcore", "import", "junyanz", str(run / "latest_net_G.pth"),
                              str(tmp_path / "out.safetensors"), "--netG", "unet_128", "--ngf", "8"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "400"})
     if "No such command 'import'" in result.stderr:
         pytest.skip("the p2p command does not list the import commands yet")
     assert result.returncode == 2, result.stderr

@@ -1,0 +1,107 @@
+"""`p2p import`: turn checkpoints trained with other implementations into p2p checkpoints.
+
+Torch is imported inside the commands, so `p2p --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from p2pcore.errors import P2PError
+
+import_app = typer.Typer(no_args_is_help=True,
+                         help="Convert checkpoints trained with other implementations into p2p checkpoints.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import")
+
+
+def _discriminator_file(generator_file: Path, given: Path | None) -> Path:
+    if given is not None:
+        return given
+    if "net_G" not in generator_file.name:
+        raise P2PError("cannot tell where the discriminator's weights are", file=str(generator_file),
+                       hint="give its file with --checkpoint-D (the reference names it like latest_net_D.pth)")
+    sibling = generator_file.with_name(generator_file.name.replace("net_G", "net_D", 1))
+    if not sibling.is_file():
+        raise P2PError("the discriminator's file is not beside the generator's", file=str(sibling),
+                       hint="give it with --checkpoint-D, or leave out --netD to import the generator alone")
+    return sibling
+
+
+JUNYANZ_HELP = (
+    "Import a pix2pix or CycleGAN network trained with junyanz/pytorch-CycleGAN-and-pix2pix. "
+    "Pass the flags it was trained with: a checkpoint that does not fit them is refused, naming the first "
+    "key that differs and the flag to change.\n\n"
+    "The result runs with `p2p translate OUT.safetensors --eval in.png out.png` (--eval: dropout off and "
+    "batch-norm running statistics, like the reference's test.py --eval).")
+
+
+@import_app.command("junyanz", help=JUNYANZ_HELP)
+def junyanz(
+    checkpoint: Annotated[Path, typer.Argument(help="the generator's state_dict written by "
+                                               "junyanz/pytorch-CycleGAN-and-pix2pix, e.g. latest_net_G.pth")],
+    out: Annotated[Path, typer.Argument(help="the p2p checkpoint to write (.safetensors)")],
+    net_g: Annotated[str, typer.Option("--netG", help="unet_256, unet_128, resnet_9blocks or resnet_6blocks")],
+    net_d: Annotated[str | None, typer.Option("--netD", help="also import the discriminator: basic, n_layers "
+                                              "or pixel")] = None,
+    checkpoint_d: Annotated[Path | None, typer.Option("--checkpoint-D", help="the discriminator's file "
+                                                      "(default: the generator's, net_G read as net_D)")] = None,
+    n_layers_d: Annotated[int, typer.Option("--n-layers-D", help="stride-2 layers of --netD n_layers")] = 3,
+    ngf: Annotated[int, typer.Option("--ngf", help="generator filters in the first layer")] = 64,
+    ndf: Annotated[int, typer.Option("--ndf", help="discriminator filters in the first layer")] = 64,
+    norm: Annotated[str | None, typer.Option("--norm", help="batch, instance or none (default: read from "
+                                             "the checkpoint)")] = None,
+    dropout: Annotated[bool | None, typer.Option("--dropout/--no-dropout", help="the generator was trained "
+                                                 "with dropout (default: on for U-Nets as in pix2pix, read "
+                                                 "from the checkpoint for ResNets)")] = None,
+    input_nc: Annotated[int, typer.Option("--input-nc", help="channels of the input images")] = 3,
+    output_nc: Annotated[int, typer.Option("--output-nc", help="channels of the output images")] = 3,
+) -> None:
+    """Write a p2p checkpoint holding the converted generator (and discriminator)."""
+    from rich.console import Console
+
+    from p2pcore import __version__
+    from p2pcore.engine.checkpoint import write_checkpoint
+    from p2pcore.interop.junyanz import import_discriminator, import_generator, load_reference_state
+    from p2pcore.plugins import load_host
+
+    if checkpoint_d is not None and net_d is None:
+        raise P2PError("--checkpoint-D needs --netD", key="--netD",
+                       hint="say which discriminator it holds: --netD basic, n_layers or pixel")
+    if out.suffix != ".safetensors":
+        raise P2PError("p2p checkpoints are safetensors files", file=str(out),
+                       hint=f"name the output {out.with_suffix('.safetensors').name}")
+    host = load_host()
+    generator = import_generator(load_reference_state(checkpoint), host, net_g=net_g, ngf=ngf, norm=norm,
+                                 dropout=dropout, input_nc=input_nc, output_nc=output_nc, file=str(checkpoint))
+    nets = {"generator": generator}
+    sources = [checkpoint.name]
+    if net_d is not None:
+        d_file = _discriminator_file(checkpoint, checkpoint_d)
+        nets["discriminator"] = import_discriminator(
+            load_reference_state(d_file), host, net_d=net_d, ndf=ndf, norm=norm, n_layers_d=n_layers_d,
+            input_nc=input_nc, output_nc=output_nc, file=str(d_file))
+        sources.append(d_file.name)
+
+    data = {"name": "single", "channels": input_nc, "out_channels": output_nc}
+    recipe: dict[str, Any] = {"name": out.stem, "task": "pix2pix", "data": data,
+                              "model": {role: imported.spec for role, imported in nets.items()}}
+    components = [host.describe("task", "pix2pix"), host.describe("dataset", data)]
+    components += [host.describe(imported.kind, imported.spec) for imported in nets.values()]
+    tensors = {f"net.{role}.{key}": value for role, imported in nets.items()
+               for key, value in imported.net.state_dict().items()}
+    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0,
+                "source": "junyanz:" + ",".join(sources), "p2p_version": __version__}
+    write_checkpoint(out, tensors, metadata)
+
+    console = Console()
+    for role, imported in nets.items():
+        count = sum(p.numel() for p in imported.net.parameters())
+        options = ", ".join(f"{k}={v}" for k, v in imported.spec.items() if k != "name")
+        console.print(f"{role}: {imported.spec['name']} ({options}), {count:,} parameters")
+    console.print(f"[green]imported[/green] -> {out}; try: p2p translate {out} --eval INPUT OUTPUT")
