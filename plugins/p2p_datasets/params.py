@@ -1,0 +1,174 @@
+"""Parameters of the built-in dataset adapters (pydantic only: importing this never imports torch)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, model_validator
+
+from p2pcore.api import Field, Params
+
+KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
+KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
+
+
+# -- normalisation of stored values -------------------------------------------------------------------
+
+class FullRange(Params):
+    """The sample type's full range maps to [-1, 1] (0..255, 0..65535; floats are taken as 0..1)."""
+
+    mode: Literal["full_range"] = Field("full_range", description="the sample type's full range")
+
+
+class FixedRange(Params):
+    """Stored values `min`..`max` map to [-1, 1]; values outside are clipped."""
+
+    mode: Literal["fixed"] = Field(description="a fixed window in stored units")
+    min: float = Field(description="stored value that becomes -1")
+    max: float = Field(description="stored value that becomes 1")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FixedRange:
+        if self.max <= self.min:
+            raise ValueError(f"max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+
+class PercentileRange(Params):
+    """Per image, the `low` and `high` percentiles of its values map to [-1, 1] (clipped outside)."""
+
+    mode: Literal["percentile"] = Field(description="a window set by each image's own percentiles")
+    low: float = Field(1.0, ge=0, lt=100, description="percentile that becomes -1")
+    high: float = Field(99.0, gt=0, le=100, description="percentile that becomes 1")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PercentileRange:
+        if self.high <= self.low:
+            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
+        return self
+
+
+def _mode_table(value: Any) -> Any:
+    return {"mode": value} if isinstance(value, str) else value
+
+
+Normalize = Annotated[FullRange | FixedRange | PercentileRange, Field(discriminator="mode"),
+                      BeforeValidator(_mode_table)]
+
+
+# -- shared groups ------------------------------------------------------------------------------------
+
+class Side(Params):
+    """One side of a pair stored as a folder of images."""
+
+    dir: str = Field(description="folder of this side's images, relative to the root (or root/<split>)")
+    channels: int = Field(3, ge=1, le=64, description="channels the network sees: 1 grey/thermal, "
+                                                      "3 colour, or the depth of N-channel stacks")
+
+
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+
+
+class Jitter(Params):
+    """Resizing, cropping and mirroring shared by the file-based adapters, and file handling."""
+
+    preprocess: Preprocess = Field(
+        "resize_and_crop",
+        description="resize_and_crop: resize to load_size x load_size, then crop crop_size (random when "
+                    "training, centred otherwise); crop: crop without resizing; scale_width: width "
+                    "becomes load_size, aspect kept; scale_width_and_crop: that, then crop; none: native "
+                    "size (the engine pads to the generator's multiple)")
+    load_size: int = Field(286, ge=1, description="size (or width) images are resized to before cropping")
+    crop_size: int = Field(256, ge=1, description="side of the square crop")
+    flip: bool = Field(True, description="mirror left-right at random when training (both sides together)")
+    interpolation: Literal["bicubic", "bilinear"] = Field(
+        "bicubic", description="resampling used when resizing images (label maps always use nearest)")
+    skip_corrupt: bool = Field(False, description="pass over unreadable files with a warning (counted in "
+                                                  "metrics as skipped_files) instead of stopping")
+    normalize: Normalize = Field(
+        default_factory=FullRange,
+        description='how stored values map to [-1, 1]: "full_range" (8-bit 0..255, 16-bit 0..65535), '
+                    '{ mode = "fixed", min = .., max = .. } in stored units, or '
+                    '{ mode = "percentile", low = 1, high = 99 } per image')
+    output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate "
+                                                       "(16 needs .png, .tif or .npy outputs)")
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Jitter:
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise ValueError(f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size}) "
+                             f"with preprocess = {self.preprocess!r}")
+        return self
+
+
+# -- adapters ----------------------------------------------------------------------------------------
+
+class PairedFoldersParams(Jitter):
+    root: str = Field(description="data folder holding <a.dir>/ and <b.dir>/ (or train/ and test/ "
+                                  "folders that each hold them)")
+    a: Side = Field(default_factory=lambda: Side(dir="A"), description="input side: { dir, channels }")
+    b: Side = Field(default_factory=lambda: Side(dir="B"), description="target side: { dir, channels }")
+    test_holdout: float = Field(0.0, ge=0, lt=1, description="when root has no test/ (or val/) folder, this "
+                                "fraction of the pairs, chosen by a hash of the file name, is the test split")
+
+
+class SyntheticThermalParams(Params):
+    size: int = Field(64, ge=16, le=2048, description="side of the square images, in pixels")
+    train_count: int = Field(400, ge=1, description="number of training scenes")
+    test_count: int = Field(16, ge=1, description="number of test scenes")
+    seed: int = Field(0, ge=0, description="scene i of a split is the same for the same seed")
+    flip: bool = Field(True, description="mirror left-right at random when training")
+    output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate")
+
+
+class AlignedParams(Jitter):
+    root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side A|B images")
+    direction: Literal["AtoB", "BtoA"] = Field("AtoB", description="AtoB: the left half is the input; "
+                                                                   "BtoA: the right half is")
+    a_channels: int = Field(3, ge=1, le=4, description="channels of the input half")
+    b_channels: int = Field(3, ge=1, le=4, description="channels of the target half")
+
+
+class UnalignedParams(Jitter):
+    root: str = Field(description="folder with trainA/ trainB/ and testA/ testB/ of unpaired images")
+    a_channels: int = Field(3, ge=1, le=64, description="channels of domain A images")
+    b_channels: int = Field(3, ge=1, le=64, description="channels of domain B images")
+
+
+class SingleParams(Jitter):
+    root: str = Field("", description='folder of input images (root/<split> when present); "" when the '
+                                      "adapter only converts files given to p2p translate")
+    channels: int = Field(3, ge=1, le=64, description="channels of the input images")
+    out_channels: int = Field(3, ge=1, le=64, description="channels of the images the model produces")
+    preprocess: Preprocess = Field("none", description="as for paired_folders; default: native size")
+    flip: bool = Field(False, description="mirror left-right at random when training")
+
+
+class KaistParams(Jitter):
+    root: str = Field(description="KAIST multispectral root holding setXX/VYYY/{lwir,visible}/I*.jpg")
+    train_sets: list[str] = Field(default_factory=lambda: list(KAIST_TRAIN_SETS),
+                                  description="sets of the training split (the paper: set00..set05)")
+    test_sets: list[str] = Field(default_factory=lambda: list(KAIST_TEST_SETS),
+                                 description="sets of the test split (the paper: set06..set11)")
+    step: int = Field(1, ge=1, description="keep every step-th frame of each video (frames are nearly "
+                                           "duplicates at full rate)")
+    a_channels: int = Field(1, ge=1, le=3, description="channels of the thermal (lwir) input")
+    b_channels: int = Field(3, ge=1, le=3, description="channels of the visible target")
+
+
+class ColorizationParams(Jitter):
+    root: str = Field(description="folder of colour images (root/train, root/test when present)")
+    test_holdout: float = Field(0.0, ge=0, lt=1, description="when root has no test/ (or val/) folder, this "
+                                "fraction of the images, chosen by a hash of the file name, is the test split")
+
+
+class CityscapesLabelsParams(Jitter):
+    root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side photo|label "
+                                  "images, the colour-coded label map on one half")
+    photo_side: Literal["left", "right"] = Field("left", description="which half holds the photo")
+    ignore_colors: bool = Field(True, description="also match the colours of Cityscapes' non-train "
+                                "classes (void, parking, rail track, ...) and give those pixels label 255; "
+                                "false matches every pixel to the nearest of the 19 train colours")
+    write_as: Literal["color", "train_ids"] = Field(
+        "color", description="p2p translate writes colour-coded label maps, or 8-bit train-ID maps "
+                             "(255 = ignore)")

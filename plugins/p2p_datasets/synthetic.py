@@ -1,0 +1,325 @@
+"""`synthetic_thermal`: outdoor scenes rendered on the fly as a thermal image and a colour photo.
+
+Scene i of a split depends only on (seed, split, i). Each scene has a sky, ground, a road running
+to a vanishing point with a sidewalk and lane markings, buildings with windows, trees, vehicles
+and people, painted far to near. Every surface has a colour and a temperature:
+
+* temperature follows the material: the sky is cold, asphalt and pavement warm with the sun,
+  vegetation cool, people (37 C skin, clothing a little cooler) and engines, exhausts and tyres
+  hot, windows colder (reflected sky) or warmer (heated rooms) than their walls;
+* colour is partly unpredictable from temperature: vehicle paint and clothing are drawn from the
+  whole colour wheel, building materials and the sky's weather vary, so thermal->colour is
+  learnable in layout and material but ambiguous in hue, as in real thermal->visible translation.
+
+The thermal image then gets the optics and sensor of a microbolometer: blur, a per-column fixed
+pattern offset, a random gain and offset (automatic gain control) and noise. The colour image gets
+a global illumination level, a slight blur and noise. Painting uses numpy masks over coordinate
+grids restricted to each object's bounding box; the only Python loops are over objects.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from p2pcore.api import P2PError
+from p2pcore.imageio import read_image, write_image
+
+from .params import SyntheticThermalParams
+from .report import DataReport
+
+SPLITS = {"train": 0, "test": 1}
+
+_SKIES = (  # (top colour, horizon colour, cloudiness)
+    ((0.22, 0.42, 0.82), (0.70, 0.80, 0.95), 0.3),   # clear day
+    ((0.52, 0.55, 0.60), (0.78, 0.80, 0.82), 1.0),   # overcast
+    ((0.18, 0.22, 0.48), (0.95, 0.62, 0.40), 0.2),   # dusk
+    ((0.35, 0.55, 0.85), (0.85, 0.88, 0.92), 0.6),   # hazy
+)
+_WALLS = ((0.55, 0.30, 0.25), (0.62, 0.62, 0.60), (0.76, 0.69, 0.55), (0.36, 0.45, 0.56), (0.86, 0.86, 0.83),
+          (0.45, 0.42, 0.40), (0.70, 0.55, 0.45))
+_GROUNDS = ((0.30, 0.48, 0.20), (0.55, 0.50, 0.36), (0.47, 0.47, 0.46), (0.38, 0.42, 0.25))
+_SKIN = ((0.96, 0.80, 0.69), (0.87, 0.67, 0.52), (0.63, 0.45, 0.33), (0.42, 0.29, 0.21), (0.78, 0.60, 0.45))
+
+
+class Canvas:
+    """A colour image and a temperature map painted together, with coordinate grids in [0, 1]."""
+
+    def __init__(self, size: int) -> None:
+        self.n = size
+        self.rgb = np.zeros((size, size, 3), np.float32)
+        self.temp = np.zeros((size, size), np.float32)
+        self.coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+
+    def region(self, y0: float, y1: float, x0: float, x1: float) -> tuple[Any, Any, np.ndarray, np.ndarray] | None:
+        """Pixel slices covering [y0, y1) x [x0, x1) and that box's coordinates (column, row)."""
+        n = self.n
+        r0, r1 = max(0, int(math.floor(y0 * n))), min(n, int(math.ceil(y1 * n)))
+        c0, c1 = max(0, int(math.floor(x0 * n))), min(n, int(math.ceil(x1 * n)))
+        if r0 >= r1 or c0 >= c1:
+            return None
+        return slice(r0, r1), slice(c0, c1), self.coords[r0:r1, None], self.coords[None, c0:c1]
+
+    def paint(self, sy: slice, sx: slice, mask: np.ndarray | None, colour: Any, temp: Any) -> None:
+        """Set colour and temperature where `mask` holds (everywhere in the box when None)."""
+        if mask is None:
+            self.rgb[sy, sx] = colour
+            self.temp[sy, sx] = temp
+            return
+        self.rgb[sy, sx][mask] = colour if np.ndim(colour) == 1 else colour[mask]
+        self.temp[sy, sx][mask] = temp if np.ndim(temp) == 0 else temp[mask]
+
+    def rect(self, y0: float, y1: float, x0: float, x1: float, colour: Any, temp: float) -> None:
+        box = self.region(y0, y1, x0, x1)
+        if box:
+            self.paint(box[0], box[1], None, colour, temp)
+
+    def ellipse(self, cy: float, cx: float, ry: float, rx: float, colour: Any, temp: float) -> None:
+        box = self.region(cy - ry, cy + ry, cx - rx, cx + rx)
+        if box:
+            sy, sx, yy, xx = box
+            mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+            self.paint(sy, sx, mask, colour, temp)
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur over the first two axes (a loop over the few kernel taps)."""
+    if sigma <= 0.1:
+        return image
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
+    taps /= taps.sum()
+    n = image.shape[0]
+    for axis in (0, 1):
+        pad = [(radius, radius) if a == axis else (0, 0) for a in range(image.ndim)]
+        padded = np.pad(image, pad, mode="edge")
+        out = np.zeros_like(image)
+        for k, w in enumerate(taps):
+            out += w * (padded[k:k + n] if axis == 0 else padded[:, k:k + image.shape[1]])
+        image = out
+    return image
+
+
+def _jitter(rng: np.random.Generator, colour: Any, amount: float = 0.06) -> np.ndarray:
+    return np.clip(np.asarray(colour, np.float32) + rng.normal(0, amount, 3), 0, 1).astype(np.float32)
+
+
+def _any_colour(rng: np.random.Generator) -> np.ndarray:
+    """Paint and clothing: any hue; greys, whites and blacks are common too."""
+    sat = 0.0 if rng.random() < 0.3 else rng.uniform(0.3, 1.0)
+    return np.array(colorsys.hsv_to_rgb(rng.random(), sat, rng.uniform(0.12, 0.95)), np.float32)
+
+
+def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scene `index` of `split`: a thermal image H x W and a colour image H x W x 3, both in [0, 1]."""
+    rng = np.random.default_rng((seed, SPLITS[split], index))
+    cv = Canvas(size)
+    x = cv.coords[None, :]
+    sun = rng.uniform(0.0, 1.0)                       # how much the sun has heated surfaces
+    horizon = rng.uniform(0.3, 0.5)
+    vx = rng.uniform(0.3, 0.7)                        # vanishing point of the road
+    road_half = rng.uniform(0.3, 0.6)                 # road half-width at the bottom edge
+
+    # sky: a vertical gradient, colder straight up; clouds are softer and a little warmer
+    top, bottom, cloudiness = _SKIES[rng.integers(len(_SKIES))]
+    sky_box = cv.region(0, horizon, 0, 1)
+    if sky_box:
+        sy, sx, yy, _ = sky_box
+        g = np.clip(yy / horizon, 0, 1)[..., None]
+        cv.rgb[sy, sx] = (1 - g) * _jitter(rng, top, 0.04) + g * _jitter(rng, bottom, 0.04)
+        cv.temp[sy, sx] = 0.03 + 0.12 * np.clip(yy / horizon, 0, 1) ** 2 + 0.15 * cloudiness
+        for _ in range(rng.integers(0, 4) if cloudiness < 0.9 else 0):
+            cy, cx = rng.uniform(0.05, horizon * 0.8), rng.uniform(0, 1)
+            ry, rx = rng.uniform(0.03, 0.08), rng.uniform(0.08, 0.25)
+            a = np.clip(1 - ((yy - cy) / ry) ** 2 - ((x - cx) / rx) ** 2, 0, 1) ** 0.5 * 0.85
+            cv.rgb[sy, sx] = cv.rgb[sy, sx] * (1 - a[..., None]) + a[..., None] * 0.95
+            cv.temp[sy, sx] += 0.12 * a
+
+    # ground with coarse texture, warmer with the sun
+    ground_box = cv.region(horizon, 1, 0, 1)
+    if ground_box:
+        sy, sx, yy, xx = ground_box
+        cell = max(2, size // 12)
+        cells = -(-size // cell)
+        coarse = rng.normal(0, 1, (cells, cells)).astype(np.float32)
+        texture = _blur(np.kron(coarse, np.ones((cell, cell), np.float32))[:size, :size], cell * 0.4)[sy, sx]
+        base = _jitter(rng, _GROUNDS[rng.integers(len(_GROUNDS))])
+        cv.rgb[sy, sx] = base * (1 + 0.08 * texture[..., None])
+        cv.temp[sy, sx] = 0.32 + 0.18 * sun + 0.02 * texture
+
+        # road, sidewalks and dashed centre line in perspective
+        dyy = np.clip((yy - horizon) / (1 - horizon), 1e-3, 1)
+        half = road_half * dyy
+        off = np.abs(xx - vx)
+        walk = (off >= half) & (off < half * 1.3)
+        road = off < half
+        road_temp = 0.42 + 0.35 * sun
+        cv.paint(sy, sx, walk, _jitter(rng, (0.66, 0.64, 0.60), 0.04), road_temp - 0.06)
+        asphalt = _jitter(rng, (0.27, 0.27, 0.29), 0.03)
+        cv.paint(sy, sx, road, asphalt[None, None] * (1 + 0.05 * texture[..., None]),
+                 road_temp + 0.02 * texture)
+        dashes = (off < 0.012 * dyy + 0.002) & (np.sin(2.2 / dyy) > 0.2)
+        paint = np.array((0.92, 0.92, 0.88) if rng.random() < 0.7 else (0.92, 0.78, 0.2), np.float32)
+        cv.paint(sy, sx, dashes, paint, road_temp - 0.07)
+
+    def half_width(yb: float) -> float:
+        return road_half * max(1e-3, (yb - horizon) / (1 - horizon))
+
+    # buildings along the horizon, windows on a grid
+    for _ in range(rng.integers(2, 7)):
+        x0, w = rng.uniform(-0.1, 0.95), rng.uniform(0.08, 0.3)
+        h = rng.uniform(0.08, horizon * 0.9)
+        y0, y1 = horizon - h, horizon + rng.uniform(0.0, 0.03)
+        wall = _jitter(rng, _WALLS[rng.integers(len(_WALLS))], 0.05)
+        wall_temp = 0.3 + 0.12 * rng.random() + 0.15 * sun
+        box = cv.region(y0, y1, x0, x0 + w)
+        if not box:
+            continue
+        sy, sx, yy, xx = box
+        cv.paint(sy, sx, None, wall, wall_temp)
+        cols, rows = rng.integers(2, 7), rng.integers(2, 9)
+        fx = ((xx - x0) / w * cols) % 1
+        fy = ((yy - y0) / h * rows) % 1
+        windows = (fx > 0.25) & (fx < 0.75) & (fy > 0.3) & (fy < 0.75) & (yy < horizon - 0.01)
+        lit = rng.random() < 0.25
+        glass = np.array((0.92, 0.82, 0.45) if lit else _jitter(rng, (0.16, 0.2, 0.28), 0.04), np.float32)
+        cv.paint(sy, sx, windows, glass, wall_temp + (0.12 if lit or rng.random() < 0.5 else -0.1))
+
+    # trees, vehicles and people stand on the ground; paint them far to near
+    things = [("tree", rng.uniform(horizon + 0.03, 0.95)) for _ in range(rng.integers(0, 5))]
+    things += [("vehicle", rng.uniform(horizon + 0.08, 0.98)) for _ in range(rng.integers(0, 4))]
+    things += [("person", rng.uniform(horizon + 0.05, 0.98)) for _ in range(rng.integers(0, 5))]
+    for kind, yb in sorted(things, key=lambda item: item[1]):
+        s = 0.15 + 0.85 * (yb - horizon) / (1 - horizon)          # perspective scale
+        hw = half_width(yb)
+        if kind == "tree":
+            xc = vx + rng.choice((-1, 1)) * hw * rng.uniform(1.35, 2.6)
+            th, tw, r = 0.14 * s, 0.018 * s, rng.uniform(0.06, 0.11) * s
+            cv.rect(yb - th, yb, xc - tw, xc + tw, _jitter(rng, (0.35, 0.25, 0.15), 0.04), 0.36 + 0.1 * sun)
+            leaves = _jitter(rng, (0.2, 0.42, 0.15), 0.06)
+            cv.ellipse(yb - th - r * 0.7, xc, r, r * rng.uniform(0.8, 1.2), leaves, 0.26 + 0.08 * sun)
+        elif kind == "vehicle":
+            xc = vx + hw * rng.uniform(-0.75, 0.75)
+            w, h = rng.uniform(0.22, 0.3) * s, rng.uniform(0.1, 0.14) * s
+            facing = rng.random() < 0.5                              # towards the camera: engine in front
+            body, body_temp = _any_colour(rng), 0.45 + 0.15 * sun
+            cv.rect(yb - 0.01 * s, yb + 0.012 * s, xc - w * 0.55, xc + w * 0.55, asphalt * 0.5,
+                    0.38 + 0.2 * sun)                                # shadow: shaded, cooler road
+            cv.rect(yb - h, yb - 0.02 * s, xc - w / 2, xc + w / 2, body, body_temp)
+            cv.rect(yb - h * 1.6, yb - h + 0.002, xc - w * 0.38, xc + w * 0.38, body, body_temp)
+            cv.rect(yb - h * 1.5, yb - h * 1.02, xc - w * 0.33, xc + w * 0.33,
+                    _jitter(rng, (0.12, 0.14, 0.18), 0.03), 0.2)      # glass reflects the cold sky
+            for side in (-1, 1):
+                cv.rect(yb - 0.035 * s, yb, xc + side * w * 0.42 - 0.025 * s, xc + side * w * 0.42 + 0.025 * s,
+                        np.array((0.06, 0.06, 0.06), np.float32), 0.68)   # tyres and brakes
+                lamp = (0.95, 0.95, 0.85) if facing else (0.8, 0.1, 0.08)
+                cv.rect(yb - h * 0.8, yb - h * 0.6, xc + side * w * 0.36 - 0.02 * s,
+                        xc + side * w * 0.36 + 0.02 * s, np.array(lamp, np.float32), body_temp + 0.05)
+            if facing:
+                cv.rect(yb - h * 0.55, yb - 0.03 * s, xc - w * 0.25, xc + w * 0.25, body * 0.6, 0.88)
+            else:
+                ex = xc + rng.choice((-1, 1)) * w * 0.3
+                cv.ellipse(yb - 0.025 * s, ex, 0.012 * s, 0.02 * s, np.array((0.1, 0.1, 0.1), np.float32), 0.95)
+        else:
+            side = rng.choice((-1, 1))
+            xc = vx + side * hw * rng.uniform(1.05, 1.5) if rng.random() < 0.8 else vx + hw * rng.uniform(-1, 1)
+            h, w = rng.uniform(0.2, 0.26) * s, 0.035 * s
+            trousers, shirt = _any_colour(rng), _any_colour(rng)
+            for leg in (-1, 1):
+                cv.rect(yb - h * 0.45, yb, xc + leg * w * 0.5 - w * 0.38, xc + leg * w * 0.5 + w * 0.38,
+                        trousers, 0.74)
+            cv.rect(yb - h * 0.85, yb - h * 0.42, xc - w, xc + w, shirt, 0.8)
+            skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 0.03)
+            cv.ellipse(yb - h * 0.93, xc, h * 0.09, h * 0.075, skin, 0.97)
+
+    # sensors: thermal blur, column pattern, gain/offset and noise; colour lighting and noise
+    px = size / 64
+    thermal = _blur(cv.temp, 0.9 * px)
+    thermal = thermal + rng.normal(0, 0.006, (1, size)).astype(np.float32)
+    thermal = thermal * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
+    thermal = thermal + rng.normal(0, 0.015, thermal.shape).astype(np.float32)
+    colour = _blur(cv.rgb, 0.45 * px) * rng.uniform(0.75, 1.1)
+    colour = colour + rng.normal(0, 0.01, colour.shape).astype(np.float32)
+    return np.clip(thermal, 0, 1).astype(np.float32), np.clip(colour, 0, 1).astype(np.float32)
+
+
+class SyntheticScenes(Dataset):
+    """Rendered items; when training, both images are mirrored together at random."""
+
+    def __init__(self, params: SyntheticThermalParams, split: str, count: int, train: bool) -> None:
+        self.params = params
+        self.split = split
+        self.count = count
+        self.train = train
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -self.count <= index < self.count:
+            raise IndexError(index)
+        index %= self.count
+        thermal, colour = render(self.params.size, self.params.seed, self.split, index)
+        a = torch.from_numpy(thermal)[None].mul_(2).sub_(1)
+        b = torch.from_numpy(colour).permute(2, 0, 1).mul(2).sub_(1)
+        if self.train and self.params.flip and torch.rand(()) < 0.5:
+            a, b = a.flip(-1), b.flip(-1)
+        return {"a": a.contiguous(), "b": b.contiguous(), "name": f"{self.split}_{index:05d}", "skipped": 0}
+
+
+class SyntheticThermal:
+    """Thermal (1 channel) -> colour (3 channels) scenes rendered on demand: no files."""
+
+    kind = "synthetic_thermal"
+    a_channels = 1
+    b_channels = 3
+
+    def __init__(self, params: SyntheticThermalParams) -> None:
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"SyntheticThermal(size={self.params.size}, seed={self.params.seed})"
+
+    def count(self, split: str) -> int:
+        if split not in SPLITS:
+            raise P2PError(f"synthetic_thermal has no split {split!r}", hint='splits are "train" and "test"')
+        return self.params.train_count if split == "train" else self.params.test_count
+
+    def dataset(self, split: str, *, train: bool) -> SyntheticScenes:
+        return SyntheticScenes(self.params, split, self.count(split), train)
+
+    def render(self, split: str, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scene `index` of `split` as (thermal 1 x S x S, colour 3 x S x S) in [-1, 1], unflipped."""
+        item = self.dataset(split, train=False)[index]
+        return item["a"], item["b"]
+
+    def read_input(self, path: str | Path) -> torch.Tensor:
+        return read_image(path, 1)
+
+    def write_output(self, image: torch.Tensor, path: str | Path) -> None:
+        write_image(image, path, bits=self.params.output_bits)
+
+    def check(self, split: str = "train", *, deep: bool = False) -> DataReport:
+        report = DataReport(self.kind, split, "(rendered, no files)", deep=deep)
+        try:
+            report.pairs = self.count(split)
+        except P2PError as exc:
+            report.problem(exc.message)
+            return report
+        size = self.params.size
+        report.facts["A: thermal"] = f"{report.pairs} scenes, 1 ch, {size} x {size} px"
+        report.facts["B: colour"] = f"{report.pairs} scenes, 3 ch, {size} x {size} px"
+        if deep:
+            data = self.dataset(split, train=False)
+            for i in range(len(data)):
+                item = data[i]
+                for side in ("a", "b"):
+                    if not torch.isfinite(item[side]).all() or item[side].abs().max() > 1:
+                        report.problem(f"scene {item['name']}: side {side} is outside [-1, 1]")
+        return report.finish()

@@ -1,0 +1,114 @@
+"""Joint random jitter: one call resizes, crops and mirrors every image of an item the same way.
+
+Images travel as ``tv_tensors.Image`` (resampled with the recipe's interpolation) and label maps
+as ``tv_tensors.Mask`` (always nearest), through a ``torchvision.transforms.v2`` pipeline built
+once per dataset. 8-bit images stay ``uint8`` through resizing (torchvision's fast path) and are
+scaled to [-1, 1] afterwards; other images are scaled first and resized as floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from p2pcore.imageio import Normalization, to_unit
+
+_INTERPOLATION = {"bicubic": v2.InterpolationMode.BICUBIC, "bilinear": v2.InterpolationMode.BILINEAR}
+
+
+def _common_size(flat_inputs: list[Any]) -> tuple[int, int]:
+    sizes = {tuple(F.get_size(x)) for x in flat_inputs if isinstance(x, tv_tensors.Image | tv_tensors.Mask)}
+    if len(sizes) != 1:
+        raise ValueError(f"images of one item differ in size: {sorted(sizes)}")
+    return sizes.pop()  # type: ignore[return-value]
+
+
+class ScaleWidth(v2.Transform):
+    """Resize so the width becomes `width`, keeping the aspect ratio; both sides are then raised
+    (still keeping the aspect ratio) until they reach `min_side`."""
+
+    def __init__(self, width: int, min_side: int = 1, interpolation: Any = v2.InterpolationMode.BICUBIC):
+        super().__init__()
+        self.width = width
+        self.min_side = min_side
+        self.interpolation = interpolation
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        h, w = _common_size(flat_inputs)
+        factor = max(self.width / w, self.min_side / h)
+        return {"size": [max(self.min_side, round(h * factor)), max(self.min_side, round(w * factor))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(F.resize, inpt, params["size"], interpolation=self.interpolation,
+                                 antialias=True)
+
+
+class AtLeast(v2.Transform):
+    """Enlarge (keeping the aspect ratio) only images smaller than `side` on some side."""
+
+    def __init__(self, side: int, interpolation: Any = v2.InterpolationMode.BICUBIC):
+        super().__init__()
+        self.side = side
+        self.interpolation = interpolation
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        h, w = _common_size(flat_inputs)
+        factor = max(1.0, self.side / h, self.side / w)
+        return {"size": None if factor == 1.0 else [max(self.side, round(h * factor)),
+                                                    max(self.side, round(w * factor))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if params["size"] is None:
+            return inpt
+        return self._call_kernel(F.resize, inpt, params["size"], interpolation=self.interpolation,
+                                 antialias=True)
+
+
+def make_transform(params: Any, train: bool) -> v2.Compose | None:
+    """The jitter pipeline a recipe's preprocessing asks for; deterministic unless `train`."""
+    mode = params.preprocess
+    load, crop = params.load_size, params.crop_size
+    interp = _INTERPOLATION[getattr(params, "interpolation", "bicubic")]
+    steps: list[v2.Transform] = []
+    if mode == "resize_and_crop":
+        steps.append(v2.Resize([load, load], interpolation=interp, antialias=True))
+    elif mode in ("scale_width", "scale_width_and_crop"):
+        steps.append(ScaleWidth(load, crop if mode == "scale_width_and_crop" else 1, interp))
+    elif mode == "crop":
+        steps.append(AtLeast(crop, interp))
+    if mode in ("resize_and_crop", "scale_width_and_crop", "crop"):
+        steps.append(v2.RandomCrop(crop) if train else v2.CenterCrop(crop))
+    if train and params.flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else None
+
+
+def prepare(raw: torch.Tensor, rule: Normalization) -> torch.Tensor:
+    """Before jitter: 8-bit full-range images stay uint8 (fast resizing), others become [-1, 1]."""
+    if raw.dtype == torch.uint8 and rule.mode == "full_range":
+        return raw
+    return to_unit(raw, rule)
+
+
+def finish(image: torch.Tensor) -> torch.Tensor:
+    """After jitter: float32 in [-1, 1]."""
+    if image.dtype == torch.uint8:
+        return image.to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
+    return image.clamp_(-1.0, 1.0)
+
+
+def jitter(transform: v2.Compose | None, images: Sequence[torch.Tensor],
+           masks: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+    """Apply one pipeline to all images and masks together (same crop, same flip)."""
+    if transform is None:
+        return [*images, *masks]
+    wrapped = [tv_tensors.Image(x) for x in images] + [tv_tensors.Mask(m) for m in masks]
+    out = transform(*wrapped)
+    if len(wrapped) == 1:
+        out = (out,)
+    return [o.as_subclass(torch.Tensor) for o in out]
