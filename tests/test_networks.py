@@ -72,6 +72,15 @@ def small(component) -> dict:
     return {"name": component.qualified_name, **{k: v for k, v in shrink.items() if k in fields}}
 
 
+def check_facts(kind: str, spec: dict, net: nn.Module) -> None:
+    """Figures `p2p show` derives without torch agree with the built network."""
+    component, params = HOST.resolve(kind, spec)
+    facts = component.facts(params) if getattr(component, "facts", None) else {}
+    for name in ("size_multiple", "receptive_field"):
+        if name in facts:
+            assert facts[name] == getattr(net, name), name
+
+
 def check_backward(net: nn.Module, out) -> None:
     outs = out if isinstance(out, list | tuple) else [out]
     sum(o.float().mean() for o in outs).backward()
@@ -84,6 +93,7 @@ def test_generator_contract(component) -> None:
     assert component.summary.strip()
     torch.manual_seed(0)
     net = HOST.build("generator", small(component), in_channels=3, out_channels=2)
+    check_facts("generator", small(component), net)
     multiple = net.size_multiple
     assert isinstance(multiple, int) and multiple >= 1
     side = -(-32 // multiple) * multiple
@@ -111,6 +121,7 @@ def test_discriminator_contract(component) -> None:
     for spectral_norm in (False, True):
         net = HOST.build("discriminator", {**small(component), "spectral_norm": spectral_norm}, in_channels=5)
         assert isinstance(net.receptive_field, int) and net.receptive_field >= 1
+        check_facts("discriminator", small(component), net)
         assert net.conditional is True
         net.train()
         out = net(torch.randn(2, 5, 128, 128))
@@ -204,6 +215,7 @@ def test_patch_receptive_field(n_layers: int, expected: int) -> None:
     net = HOST.build("discriminator", {"name": "patch", "n_layers": n_layers, "ndf": 2, "norm": "none"},
                      in_channels=1)
     assert net.receptive_field == expected
+    check_facts("discriminator", {"name": "patch", "n_layers": n_layers}, net)
     side = 2 ** n_layers * (expected // 2 ** n_layers + 4)
     assert input_extent(net, 1, side) == (expected, expected)
     by_field = HOST.build("discriminator", {"name": "patch", "receptive_field": expected, "ndf": 2},

@@ -96,11 +96,23 @@ def build_image(params: ImageParams, ctx: BuildContext) -> Any:
                               spectral_norm=params.spectral_norm)
 
 
+def patch_facts(params: PatchParams) -> dict[str, Any]:
+    side = 256 // 2 ** params.layers - 2
+    return {"n_layers": params.layers, "receptive_field": receptive_field_of(params.layers),
+            "output at 256x256": f"{side}x{side}" if side > 0 else "empty (input too small)"}
+
+
+def image_facts(params: ImageParams) -> dict[str, Any]:
+    return {"n_layers": params.layers, "averaged patches": receptive_field_of(params.layers),
+            "output": "N x 1 x 1 x 1"}
+
+
 @hookimpl
 def p2p_register_discriminators(register: Any) -> None:
-    register("patch", build_patch, params=PatchParams, aliases=("patchgan",),
+    register("patch", build_patch, params=PatchParams, aliases=("patchgan",), facts=patch_facts,
              summary="PatchGAN: one real/fake score per NxN patch (N = 16, 34, 70, 142 or 286; default 70)")
     register("pixel", build_pixel, params=PixelParams, aliases=("pixelgan",),
+             facts=lambda params: {"receptive_field": 1},
              summary="1x1 PixelGAN: one score per pixel, judges colour statistics only")
-    register("image", build_image, params=ImageParams, aliases=("imagegan",),
+    register("image", build_image, params=ImageParams, aliases=("imagegan",), facts=image_facts,
              summary="ImageGAN: a PatchGAN body averaged to one score per image (N x 1 x 1 x 1)")

@@ -77,11 +77,20 @@ def build_resnet(params: ResNetParams, ctx: BuildContext) -> Any:
                            upsample=params.upsample)
 
 
+def unet_facts(params: UNetParams) -> dict[str, Any]:
+    side = 2 ** params.depth
+    return {"size_multiple": side, "bottleneck": f"1x1 at {side}x{side} inputs"}
+
+
+def resnet_facts(params: ResNetParams) -> dict[str, Any]:
+    return {"size_multiple": 4, "residual blocks at": "1/4 resolution"}
+
+
 @hookimpl
 def p2p_register_generators(register: Any) -> None:
-    register("unet", build_unet, params=UNetParams,
+    register("unet", build_unet, params=UNetParams, facts=unet_facts,
              summary="U-Net with skips between mirrored layers (pix2pix); depth 8 for 256 px, 7 for 128 px")
     register("encoder_decoder", build_encoder_decoder, params=EncoderDecoderParams, aliases=("encdec",),
-             summary="encoder-decoder without skips (the pix2pix baseline)")
-    register("resnet", build_resnet, params=ResNetParams,
+             facts=unet_facts, summary="encoder-decoder without skips (the pix2pix baseline)")
+    register("resnet", build_resnet, params=ResNetParams, facts=resnet_facts,
              summary="ResNet generator (CycleGAN): c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out")
