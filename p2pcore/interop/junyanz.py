@@ -210,9 +210,8 @@ def transfer(state: Mapping[str, torch.Tensor], net: nn.Module, layers: list[tup
 
 
 def _resolved(host: Any, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec with every parameter spelt out, as recorded in a checkpoint's recipe."""
-    component, params = host.resolve(kind, dict(spec))
-    return {"name": component.name, **params.model_dump(mode="json", exclude_none=True)}
+    """The spec with every parameter spelt out (references included), as a run's recipe records it."""
+    return host.resolved(kind, dict(spec)).as_table()
 
 
 def _choice(value: str, options: tuple[str, ...] | Mapping[str, Any], flag: str) -> None:
