@@ -64,6 +64,7 @@ def junyanz(
 ) -> None:
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from p2pcore import __version__
     from p2pcore.engine.checkpoint import write_checkpoint
@@ -102,6 +103,13 @@ def junyanz(
     console = Console()
     for role, imported in nets.items():
         count = sum(p.numel() for p in imported.net.parameters())
-        options = ", ".join(f"{k}={v}" for k, v in imported.spec.items() if k != "name")
-        console.print(f"{role}: {imported.spec['name']} ({options}), {count:,} parameters")
-    console.print(f"[green]imported[/green] -> {out}; try: p2p translate {out} --eval INPUT OUTPUT")
+        console.print(escape(f"{role}: {_spec_text(imported.spec)}, {count:,} parameters"))
+    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
+                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    """``unet(depth=8, norm=batch(momentum=0.1), ...)``: a component spec on one line."""
+    options = ", ".join(f"{key}={_spec_text(value) if isinstance(value, dict) else value}"
+                        for key, value in spec.items() if key != "name")
+    return f"{spec['name']}({options})" if options else str(spec["name"])
