@@ -19,9 +19,9 @@ from p2pcore.errors import P2PError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Image-to-image translation with conditional adversarial networks.")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
-COMMAND_MODULES: tuple[str, ...] = ("interop",)
+COMMAND_MODULES: tuple[str, ...] = ("interop", "data")
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
 
@@ -51,7 +51,12 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
     host = _host()
     parsed = _recipe(recipe, set_, host)
     out_dir = out or Path("runs") / (parsed.name or recipe.stem)
-    result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
+    try:
+        result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
+    except KeyboardInterrupt:
+        errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
+                     f"p2p run {recipe} --out {out_dir} --resume")
+        raise typer.Exit(130) from None
     summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
                   + (f" ({escape(summary)})" if summary else ""))
@@ -223,6 +228,3 @@ def main() -> None:
     except P2PError as error:
         render_error(error)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted; the latest checkpoint was written, continue with --resume")
-        raise SystemExit(130) from None

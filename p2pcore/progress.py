@@ -35,5 +35,7 @@ def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bo
                        rate=f"{state.get('rate', 0.0):.2f}", losses=losses)
 
         trainer = Trainer(recipe, host, out_dir, on_step=on_step)
+        if not quiet:
+            console.print(trainer.summary())
         bar.update(progress_task, total=trainer.total_steps(), completed=trainer.progress.step)
         return trainer.fit(resume=resume)

@@ -130,6 +130,14 @@ class Trainer:
         self._last_save = time.monotonic()
 
     # -- public -----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One line on what is about to run, for the console."""
+        nets = ", ".join(f"{role} {self.recipe.model[role].name} {sum(p.numel() for p in net.parameters()):,}"
+                         for role, net in self.nets.items())
+        terms = " + ".join(f"{t.weight:g}*{t.label}" for t in self.terms)
+        return (f"{self.recipe.task} on {self.device} ({self.cfg.precision}): {len(self.train_set)} training "
+                f"items, {nets} parameters; loss {terms}")
+
     def total_steps(self) -> int:
         per_epoch = math.ceil(len(self.train_set) / self.cfg.batch_size)
         total = per_epoch * self.cfg.epochs
@@ -180,7 +188,7 @@ class Trainer:
                 if self._stop_requested():
                     self.save_latest()
                     raise KeyboardInterrupt
-                if self._due_for_save():
+                if self._due_for_save() and not p.bad_steps:  # never checkpoint inside a bad streak
                     self.save_latest()
                 if self.cfg.max_steps and p.step >= self.cfg.max_steps:
                     break
@@ -216,7 +224,10 @@ class Trainer:
         weights = {t.label: t.weight for t in self.terms}
         ok = self._update("generator", parts, weights, "G", logs)
         self._requires_grad(self.d_roles, True)
-        return logs if ok else None
+        if not ok:
+            return None
+        self.progress.bad_steps = 0
+        return logs
 
     def _update(self, group: str, parts: dict[str, torch.Tensor], weights: Mapping[str, float], tag: str,
                 logs: dict[str, torch.Tensor]) -> bool:
@@ -236,7 +247,6 @@ class Trainer:
             return False
         scaler.step(optimizer)
         scaler.update()
-        self.progress.bad_steps = 0
         for k, v in parts.items():
             logs[f"{tag}/{k}"] = v.detach().float()
         logs[f"{tag}/total"] = total.detach()
@@ -334,8 +344,9 @@ class Trainer:
             self._metrics.write(json.dumps(record) + "\n")
             if self.on_step:
                 self.on_step(record)
-        self.save_latest()
-        self._save_epoch()
+        if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
+            self.save_latest()
+            self._save_epoch()
 
     @torch.no_grad()
     def sample(self, samples: Mapping[str, Any], path: Path) -> float:
