@@ -21,6 +21,7 @@ its first axis is shorter than its last).
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from p2pcore.errors import P2PError
+
+# torchvision 0.29 warns on every decode that its image codecs are deprecated; they are still the
+# fastest way to decode JPEG and 16-bit PNG here, and load_image falls back to Pillow without them.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -300,10 +306,16 @@ def _array_to_tensor(array: np.ndarray, path: str) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def _decode_with_torchvision(data: torch.Tensor, channels: int | None) -> torch.Tensor | None:
-    """JPEG and non-palette PNG through torchvision (faster than Pillow; PNG keeps 16 bits)."""
-    from torchvision.io import ImageReadMode, decode_jpeg, decode_png
+def _decode_with_torchvision(path: str, channels: int | None) -> torch.Tensor | None:
+    """JPEG and non-palette PNG through torchvision (faster than Pillow; PNG keeps 16 bits).
 
+    None for other files, or when this torchvision no longer decodes images.
+    """
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg, decode_png, read_file
+    except ImportError:  # pragma: no cover - image decoding is deprecated in torchvision 0.29
+        return None
+    data = read_file(path)
     head = bytes(data[:26].tolist())
     if head.startswith(b"\xff\xd8"):
         mode = {1: ImageReadMode.GRAY, 3: ImageReadMode.RGB}.get(channels or 0, ImageReadMode.UNCHANGED)
@@ -322,14 +334,12 @@ def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
     With `channels`, the channel count is matched as :func:`match_channels` describes.
     Raises :class:`P2PError` naming the file when it is missing, corrupt or truncated.
     """
-    from torchvision.io import read_file
-
     path = str(path)
     suffix = Path(path).suffix.lower()
     try:
         tensor = None
         if suffix not in (".npy", ".tif", ".tiff"):
-            tensor = _decode_with_torchvision(read_file(path), channels)
+            tensor = _decode_with_torchvision(path, channels)
         if tensor is None:
             array = _load_npy(path) if suffix == ".npy" else _load_pil(path)
             tensor = _array_to_tensor(array, path)
@@ -339,10 +349,10 @@ def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError, EOFError,
             struct.error) as exc:
-        message = str(exc).rsplit(", ", 1)[-1] if "csrc" in str(exc) else str(exc)
-        if "not found" in message.lower() and not Path(path).exists():
+        if not Path(path).is_file():
             raise P2PError("image file not found", file=path,
                            hint="check the path and the data root") from None
+        message = str(exc).rsplit(", ", 1)[-1] if "csrc" in str(exc) else str(exc)
         raise _unreadable(path, message) from None
     return tensor if channels is None else match_channels(tensor, channels, path)
 

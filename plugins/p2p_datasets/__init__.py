@@ -18,7 +18,16 @@ from typing import Any
 
 from p2pcore.api import BuildContext, hookimpl
 
-from .params import PairedFoldersParams, SyntheticThermalParams
+from .params import (
+    AlignedParams,
+    CityscapesLabelsParams,
+    ColorizationParams,
+    KaistParams,
+    PairedFoldersParams,
+    SingleParams,
+    SyntheticThermalParams,
+    UnalignedParams,
+)
 from .report import DataReport
 
 __all__ = ["DataReport", "p2p_register_datasets"]
@@ -38,7 +47,55 @@ def build_synthetic_thermal(params: SyntheticThermalParams, ctx: BuildContext) -
     return SyntheticThermal(params)
 
 
+def build_aligned(params: AlignedParams, ctx: BuildContext) -> Any:
+    """pix2pix "AB" images: A and B side by side in one file (facades, cityscapes, maps, edges2*)."""
+    from .aligned import Aligned
+
+    return Aligned(params)
+
+
+def build_unaligned(params: UnalignedParams, ctx: BuildContext) -> Any:
+    """Unpaired domains trainA/ and trainB/ (CycleGAN): each A gets a random B."""
+    from .unaligned import Unaligned
+
+    return Unaligned(params)
+
+
+def build_single(params: SingleParams, ctx: BuildContext) -> Any:
+    """One folder of input images, for inference; items have no target."""
+    from .single import Single
+
+    return Single(params)
+
+
+def build_kaist(params: KaistParams, ctx: BuildContext) -> Any:
+    """KAIST multispectral pedestrian videos: lwir -> visible, sets 00-05 train, 06-11 test."""
+    from .kaist import Kaist
+
+    return Kaist(params)
+
+
+def build_colorization(params: ColorizationParams, ctx: BuildContext) -> Any:
+    """Colour photos as Lab: L (1 channel) -> ab (2 channels); outputs are written back as RGB."""
+    from .colorization import Colorization
+
+    return Colorization(params)
+
+
+def build_cityscapes_labels(params: CityscapesLabelsParams, ctx: BuildContext) -> Any:
+    """Cityscapes photo -> label map: colour-coded labels decoded to the 19 train IDs (255 = ignore)."""
+    from .cityscapes import CityscapesLabels
+
+    return CityscapesLabels(params)
+
+
 @hookimpl
 def p2p_register_datasets(register: Any) -> None:
     register("paired_folders", build_paired_folders, params=PairedFoldersParams, aliases=("paired",))
     register("synthetic_thermal", build_synthetic_thermal, params=SyntheticThermalParams, aliases=("synthetic",))
+    register("aligned", build_aligned, params=AlignedParams)
+    register("unaligned", build_unaligned, params=UnalignedParams, aliases=("unpaired",))
+    register("single", build_single, params=SingleParams)
+    register("kaist", build_kaist, params=KaistParams)
+    register("colorization", build_colorization, params=ColorizationParams)
+    register("cityscapes_labels", build_cityscapes_labels, params=CityscapesLabelsParams)

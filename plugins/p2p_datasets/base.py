@@ -14,7 +14,7 @@ from p2pcore.api import P2PError
 from p2pcore.imageio import Normalization, load_image, to_unit, write_image
 
 from .report import DataReport
-from .transforms import make_transform
+from .transforms import finish, jitter, make_transform, prepare
 
 
 def normalization(params: Any) -> Normalization:
@@ -28,7 +28,7 @@ def normalization(params: Any) -> Normalization:
 
 
 class Items(Dataset):
-    """Items of a file-based adapter: ``adapter.load(record, transform)`` makes one.
+    """Items of a file-based adapter: ``adapter.load(record, transform, train)`` makes one.
 
     A file that cannot be used raises :class:`P2PError`. With `skip_corrupt`, that file's record
     is reported once (a warning naming the file), remembered, and the next record is used; the
@@ -56,7 +56,7 @@ class Items(Dataset):
         while True:
             if i not in self.bad:
                 try:
-                    item = self.adapter.load(self.records[i], self.transform)
+                    item = self.adapter.load(self.records[i], self.transform, self.train)
                     break
                 except P2PError as exc:
                     if not self.skip_corrupt:
@@ -110,7 +110,7 @@ class FileAdapter:
     def records(self, split: str) -> tuple[list[Any], list[str]]:
         raise NotImplementedError
 
-    def load(self, record: Any, transform: Any) -> dict[str, Any]:
+    def load(self, record: Any, transform: Any, train: bool) -> dict[str, Any]:
         raise NotImplementedError
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
@@ -124,6 +124,19 @@ def same_size(path_a: Path, a: torch.Tensor, path_b: Path, b: torch.Tensor) -> N
                        hint="pairs must be pixel-aligned; resize or remove one of them")
 
 
-def check_split(split: str) -> None:
-    if not isinstance(split, str) or not split:
-        raise P2PError(f"unknown split {split!r}", hint='splits are "train" and "test"')
+def load_pair(record: tuple[Path, Path], transform: Any, channels: tuple[int, int], rule: Any) -> dict[str, Any]:
+    """Two aligned files as a jittered item: the same crop and flip for both."""
+    path_a, path_b = record
+    a = prepare(load_image(path_a, channels[0]), rule)
+    b = prepare(load_image(path_b, channels[1]), rule)
+    same_size(path_a, a, path_b, b)
+    a, b = jitter(transform, [a, b])
+    return {"a": finish(a), "b": finish(b)}
+
+
+def folder_of(root: Path, split: str, *, fallback: bool) -> Path | None:
+    """root/<split> (root/val for "test"), else root itself for "train" when `fallback`."""
+    for base in [root / split] + ([root / "val"] if split == "test" else []):
+        if base.is_dir():
+            return base
+    return root if fallback and split == "train" and root.is_dir() else None

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image
 
-from .base import FileAdapter, same_size
+from .base import FileAdapter, load_pair
 from .files import (
     describe_side,
     in_holdout,
@@ -22,7 +21,6 @@ from .files import (
 )
 from .params import PairedFoldersParams
 from .report import DataReport
-from .transforms import finish, jitter, prepare
 
 
 class PairedFolders(FileAdapter):
@@ -73,13 +71,8 @@ class PairedFolders(FileAdapter):
         _, pairs, _, _ = self._pairs(split)
         return pairs, [a.stem for a, _ in pairs]
 
-    def load(self, record: tuple[Path, Path], transform: Any) -> dict[str, Any]:
-        path_a, path_b = record
-        a = prepare(load_image(path_a, self.a_channels), self.rule)
-        b = prepare(load_image(path_b, self.b_channels), self.rule)
-        same_size(path_a, a, path_b, b)
-        a, b = jitter(transform, [a, b])
-        return {"a": finish(a), "b": finish(b)}
+    def load(self, record: tuple[Path, Path], transform: Any, train: bool) -> dict[str, Any]:
+        return load_pair(record, transform, (self.a_channels, self.b_channels), self.rule)
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)

@@ -1,0 +1,125 @@
+"""`cityscapes_labels`: photo -> label map, with colour-coded labels decoded to Cityscapes train IDs.
+
+The label half of each file is colour-coded (and, in the pix2pix files, JPEG-compressed), so each
+pixel takes the train ID of the nearest palette colour. With `ignore_colors`, the colours of the
+classes Cityscapes does not train on are in the palette too and give 255 (ignore).
+
+On the network side, a label map is one channel: train ID k (0..18) is the level
+``-1 + 2k/19`` and ignore (255) is 1, twenty evenly spaced levels in [-1, 1]; :func:`decode_labels`
+rounds a network output back to IDs. Items also carry ``"label"``: the H x W int64 ID map, for
+metrics.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from p2pcore.api import P2PError
+from p2pcore.imageio import load_image, write_image
+
+from .aligned import SideBySide, halves
+from .params import CityscapesLabelsParams
+from .transforms import finish, jitter, prepare
+
+IGNORE = 255
+NUM_CLASSES = 19
+CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+               "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+               "bicycle")
+TRAIN_COLORS = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+                (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+                (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+                (0, 80, 100), (0, 0, 230), (119, 11, 32))
+# Colours of the Cityscapes classes outside the 19 train IDs (void, ground, parking, rail track,
+# guard rail, bridge, tunnel, dynamic, caravan, trailer), which map to IGNORE.
+OTHER_COLORS = ((0, 0, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180), (150, 100, 100),
+                (150, 120, 90), (111, 74, 0), (0, 0, 90), (0, 0, 110))
+_LEVELS = NUM_CLASSES  # IDs 0..18 and ignore: 20 levels, 19 steps across [-1, 1]
+
+
+@functools.cache
+def _palette(ignore_colors: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    colors = TRAIN_COLORS + (OTHER_COLORS if ignore_colors else ())
+    palette = torch.tensor(colors, dtype=torch.float32)
+    ids = torch.tensor(list(range(NUM_CLASSES)) + [IGNORE] * (len(colors) - NUM_CLASSES), dtype=torch.uint8)
+    return palette.T.contiguous(), (palette * palette).sum(1), ids
+
+
+def colors_to_ids(rgb: torch.Tensor, *, ignore_colors: bool = True) -> torch.Tensor:
+    """A 3 x H x W colour-coded label image (0..255) to an H x W uint8 train-ID map (255 = ignore):
+    each pixel takes the ID of the nearest palette colour (Euclidean distance in RGB)."""
+    palette_t, norms, ids = _palette(ignore_colors)
+    pixels = rgb.reshape(3, -1).to(torch.float32).T
+    distance = norms - 2 * (pixels @ palette_t)   # |x - p|^2 less |x|^2, which leaves the argmin unchanged
+    return ids[distance.argmin(1)].reshape(rgb.shape[-2:])
+
+
+def encode_labels(ids: torch.Tensor) -> torch.Tensor:
+    """Train IDs (255 = ignore) to levels in [-1, 1], same shape, float32."""
+    k = ids.to(torch.int64).clamp(max=NUM_CLASSES)
+    k = torch.where(ids.to(torch.int64) == IGNORE, NUM_CLASSES, k)
+    return k.to(torch.float32).mul_(2.0 / _LEVELS).sub_(1.0)
+
+
+def decode_labels(levels: torch.Tensor) -> torch.Tensor:
+    """Network outputs in [-1, 1] (any shape, usually N x 1 x H x W) to int64 train IDs (255 = ignore)."""
+    k = ((levels.detach().to(torch.float32) + 1.0) * (_LEVELS / 2.0)).round_().clamp_(0, NUM_CLASSES).long()
+    return torch.where(k == NUM_CLASSES, IGNORE, k)
+
+
+def colorize(ids: torch.Tensor) -> torch.Tensor:
+    """H x W train IDs to a 3 x H x W uint8 colour-coded label image (ignore is black)."""
+    lut = torch.zeros(256, 3, dtype=torch.uint8)
+    lut[:NUM_CLASSES] = torch.tensor(TRAIN_COLORS, dtype=torch.uint8)
+    return lut[ids.to(torch.int64).clamp(0, 255)].permute(2, 0, 1).contiguous()
+
+
+class CityscapesLabels(SideBySide):
+    """Side-by-side photo|label files (as pix2pix's cityscapes): photo (3 ch) -> label map (1 ch)."""
+
+    kind = "cityscapes_labels"
+    a_channels = 3
+    b_channels = 1
+    num_classes = NUM_CLASSES
+    ignore_index = IGNORE
+
+    def __init__(self, params: CityscapesLabelsParams) -> None:
+        super().__init__(params)
+
+    def file_channels(self) -> int:
+        return 3
+
+    def labels_of(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Colour-coded labels (3 x H x W, 0..255) to a uint8 ID map H x W."""
+        return colors_to_ids(rgb, ignore_colors=self.params.ignore_colors)
+
+    decode = staticmethod(decode_labels)
+    encode = staticmethod(encode_labels)
+    colorize = staticmethod(colorize)
+
+    def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
+        raw = load_image(record, 3)
+        if raw.shape[-1] < 2:
+            raise P2PError("the image is too narrow to hold two halves", file=str(record),
+                           hint="cityscapes files hold the photo and the label map side by side")
+        left, right = halves(raw)
+        photo, coded = (left, right) if self.params.photo_side == "left" else (right, left)
+        if coded.dtype != torch.uint8:
+            coded = (coded.to(torch.float32) * (255.0 / 65535.0)).round_()
+        ids = self.labels_of(coded)
+        photo, ids = jitter(transform, [prepare(photo, self.rule)], [ids[None]])
+        label = ids[0].to(torch.int64)
+        return {"a": finish(photo), "b": encode_labels(label)[None], "label": label}
+
+    def write_output(self, image: torch.Tensor, path: str | Path) -> None:
+        """Write the decoded label map: colour-coded RGB, or 8-bit train IDs (`write_as`)."""
+        ids = decode_labels(image)[0] if image.dim() == 3 else decode_labels(image)
+        if self.params.write_as == "color":
+            out = colorize(ids).to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
+        else:
+            out = ids[None].to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
+        write_image(out, path, bits=8)
