@@ -14,7 +14,6 @@ from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
 from .params import AlignedParams
 from .report import DataReport
-from .transforms import finish, jitter, prepare
 
 
 def halves(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,6 +98,8 @@ class Aligned(SideBySide):
         self.b_channels = params.b_channels
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
+        from .transforms import finish, jitter, prepare
+
         same = self.a_channels == self.b_channels
         raw = load_image(record, self.a_channels if same else None)
         if raw.shape[-1] < 2:

@@ -14,7 +14,6 @@ from p2pcore.api import P2PError
 from p2pcore.imageio import Normalization, load_image, to_unit, write_image
 
 from .report import DataReport
-from .transforms import finish, jitter, make_transform, prepare
 
 
 def normalization(params: Any) -> Normalization:
@@ -42,7 +41,11 @@ class Items(Dataset):
         self.names = list(names)
         self.train = train
         self.skip_corrupt = skip_corrupt
-        self.transform = make_transform(adapter.params, train) if hasattr(adapter.params, "preprocess") else None
+        self.transform = None
+        if hasattr(adapter.params, "preprocess"):
+            from .transforms import make_transform  # torchvision is imported only when data is loaded
+
+            self.transform = make_transform(adapter.params, train)
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -126,6 +129,8 @@ def same_size(path_a: Path, a: torch.Tensor, path_b: Path, b: torch.Tensor) -> N
 
 def load_pair(record: tuple[Path, Path], transform: Any, channels: tuple[int, int], rule: Any) -> dict[str, Any]:
     """Two aligned files as a jittered item: the same crop and flip for both."""
+    from .transforms import finish, jitter, prepare
+
     path_a, path_b = record
     a = prepare(load_image(path_a, channels[0]), rule)
     b = prepare(load_image(path_b, channels[1]), rule)

@@ -23,7 +23,6 @@ from p2pcore.imageio import load_image, write_image
 
 from .aligned import SideBySide, halves
 from .params import CityscapesLabelsParams
-from .transforms import finish, jitter, prepare
 
 IGNORE = 255
 NUM_CLASSES = 19
@@ -102,6 +101,8 @@ class CityscapesLabels(SideBySide):
     colorize = staticmethod(colorize)
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
+        from .transforms import finish, jitter, prepare
+
         raw = load_image(record, 3)
         if raw.shape[-1] < 2:
             raise P2PError("the image is too narrow to hold two halves", file=str(record),

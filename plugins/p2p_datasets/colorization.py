@@ -23,7 +23,6 @@ from .base import FileAdapter, folder_of
 from .files import describe_side, in_holdout, list_images, missing_root, record_errors, scan, size_warnings
 from .params import ColorizationParams
 from .report import DataReport
-from .transforms import finish, jitter, prepare
 
 AB_SCALE = 110.0
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
@@ -105,6 +104,8 @@ class Colorization(FileAdapter):
         return paths, [p.stem for p in paths]
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
+        from .transforms import finish, jitter, prepare
+
         (rgb,) = jitter(transform, [prepare(load_image(record, 3), self.rule)])
         l_unit, ab_unit = split_lab(finish(rgb))
         return {"a": l_unit, "b": ab_unit}

@@ -12,7 +12,6 @@ from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
 from .params import SingleParams
 from .report import DataReport
-from .transforms import finish, jitter, prepare
 
 
 class Single(FileAdapter):
@@ -43,6 +42,8 @@ class Single(FileAdapter):
         return paths, [p.stem for p in paths]
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
+        from .transforms import finish, jitter, prepare
+
         (a,) = jitter(transform, [prepare(load_image(record, self.a_channels), self.rule)])
         return {"a": finish(a)}
 

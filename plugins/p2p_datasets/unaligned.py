@@ -14,7 +14,6 @@ from .base import FileAdapter
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
 from .params import UnalignedParams
 from .report import DataReport
-from .transforms import finish, jitter, prepare
 
 
 class Unaligned(FileAdapter):
@@ -54,6 +53,8 @@ class Unaligned(FileAdapter):
         return records, [side_a[i % len(side_a)].stem for i in range(n)]
 
     def load(self, record: tuple[Path, tuple[Path, ...], int], transform: Any, train: bool) -> dict[str, Any]:
+        from .transforms import finish, jitter, prepare
+
         path_a, side_b, j = record
         if train:
             j = int(torch.randint(len(side_b), ()))
