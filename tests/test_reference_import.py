@@ -152,6 +152,31 @@ def test_pth_files_are_read_safely(tmp_path: Path) -> None:
         load_reference_state(tmp_path / "missing.pth")
 
 
+def test_norm_none_checkpoints_without_biases_import_with_zero_biases() -> None:
+    """With --norm none the reference drops the biases of every convolution but the last; p2p keeps
+    them, so they import as zeros and compute the same."""
+    from p2pcore.interop.junyanz import unet_layers
+
+    torch.manual_seed(0)
+    source = HOST.build("generator", {"name": "unet", "depth": 8, "ngf": 4, "norm": "none"},
+                       in_channels=3, out_channels=3).eval()
+    reference_name = dict(unet_layers(8))
+    state = {}
+    for key, tensor in source.state_dict().items():
+        module, _, leaf = key.rpartition(".")
+        if leaf == "bias" and module != "up.0.conv":
+            tensor.zero_()
+            continue
+        state[f"{reference_name[module]}.{leaf}"] = tensor
+    imported = import_generator(state, HOST, net_g="unet_256", ngf=4, dropout=False)
+    assert imported.spec["norm"]["name"] == "none"
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        assert torch.equal(imported.net.eval()(x), source(x))
+    with pytest.raises(P2PError, match="model.model.0.bias"):
+        import_generator(state, HOST, net_g="unet_256", ngf=4, norm="instance")
+
+
 def test_unconditional_discriminator_is_recognised() -> None:
     state, *_ = read_fixture(REFERENCE / "junyanz_patch_n3_ndf8_batch_in6.safetensors")
     imported = import_discriminator(state, HOST, net_d="basic", ndf=8, input_nc=1, output_nc=6)

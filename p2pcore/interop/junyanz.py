@@ -169,15 +169,15 @@ def pixel_layers() -> list[tuple[str, str]]:
 
 # -- moving the tensors -----------------------------------------------------------------------------------
 
-# tensors a p2p layer may have where the reference has none: the reference drops conv biases when
-# --norm none (a zero bias computes the same), and very old files lack the batch counter
-FILLABLE = ("bias", "num_batches_tracked")
-
-
 def transfer(state: Mapping[str, torch.Tensor], net: nn.Module, layers: list[tuple[str, str]], *, file: str,
-             flags: str, explain: Callable[[], str]) -> dict[str, torch.Tensor]:
+             flags: str, explain: Callable[[], str], zero_biases: bool = False) -> dict[str, torch.Tensor]:
     """Fill `net`'s state_dict from the reference `state` layer by layer; every reference tensor must be
-    used once and every shape must agree. Returns the p2p state_dict that was loaded."""
+    used once and every shape must agree. Returns the p2p state_dict that was loaded.
+
+    With `zero_biases` (--norm none, where the reference drops the biases that p2p keeps) a missing
+    bias becomes zero, which computes the same; a missing batch counter (very old files) stays zero.
+    """
+    fillable = ("num_batches_tracked", "bias") if zero_biases else ("num_batches_tracked",)
     where = dict(layers)
     converted: dict[str, torch.Tensor] = {}
     used: set[str] = set()
@@ -191,7 +191,7 @@ def transfer(state: Mapping[str, torch.Tensor], net: nn.Module, layers: list[tup
             raise RuntimeError(f"no reference layer is known for p2p layer {module!r}")
         ref_key = f"{where[module]}.{leaf}"
         if ref_key not in state:
-            if leaf in FILLABLE:
+            if leaf in fillable:
                 converted[key] = torch.zeros_like(target)
                 continue
             raise refuse(f"it has no {ref_key} (for {key}, shape {tuple(target.shape)})", ref_key)
@@ -286,7 +286,7 @@ def import_generator(state: Mapping[str, torch.Tensor], host: Any, *, net_g: str
         return GENERIC_HINT
 
     flags = f"--netG {net_g} --ngf {ngf} --norm {norm}"
-    transfer(state, net, layers, file=file, flags=flags, explain=explain)
+    transfer(state, net, layers, file=file, flags=flags, explain=explain, zero_biases=norm == "none")
     return Imported("generator", _resolved(host, "generator", spec), net)
 
 
@@ -353,5 +353,6 @@ def import_discriminator(state: Mapping[str, torch.Tensor], host: Any, *, net_d:
         spec["n_layers"] = n_layers
     net = host.build("discriminator", spec, in_channels=seen)
     layers = pixel_layers() if net_d == "pixel" else patch_layers(n_layers)
-    transfer(state, net, layers, file=file, flags=flags + f" --norm {norm}", explain=explain)
+    transfer(state, net, layers, file=file, flags=flags + f" --norm {norm}", explain=explain,
+             zero_biases=norm == "none")
     return Imported("discriminator", _resolved(host, "discriminator", spec), net, conditional)
