@@ -185,3 +185,12 @@ def test_real_thermal_to_colour_on_roadscene(host, tmp_path):
     translator = Translator(tmp_path / "run" / "checkpoints" / "latest.safetensors", host)
     translator.translate_file(source, tmp_path / "out.png")
     assert Image.open(tmp_path / "out.png").size == Image.open(source).size
+
+
+def test_keeps_the_last_k_and_every_nth_epoch(host, tmp_path):
+    recipe = tiny_recipe(epochs=5, keep_last=1, keep_every=2)
+    recipe["data"]["train_count"] = 8
+    make(host, tmp_path, recipe=recipe).fit()
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["epoch_002.safetensors", "epoch_004.safetensors", "epoch_005.safetensors", "latest.safetensors"]
+    assert oct((tmp_path / "run" / "checkpoints" / "latest.safetensors").stat().st_mode & 0o777) != oct(0o600)

@@ -33,6 +33,7 @@ def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
     blob = save(body, metadata=header)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; checkpoints are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -42,6 +43,12 @@ def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
