@@ -53,6 +53,8 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
     out_dir = out or Path("runs") / (parsed.name or recipe.stem)
     try:
         result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
+    except P2PError as error:
+        raise error.with_location(file=str(recipe)) from None
     except KeyboardInterrupt:
         errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
                      f"p2p run {recipe} --out {out_dir} --resume")

@@ -17,16 +17,19 @@ def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bo
                         console: Console) -> Any:
     from p2pcore.engine.trainer import Trainer
 
+    trainer = Trainer(recipe, host, out_dir)
+    if not quiet:
+        console.print(trainer.summary())
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} it/s"), TimeRemainingColumn(),
                TextColumn("{task.fields[losses]}"))
     with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
-        progress_task = bar.add_task("train", total=None, epoch="-", rate="-", losses="")
+        progress_task = bar.add_task("train", total=trainer.total_steps(), epoch="-", rate="-", losses="")
         state: dict[str, float] = {}
 
         def on_step(record: Mapping[str, Any]) -> None:
             now, step = record["time"], record["step"]
-            if "t0" in state and now > state["t0"]:
+            if "t0" in state and now > state["t0"] and step > state["s0"]:
                 state["rate"] = (step - state["s0"]) / (now - state["t0"])
             state["t0"], state["s0"] = now, step
             losses = "  ".join(f"{k} {v:.3f}" for k, v in record.items()
@@ -34,8 +37,5 @@ def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bo
             bar.update(progress_task, completed=step, epoch=f"{record['epoch']:.2f}/{recipe.train.epochs}",
                        rate=f"{state.get('rate', 0.0):.2f}", losses=losses)
 
-        trainer = Trainer(recipe, host, out_dir, on_step=on_step)
-        if not quiet:
-            console.print(trainer.summary())
-        bar.update(progress_task, total=trainer.total_steps(), completed=trainer.progress.step)
+        trainer.on_step = on_step
         return trainer.fit(resume=resume)
