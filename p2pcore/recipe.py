@@ -181,6 +181,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 child = {"name": child}
             node[part] = child if isinstance(child, dict) else {}
             node = node[part]
+        if path[-1] == "name" and len(path) > 1 and node.get("name", value) != value:
+            node.clear()  # another component: the old one's parameters do not apply to it
         node[path[-1]] = value
     return data
 

@@ -106,7 +106,7 @@ def test_paper_protocol_leaves_running_statistics_alone(host, tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_is_bit_exact(host, tmp_path, workers):
-    common = {"epochs": 3, "num_workers": workers, "deterministic": True, "log_every": 2}
+    common = {"epochs": 3, "num_workers": workers, "deterministic": True, "log_every": 2, "device": "cpu"}
     make(host, tmp_path, "whole", **common).fit()
     make(host, tmp_path, "parts", max_steps=7, **common).fit()  # stops mid-epoch 2
     part = latest_valid_checkpoint(tmp_path / "parts" / "checkpoints")

@@ -74,6 +74,14 @@ def test_set_overrides_use_the_same_validation(tmp_path, host):
     assert err.value.key == "model.generator.norm.name" and "did you mean 'batch'" in err.value.hint
 
 
+def test_set_name_switches_component_and_drops_its_parameters(tmp_path, host):
+    path = write(tmp_path, "r.toml", BASE)
+    recipe = load_recipe(path, host, ["model.discriminator.name=pixel", "model.discriminator.ndf=16"])
+    assert recipe.model["discriminator"].name == "pixel" and recipe.model["discriminator"].options["ndf"] == 16
+    recipe = load_recipe(path, host, ["data.name=synthetic_thermal", "data.size=48"])
+    assert recipe.data.options["size"] == 48
+
+
 def test_parse_override_values():
     assert parse_override("a.b=5") == (["a", "b"], 5)
     assert parse_override("a=[0.5, 0.9]") == (["a"], [0.5, 0.9])
