@@ -75,7 +75,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     out = tmp_path / "run"
     rng = random.Random(1234)
     resume: tuple[str, ...] = ()
-    for kill in range(4):
+    for _ in range(4):
         proc = start(recipe, out, *resume)
         wait_for_step(proc, out, logged_steps(out) + rng.randint(2, 6))
         time.sleep(rng.uniform(0, 0.03))  # lands anywhere in a step, a checkpoint write included

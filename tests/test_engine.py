@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, needs_shared
 from PIL import Image
 
 from p2pcore import P2PError, load_host
@@ -18,8 +19,6 @@ from p2pcore.engine.checkpoint import read_checkpoint
 from p2pcore.engine.trainer import Trainer, latest_valid_checkpoint
 from p2pcore.engine.translate import Translator
 from p2pcore.recipe import validate_recipe
-
-from conftest import SHARED, needs_shared
 
 
 def tiny_recipe(**train) -> dict:

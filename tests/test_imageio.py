@@ -13,6 +13,8 @@ from p2pcore import api
 from p2pcore.errors import P2PError
 from p2pcore.imageio import Normalization, load_image, match_channels, probe_image, read_image, to_unit, write_image
 
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
+
 
 def ramp16(h: int = 13, w: int = 17, c: int = 1) -> np.ndarray:
     """Distinct 16-bit values, including 0 and 65535, whose low byte matters."""
