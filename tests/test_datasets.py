@@ -377,6 +377,12 @@ def test_cityscapes_label_colours_decode_to_train_ids(host, tmp_path):
     assert levels.min() == -1 and levels.max() == 1
     assert torch.equal(decode_labels(levels + 0.04), full)
     assert torch.equal(colors_to_ids(colorize(ids)), ids)
+    anything = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for ignore in (True, False):
+        colors = torch.tensor(TRAIN_COLORS + (OTHER_COLORS if ignore else ()), dtype=torch.float32)
+        nearest = torch.cdist(anything.reshape(3, -1).T.float(), colors).argmin(1).reshape(64, 64)
+        expected = torch.where(nearest < 19, nearest, IGNORE)
+        assert torch.equal(colors_to_ids(anything, ignore_colors=ignore).long(), expected)
 
 
 def test_cityscapes_labels_items_and_outputs(host, tmp_path):

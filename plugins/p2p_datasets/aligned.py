@@ -88,7 +88,10 @@ class SideBySide(FileAdapter):
 
 
 class Aligned(SideBySide):
-    """Side-by-side A|B files; `direction` BtoA makes the right half the input."""
+    """Side-by-side A|B files; `direction` BtoA makes the right half the input.
+
+    ``read_input`` (used by ``p2p translate``) takes a plain image of the input side, not an A|B file.
+    """
 
     kind = "aligned"
 

@@ -48,13 +48,45 @@ def _palette(ignore_colors: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return palette.T.contiguous(), (palette * palette).sum(1), ids
 
 
+_CELL = 8                                   # the colour cube in cells of 8 x 8 x 8 values
+_CELL_REACH = 3.5 * 3 ** 0.5                # farthest a colour in a cell lies from the cell's centre
+
+
+@functools.cache
+def _cells(ignore_colors: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per cell: the ID of the colour nearest its centre, and whether every colour of the cell has
+    that same nearest colour (true when the two nearest palette colours are more than twice the
+    cell's reach apart in distance from the centre)."""
+    palette_t, norms, ids = _palette(ignore_colors)
+    steps = torch.arange(256 // _CELL, dtype=torch.float32) * _CELL + (_CELL - 1) / 2
+    centres = torch.stack(torch.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+    distance = ((centres * centres).sum(1, keepdim=True) + norms - 2 * centres @ palette_t).clamp(min=0).sqrt()
+    nearest = distance.topk(2, dim=1, largest=False)
+    settled = nearest.values[:, 1] - nearest.values[:, 0] > 2 * _CELL_REACH
+    return ids[nearest.indices[:, 0]], settled
+
+
 def colors_to_ids(rgb: torch.Tensor, *, ignore_colors: bool = True) -> torch.Tensor:
     """A 3 x H x W colour-coded label image (0..255) to an H x W uint8 train-ID map (255 = ignore):
-    each pixel takes the ID of the nearest palette colour (Euclidean distance in RGB)."""
-    palette_t, norms, ids = _palette(ignore_colors)
-    pixels = rgb.reshape(3, -1).to(torch.float32).T
-    distance = norms - 2 * (pixels @ palette_t)   # |x - p|^2 less |x|^2, which leaves the argmin unchanged
-    return ids[distance.argmin(1)].reshape(rgb.shape[-2:])
+    each pixel takes the ID of the nearest palette colour (Euclidean distance in RGB).
+
+    A lookup over cells of the colour cube settles most pixels; those in cells near a boundary
+    between two palette colours are measured exactly.
+    """
+    if rgb.dtype != torch.uint8:
+        rgb = rgb.to(torch.float32).round().clamp(0, 255).to(torch.uint8)
+    cell_ids, settled = _cells(ignore_colors)
+    side = 256 // _CELL
+    q = rgb.reshape(3, -1).to(torch.int64) // _CELL
+    cell = (q[0] * side + q[1]) * side + q[2]
+    out = cell_ids[cell]
+    open_ = ~settled[cell]
+    if open_.any():
+        palette_t, norms, ids = _palette(ignore_colors)
+        pixels = rgb.reshape(3, -1)[:, open_].to(torch.float32).T
+        distance = norms - 2 * (pixels @ palette_t)   # |x - p|^2 less |x|^2, which leaves the argmin unchanged
+        out[open_] = ids[distance.argmin(1)]
+    return out.reshape(rgb.shape[-2:])
 
 
 def encode_labels(ids: torch.Tensor) -> torch.Tensor:
