@@ -45,13 +45,17 @@ def measure(recipe_path: str, overrides: list[str], steps: int, warmup: int) -> 
         limit = steps / (time.perf_counter() - start)
 
         trainer = Trainer(recipe, host, Path(tmp) / "pipeline")
-        marks: list[float] = []
-        trainer.on_step = lambda record: marks.append(time.perf_counter()) if "G/total" in record else None
-        trainer.cfg = trainer.cfg.model_copy(update={"log_every": 1})
+        marks: list[tuple[int, float]] = []
+
+        def mark(record: dict) -> None:
+            if "G/total" in record:
+                sync(trainer.device)
+                marks.append((record["step"], time.perf_counter()))
+
+        trainer.on_step = mark
         trainer.fit()
-        sync(trainer.device)
-        timed = marks[warmup:]
-        pipeline = (len(timed) - 1) / (timed[-1] - timed[0])
+        (first_step, first_time), (last_step, last_time) = next(m for m in marks if m[0] >= warmup), marks[-1]
+        pipeline = (last_step - first_step) / (last_time - first_time)
     return {"limit_steps_per_s": limit, "pipeline_steps_per_s": pipeline, "fraction": pipeline / limit,
             "batch_size": recipe.train.batch_size, "device": str(trainer.device)}
 

@@ -11,7 +11,7 @@ import copy
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,7 +48,9 @@ class TrainConfig(Section):
     device: str = Field("auto", description='"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"')
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
-    num_workers: int = Field(2, ge=0, description="data-loading worker processes")
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description='data-loading worker processes; "auto": up to 8 beside a GPU, none on a CPU '
+                            "with 4 cores or fewer (workers would take cores from training)")
     log_every: int = Field(10, ge=1, description="steps between metrics.jsonl lines")
     sample_every: int = Field(1, ge=1, description="epochs between sample grids")
     sample_count: int = Field(4, ge=1, le=64, description="test images in each sample grid")

@@ -93,12 +93,12 @@ def test_paper_protocol_leaves_running_statistics_alone(host, tmp_path):
     make(host, tmp_path, epochs=1).fit()
     ckpt = tmp_path / "run" / "checkpoints" / "latest.safetensors"
     image = torch.rand(1, 32, 32) * 2 - 1
-    paper = Translator(ckpt, host, protocol="paper", seed=3)
+    paper = Translator(ckpt, host, protocol="paper", seed=3, device="cpu")
     before = {k: v.clone() for k, v in paper.nets["generator"].state_dict().items()}
     first, second = paper(image), paper(image)
     assert torch.equal(first, second)  # seeded dropout: repeatable
     assert all(torch.equal(before[k], v) for k, v in paper.nets["generator"].state_dict().items())
-    evaluated = Translator(ckpt, host, protocol="eval")
+    evaluated = Translator(ckpt, host, protocol="eval", device="cpu")
     assert torch.equal(evaluated(image), evaluated(image))
     assert not torch.allclose(first, evaluated(image))
 

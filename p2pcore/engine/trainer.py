@@ -287,6 +287,9 @@ class Trainer:
 
     def _loader(self, dataset: SeededItems, order: EpochOrder) -> DataLoader:
         workers = self.cfg.num_workers
+        if workers == "auto":
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            workers = min(8, cpus - 1) if self.device.type == "cuda" else (0 if cpus <= 4 else 2)
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=4 if workers else None, drop_last=False)
