@@ -111,13 +111,12 @@ def validate_params(component: ComponentSpec, options: Mapping[str, Any], *, key
 
 def params_error(exc: ValidationError, model: type[BaseModel], *, key: str, what: str) -> P2PError:
     """One P2PError listing every problem, each with its key path and a suggestion."""
-    lines = []
-    first_key = None
+    by_path: dict[str, list[str]] = {}
     hint = None
     for error in exc.errors():
-        loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        # drop union members and validators ("constrained-int", "literal['auto']") from the path
+        loc = [str(p) for p in error["loc"] if not any(c in str(p) for c in "-[")]
         path = ".".join([key, *loc] if key else loc)
-        first_key = first_key or path
         if error["type"] == "extra_forbidden":
             field_names = _field_names(model, error["loc"][:-1])
             guess = did_you_mean(str(error["loc"][-1]), field_names)
@@ -127,8 +126,10 @@ def params_error(exc: ValidationError, model: type[BaseModel], *, key: str, what
             msg = error["msg"]
             if "input" in error and error["type"] != "missing":
                 msg += f" (got {error['input']!r})"
-        lines.append(f"{path}: {msg}" if path else msg)
-    message = lines[0].split(": ", 1)[-1] if len(lines) == 1 else f"{len(lines)} problems in {what}"
+        by_path.setdefault(path, []).append(msg)
+    lines = [f"{path}: {' or '.join(msgs)}" if path else " or ".join(msgs) for path, msgs in by_path.items()]
+    first_key = next(iter(by_path), "")
+    message = " or ".join(by_path[first_key]) if len(lines) == 1 else f"{len(lines)} problems in {what}"
     return P2PError(message, key=first_key or None, hint=hint,
                     details=lines if len(lines) > 1 else ())
 
