@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image, match_channels
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
+from .imagefiles import load_image, match_channels
 from .params import AlignedParams
 from .report import DataReport
 

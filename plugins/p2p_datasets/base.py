@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import Normalization, load_image, to_unit, write_image
 
+from .imagefiles import Normalization, load_image, to_unit, write_image
 from .report import DataReport
 
 

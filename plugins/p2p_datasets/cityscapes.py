@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image, write_image
 
 from .aligned import SideBySide, halves
+from .imagefiles import load_image, write_image
 from .params import CityscapesLabelsParams
 
 IGNORE = 255

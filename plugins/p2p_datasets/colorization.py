@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image, to_unit, write_image
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, in_holdout, list_images, missing_root, record_errors, scan, size_warnings
+from .imagefiles import load_image, to_unit, write_image
 from .params import ColorizationParams
 from .report import DataReport
 

@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p2pcore import imageio
 from p2pcore.api import P2PError
-from p2pcore.imageio import IMAGE_SUFFIXES, ImageInfo
 
+from .imagefiles import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .report import DataReport
 
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
@@ -83,9 +82,9 @@ def scan(paths: Iterable[Path], *, deep: bool) -> dict[Path, ImageInfo | P2PErro
     """Probe (or, with `deep`, fully decode) files in a few threads; failures become P2PErrors."""
     def one(path: Path) -> ImageInfo | P2PError:
         try:
-            info = imageio.probe_image(path)
+            info = probe_image(path)
             if deep:
-                imageio.load_image(path)
+                load_image(path)
             return info
         except P2PError as exc:
             return exc

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
+from .imagefiles import load_image
 from .params import SingleParams
 from .report import DataReport
 

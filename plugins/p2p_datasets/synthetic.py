@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import read_image, write_image
 
+from .imagefiles import read_image, write_image
 from .params import SyntheticThermalParams
 from .report import DataReport
 

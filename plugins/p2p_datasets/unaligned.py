@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from p2pcore.api import P2PError
-from p2pcore.imageio import load_image
 
 from .base import FileAdapter
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
+from .imagefiles import load_image
 from .params import UnalignedParams
 from .report import DataReport
 

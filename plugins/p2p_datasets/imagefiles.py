@@ -1,0 +1,22 @@
+"""The image readers and writers the adapters use, gathered in one place.
+
+They are p2p's precise file I/O (16-bit PNG/TIFF, TIFF and .npy stacks, header probes, normalisation
+rules, 8/16-bit writers); see :mod:`p2pcore.imageio`.
+"""
+
+from __future__ import annotations
+
+from p2pcore.imageio import (
+    IMAGE_SUFFIXES,
+    ImageInfo,
+    Normalization,
+    load_image,
+    match_channels,
+    probe_image,
+    read_image,
+    to_unit,
+    write_image,
+)
+
+__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image",
+           "read_image", "to_unit", "write_image"]
