@@ -111,7 +111,7 @@ def _mode_info(mode: str) -> tuple[int, int, str]:
     """(channels, bits, sample type) of a Pillow mode, as :func:`load_image` will return it."""
     if mode.startswith("I;16"):
         return 1, 16, "uint"
-    table = {"1": (1, 1, "uint"), "L": (1, 8, "uint"), "P": (3, 8, "uint"), "PA": (4, 8, "uint"),
+    table = {"1": (1, 8, "uint"), "L": (1, 8, "uint"), "P": (3, 8, "uint"), "PA": (4, 8, "uint"),
              "LA": (2, 8, "uint"), "La": (2, 8, "uint"), "RGB": (3, 8, "uint"), "RGBA": (4, 8, "uint"),
              "RGBa": (4, 8, "uint"), "RGBX": (3, 8, "uint"), "CMYK": (3, 8, "uint"), "YCbCr": (3, 8, "uint"),
              "LAB": (3, 8, "uint"), "HSV": (3, 8, "uint"), "I": (1, 32, "int"), "F": (1, 32, "float")}
