@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "hookimpl", "Params", "Field", "ComponentRef", "NormRef", "GeneratorRef", "DiscriminatorRef",
     "LossRef", "DatasetRef", "BuildContext", "TaskContext", "NormFactory", "LossTerm", "Task",
-    "DatasetAdapter", "Tensors", "P2PError", "did_you_mean", "read_image", "write_image",
+    "DatasetAdapter", "Tensors", "P2PError", "did_you_mean", "IMAGE_SUFFIXES", "ImageInfo", "Normalization",
+    "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -223,15 +224,15 @@ class DatasetAdapter(Protocol):
     def write_output(self, image: torch.Tensor, path: str) -> None: ...
 
 
-def read_image(path: str, channels: int) -> torch.Tensor:
-    """Read an image file as a float tensor C x H x W in [-1, 1] with `channels` channels."""
-    from p2pcore.imageio import read_image as _read
+# Image I/O (precise: 16-bit PNG/TIFF, N-channel stacks, header probes, normalisation rules) lives in
+# p2pcore.imageio; it is offered here lazily so that importing the api stays light.
+_IMAGE_IO = frozenset({"IMAGE_SUFFIXES", "ImageInfo", "Normalization", "load_image", "match_channels",
+                       "probe_image", "read_image", "to_unit", "write_image"})
 
-    return _read(path, channels)
 
+def __getattr__(name: str) -> Any:
+    if name in _IMAGE_IO:
+        from p2pcore import imageio
 
-def write_image(image: torch.Tensor, path: str) -> None:
-    """Write a C x H x W tensor in [-1, 1] to an image file chosen by its extension."""
-    from p2pcore.imageio import write_image as _write
-
-    _write(image, path)
+        return getattr(imageio, name)
+    raise AttributeError(f"module 'p2pcore.api' has no attribute {name!r}")
