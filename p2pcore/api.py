@@ -18,6 +18,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
+    from p2pcore.imageio import (
+        IMAGE_SUFFIXES,
+        ImageInfo,
+        Normalization,
+        load_image,
+        match_channels,
+        probe_image,
+        read_image,
+        to_unit,
+        write_image,
+    )
+
 __all__ = [
     "hookimpl", "Params", "Field", "ComponentRef", "NormRef", "GeneratorRef", "DiscriminatorRef",
     "LossRef", "DatasetRef", "BuildContext", "TaskContext", "NormFactory", "LossTerm", "Task",
