@@ -5,7 +5,7 @@ Measured side by side in one process:
   pipeline the engine's whole loop: DataLoader, device transfer, both updates, logging, checkpoint policy
 The ratio pipeline / limit is the fraction of the achievable step rate the engine reaches.
 
-    python benchmarks/train_speed.py recipes/quickstart.toml --steps 60 --set train.device=cpu
+    python benchmarks/train_speed.py recipes/quickstart.toml --steps 60 --set data.train_count=5000
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def measure(recipe_path: str, overrides: list[str], steps: int, warmup: int) -> 
         recipe = load_recipe(recipe_path, host, [*overrides, f"train.max_steps={warmup + steps}",
                                                  "train.checkpoint_minutes=0", "train.sample_every=1000"])
         trainer = Trainer(recipe, host, Path(tmp) / "limit")
+        per_epoch = -(-len(trainer.train_set) // recipe.train.batch_size)
+        if warmup + steps > per_epoch:
+            print(f"note: {warmup + steps} steps cross an epoch end ({per_epoch} steps per epoch); the pipeline "
+                  "figure then includes end-of-epoch samples and checkpoints. Enlarge the dataset to measure "
+                  "steady-state training.")
         batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(recipe.train.batch_size)])
         batch = trainer._to_device(batch)
         for _ in range(warmup):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,21 @@ def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def link_checkpoint(source: Path, target: Path) -> None:
+    """Make `target` the same checkpoint as `source` without writing it again: a hard link where the
+    file system has them, else a copy; swapped in atomically either way."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
 
 
 def _umask() -> int:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from p2pcore.api import LossTerm, TaskContext
 from p2pcore.engine import state as flat
-from p2pcore.engine.checkpoint import read_checkpoint, read_metadata, write_checkpoint
+from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, read_metadata, write_checkpoint
 from p2pcore.engine.data import EpochOrder, SeededItems
 from p2pcore.engine.device import autocast, resolve_device
 from p2pcore.engine.init import init_weights
@@ -350,7 +350,6 @@ class Trainer:
             if self.on_step:
                 self.on_step(record)
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
-            self.save_latest()
             self._save_epoch()
 
     @torch.no_grad()
@@ -421,10 +420,13 @@ class Trainer:
         self._last_save = time.monotonic()
 
     def _save_epoch(self) -> None:
+        """Write epoch_XXX once and make latest the same file (a link, else a copy), both atomically."""
         epoch = self.progress.epoch
         target = self.checkpoint_dir / f"epoch_{epoch:03d}.safetensors"
         tensors, metadata = self.state()
         write_checkpoint(target, tensors, metadata)
+        link_checkpoint(target, self.checkpoint_dir / "latest.safetensors")
+        self._last_save = time.monotonic()
         keep_every = self.cfg.keep_every
         epochs = sorted(int(m.group(1)) for f in self.checkpoint_dir.iterdir()
                         if (m := EPOCH_FILE.search(f.name)))
