@@ -307,9 +307,11 @@ def _array_to_tensor(array: np.ndarray, path: str) -> torch.Tensor:
 
 
 def _decode_with_torchvision(path: str, channels: int | None) -> torch.Tensor | None:
-    """JPEG and non-palette PNG through torchvision (faster than Pillow; PNG keeps 16 bits).
+    """JPEG through torchvision (faster than Pillow), and 16-bit colour PNG, which Pillow reads as 8 bits.
 
-    None for other files, or when this torchvision no longer decodes images.
+    torchvision 0.29's decode_png crashes the process (a segmentation fault, not an exception) on
+    damaged image data, so a PNG reaches it only after Pillow has decoded it cleanly; every other PNG
+    is Pillow's alone. None for files Pillow handles, or when this torchvision no longer decodes images.
     """
     try:
         from torchvision.io import ImageReadMode, decode_jpeg, decode_png, read_file
@@ -323,7 +325,10 @@ def _decode_with_torchvision(path: str, channels: int | None) -> torch.Tensor | 
         if image.shape[0] not in (1, 3):  # CMYK
             image = decode_jpeg(data, mode=ImageReadMode.RGB)
         return image
-    if head.startswith(_PNG_SIGNATURE) and len(head) == 26 and head[25] != 3:
+    png = head.startswith(_PNG_SIGNATURE) and len(head) == 26
+    if png and head[24] == 16 and head[25] in (2, 4, 6):  # 16 bits per sample, more than one sample
+        with Image.open(path) as image:
+            image.load()  # raises on damaged data, where decode_png would crash
         return decode_png(data, mode=ImageReadMode.UNCHANGED)
     return None
 

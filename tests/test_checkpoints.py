@@ -90,6 +90,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     final = read_checkpoint(out / "checkpoints" / "latest.safetensors")
     assert final.metadata["step"] == 6 * 8 and final.metadata["epoch"] == 6
     assert not list((out / "checkpoints").glob(".*.tmp"))
+    logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if "G/total" in line]
+    assert logged == list(range(1, 6 * 8 + 1))  # every step once: re-done steps are not logged twice
 
 
 def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):

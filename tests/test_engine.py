@@ -193,3 +193,38 @@ def test_keeps_the_last_k_and_every_nth_epoch(host, tmp_path):
     kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert kept == ["epoch_002.safetensors", "epoch_004.safetensors", "epoch_005.safetensors", "latest.safetensors"]
     assert oct((tmp_path / "run" / "checkpoints" / "latest.safetensors").stat().st_mode & 0o777) != oct(0o600)
+
+
+def _pairs_with_one_corrupt_png(root: Path, n: int = 8) -> Path:
+    """PNG pairs where one file has an intact header and tail but damaged image data, so only
+    decoding (during training) finds it."""
+    rng = np.random.default_rng(0)
+    for side, channels in (("thermal", 1), ("rgb", 3)):
+        (root / side).mkdir(parents=True)
+        for i in range(n):
+            shape = (40, 40) if channels == 1 else (40, 40, 3)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / side / f"{i:02d}.png")
+    bad = root / "rgb" / "03.png"
+    data = bytearray(bad.read_bytes())
+    start = data.index(b"IDAT") + 20
+    data[start:start + 200] = bytes(200)
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_corrupt_file_found_while_training(host, tmp_path, skip):
+    bad = _pairs_with_one_corrupt_png(tmp_path / "data")
+    recipe = tiny_recipe(epochs=1, batch_size=2)
+    recipe["data"] = {"name": "paired_folders", "root": str(tmp_path / "data"), "a": {"dir": "thermal", "channels": 1},
+                      "b": {"dir": "rgb", "channels": 3}, "load_size": 36, "crop_size": 32, "skip_corrupt": skip}
+    trainer = make(host, tmp_path, recipe=recipe)  # the header check passes: the damage is inside the data
+    if not skip:
+        with pytest.raises(P2PError) as err:
+            trainer.fit()
+        assert err.value.file == str(bad)
+        return
+    with pytest.warns(UserWarning, match="03.png"):
+        trainer.fit()
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(line.get("skipped_files", 0) for line in lines) >= 1

@@ -183,3 +183,33 @@ def test_write_refuses_what_a_format_cannot_hold(tmp_path):
     assert Image.open(tmp_path / "grey.jpg").mode == "L"
     api.write_image(torch.zeros(1, 4, 4), str(tmp_path / "api.png"))
     assert Image.open(tmp_path / "api.png").mode == "L"
+
+
+def test_damaged_png_data_is_an_error_not_a_crash(tmp_path):
+    """Header and tail intact, image data damaged: found only by decoding, which must not kill the process."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    for name, array in {"gray8.png": np.zeros((32, 32), np.uint8) + 7,
+                        "rgb16.png": np.full((32, 32, 3), 4000, np.uint16)}.items():
+        path = tmp_path / name
+        if array.dtype == np.uint16:
+            import torch
+
+            from p2pcore.imageio import write_image  # 16-bit colour PNGs need p2p's own writer
+
+            write_image(torch.from_numpy(array.astype(np.float32) / 32767.5 - 1).permute(2, 0, 1), path, bits=16)
+        else:
+            Image.fromarray(array).save(path)
+        data = bytearray(path.read_bytes())
+        start = data.index(b"IDAT") + 12
+        data[start:start + 16] = b"\xff" * 16
+        path.write_bytes(bytes(data))
+        probe = ("from p2pcore import P2PError\nfrom p2pcore.imageio import load_image\n"
+                 f"try:\n    load_image({str(path)!r})\nexcept P2PError as e:\n    print('refused', e.file)\n")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: process died with {done.returncode}"
+        assert f"refused {path}" in done.stdout

@@ -291,7 +291,7 @@ class Trainer:
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             workers = min(8, cpus - 1) if self.device.type == "cuda" else (0 if cpus <= 4 else 2)
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, num_workers=workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers else None, drop_last=False)
 
     def _set_lr(self, epoch: int) -> None:
@@ -442,6 +442,18 @@ class Trainer:
             raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
                            hint="drop --resume to start a new run, or point --out at an existing run")
         self.load_state(read_checkpoint(path))
+        self._forget_metrics_after(self.progress.step)
+
+    def _forget_metrics_after(self, step: int) -> None:
+        """Drop metrics lines of steps the resumed run will do again, so no step is logged twice."""
+        path = self.out_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if line.strip() and _logged_step(line) <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
     def load_state(self, ckpt: Any) -> None:
         from p2pcore.engine.checkpoint import load_network
@@ -456,6 +468,13 @@ class Trainer:
                 scaler.load_state_dict(meta["scalers"][group])
         flat.rng_from_flat(ckpt.tensors, meta["rng"])
         self.progress = Progress(**meta["progress"])
+
+
+def _logged_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+        return 1 << 62
 
 
 @contextlib.contextmanager
