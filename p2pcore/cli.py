@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a r
 def _host() -> Any:
     from p2pcore.plugins import load_host
 
-    return load_host()
+    return load_host(strict=os.environ.get("P2P_STRICT_PLUGINS", "") not in ("", "0"))
 
 
 def _recipe(path: Path, overrides: list[str] | None, host: Any) -> Any:

@@ -90,3 +90,25 @@ def test_missing_recipe_and_bad_set(tmp_path):
 def test_unknown_kind():
     done = p2p("list", "generatr")
     assert done.returncode == 2 and "did you mean 'generator'" in done.stderr
+
+
+def test_a_broken_installed_plugin_is_reported_and_the_rest_work(tmp_path):
+    """A real entry point whose module fails to import: `p2p plugins` says so, everything else works."""
+    dist = tmp_path / "p2p_broken-0.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: p2p-broken\nVersion: 0.3\n")
+    (dist / "entry_points.txt").write_text("[p2p.plugins]\nbroken = p2p_broken_mod\n")
+    (tmp_path / "p2p_broken_mod.py").write_text("import a_module_that_does_not_exist\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "p2pcore", "plugins", "--json"], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    records = {r["name"]: r for r in json.loads(done.stdout)}
+    assert not records["broken"]["ok"] and "a_module_that_does_not_exist" in records["broken"]["error"]
+    assert records["broken"]["distribution"] == "p2p-broken" and records["generators"]["ok"]
+    done = subprocess.run([sys.executable, "-m", "p2pcore", "validate", "recipes/quickstart.toml"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "p2pcore", "list"], capture_output=True, text=True, cwd=ROOT,
+                          env={**env, "P2P_STRICT_PLUGINS": "1"})
+    assert done.returncode == 2 and "p2p-broken" in done.stderr and "Traceback" not in done.stderr
