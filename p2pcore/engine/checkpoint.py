@@ -148,3 +148,19 @@ def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, rol
         raise P2PError(f"the {role} weights do not fit the network: {first} is {what}", file=file,
                        key=f"model.{role}", hint="the checkpoint was made for another architecture")
     net.load_state_dict(state)
+
+
+def latest_valid_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint with the highest step among those that open cleanly."""
+    if not directory.is_dir():
+        return None
+    best: tuple[int, Path] | None = None
+    for path in directory.glob("*.safetensors"):
+        try:
+            step = int(read_metadata(path).get("step", -1))
+            read_checkpoint(path)  # the body must be complete too
+        except P2PError:
+            continue
+        if best is None or step > best[0]:
+            best = (step, path)
+    return best[1] if best else None

@@ -8,15 +8,11 @@ frozen. The generator's forward pass is computed once and shared by both phases.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +23,12 @@ from torch.utils.data import DataLoader
 
 from p2pcore.api import LossTerm, TaskContext
 from p2pcore.engine import state as flat
-from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, read_metadata, write_checkpoint
+from p2pcore.engine.checkpoint import latest_valid_checkpoint, link_checkpoint, read_checkpoint, write_checkpoint
 from p2pcore.engine.data import EpochOrder, SeededItems
 from p2pcore.engine.device import autocast, resolve_device
 from p2pcore.engine.init import init_weights
+from p2pcore.engine.interrupts import deferred_interrupts
+from p2pcore.engine.metrics import MetricsLog
 from p2pcore.engine.samples import save_grid
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
@@ -129,6 +127,7 @@ class Trainer:
                         for group in self.optimizers}
         self.progress = Progress()
         self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self._last_save = time.monotonic()
 
     # -- public -----------------------------------------------------------------------------
@@ -146,23 +145,19 @@ class Trainer:
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
 
     def fit(self, *, resume: bool = False) -> RunResult:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._write_recipe()
         if resume:
             self._resume()
         elif (self.checkpoint_dir / "latest.safetensors").exists():
             raise P2PError(f"{self.out_dir} already holds a run", file=str(self.out_dir),
                            hint="add --resume to continue it, or choose another --out")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._write_recipe()
         train_set = self.train_set
         order = EpochOrder(len(train_set), self.recipe.seed)
         loader = self._loader(SeededItems(train_set, self.recipe.seed), order)
         samples = self._sample_batch()
-        self._metrics = (self.out_dir / "metrics.jsonl").open("a", buffering=1)
-        try:
-            with deferred_interrupts() as self._stop_requested:
-                self._loop(loader, order, samples, len(train_set))
-        finally:
-            self._metrics.close()
+        with self.metrics, deferred_interrupts() as self._stop_requested:
+            self._loop(loader, order, samples, len(train_set))
         return RunResult(self.out_dir, self.progress.step, self.progress.epoch, self._last_metrics)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -323,7 +318,7 @@ class Trainer:
                   "lr": self.optimizers["generator"].param_groups[0]["lr"],
                   "skipped_files": p.skipped_files, "skipped_steps": p.skipped_steps}
         self._last_metrics.update(values)
-        self._metrics.write(json.dumps(record) + "\n")
+        self.metrics.write(record)
         if self.on_step:
             self.on_step(record)
 
@@ -346,7 +341,7 @@ class Trainer:
             l1 = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png")
             record = {"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3), "eval/l1": round(l1, 6)}
             self._last_metrics["eval/l1"] = l1
-            self._metrics.write(json.dumps(record) + "\n")
+            self.metrics.write(record)
             if self.on_step:
                 self.on_step(record)
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
@@ -442,18 +437,7 @@ class Trainer:
             raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
                            hint="drop --resume to start a new run, or point --out at an existing run")
         self.load_state(read_checkpoint(path))
-        self._forget_metrics_after(self.progress.step)
-
-    def _forget_metrics_after(self, step: int) -> None:
-        """Drop metrics lines of steps the resumed run will do again, so no step is logged twice."""
-        path = self.out_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        kept = [line for line in path.read_text().splitlines(keepends=True)
-                if line.strip() and _logged_step(line) <= step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, path)
+        self.metrics.forget_after(self.progress.step)
 
     def load_state(self, ckpt: Any) -> None:
         from p2pcore.engine.checkpoint import load_network
@@ -468,47 +452,3 @@ class Trainer:
                 scaler.load_state_dict(meta["scalers"][group])
         flat.rng_from_flat(ckpt.tensors, meta["rng"])
         self.progress = Progress(**meta["progress"])
-
-
-def _logged_step(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):  # a line cut short by a crash
-        return 1 << 62
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[Callable[[], bool]]:
-    """Turn Ctrl-C and SIGTERM into a request the loop honours between steps, so the checkpoint it
-    then writes is a consistent one. A second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    requested: list[int] = []
-
-    def request(signum: int, frame: Any) -> None:
-        requested.append(signum)
-        signal.signal(signal.SIGINT, previous[signal.SIGINT])
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: bool(requested)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def latest_valid_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint with the highest step among those that open cleanly."""
-    if not directory.is_dir():
-        return None
-    best: tuple[int, Path] | None = None
-    for path in directory.glob("*.safetensors"):
-        try:
-            step = int(read_metadata(path).get("step", -1))
-            read_checkpoint(path)  # the body must be complete too
-        except P2PError:
-            continue
-        if best is None or step > best[0]:
-            best = (step, path)
-    return best[1] if best else None
