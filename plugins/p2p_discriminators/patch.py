@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
 from p2p_discriminators import receptive_field_of
-from p2p_discriminators.init import init_weights
+from p2p_discriminators.layers import BlocksThenHead, apply_spectral_norm
 
 
 def conv_block(in_channels: int, out_channels: int, *, stride: int, norm=None) -> nn.Sequential:
@@ -32,14 +31,7 @@ def conv_block(in_channels: int, out_channels: int, *, stride: int, norm=None) -
     return nn.Sequential(layers)
 
 
-def apply_spectral_norm(net: nn.Module) -> nn.Module:
-    for module in list(net.modules()):
-        if isinstance(module, nn.Conv2d):
-            nn.utils.parametrizations.spectral_norm(module)
-    return net
-
-
-class PatchDiscriminator(nn.Module):
+class PatchDiscriminator(BlocksThenHead):
     def __init__(self, in_channels: int, *, n_layers: int = 3, ndf: int = 64, norm, conditional: bool = True,
                  spectral_norm: bool = False) -> None:
         super().__init__()
@@ -56,20 +48,5 @@ class PatchDiscriminator(nn.Module):
         blocks.append(conv_block(widths[-2], widths[-1], stride=1, norm=norm))  # C512: stride 1
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(widths[-1], 1, 4, stride=1, padding=1)  # one logit per patch
-        init_weights(self)
         if spectral_norm:
             apply_spectral_norm(self)
-
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every block's output and, last, the prediction map (for feature-matching losses)."""
-        features = []
-        for block in self.blocks:
-            x = block(x)
-            features.append(x)
-        features.append(self.head(x))
-        return features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from p2p_discriminators.init import init_weights
-from p2p_discriminators.patch import apply_spectral_norm
+from p2p_discriminators.layers import BlocksThenHead, apply_spectral_norm
 
 
-class PixelDiscriminator(nn.Module):
+class PixelDiscriminator(BlocksThenHead):
     receptive_field = 1
 
     def __init__(self, in_channels: int, *, ndf: int = 64, norm, conditional: bool = True,
@@ -33,20 +31,5 @@ class PixelDiscriminator(nn.Module):
                                       act=nn.LeakyReLU(0.2, inplace=True))),
         ])
         self.head = nn.Conv2d(2 * ndf, 1, 1, bias=norm.conv_bias)
-        init_weights(self)
         if spectral_norm:
             apply_spectral_norm(self)
-
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every block's output and, last, the prediction map."""
-        features = []
-        for block in self.blocks:
-            x = block(x)
-            features.append(x)
-        features.append(self.head(x))
-        return features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2p_generators.init import init_weights
 from p2p_generators.unet import down_block, has_dropout, level_channels, up_block
 
 
@@ -36,7 +35,6 @@ class EncoderDecoderGenerator(nn.Module):
             up_block(channels[i], out_channels if i == 0 else channels[i - 1], norm, outermost=i == 0,
                      dropout=dropout if has_dropout(i, depth) else 0.0, upsample=upsample)
             for i in range(depth))
-        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for down in self.down:

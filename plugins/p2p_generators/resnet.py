@@ -17,8 +17,6 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from p2p_generators.init import init_weights
-
 
 def conv_norm_relu(conv: nn.Module, norm, channels: int) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=conv, norm=norm(channels), act=nn.ReLU(inplace=True)))
@@ -79,7 +77,6 @@ class ResNetGenerator(nn.Module):
         # c7s1-out, then Tanh
         self.tail = nn.Sequential(OrderedDict(
             conv=nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding), tanh=nn.Tanh()))
-        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.up(self.blocks(self.down(self.head(x)))))

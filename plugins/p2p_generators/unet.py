@@ -22,8 +22,6 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from p2p_generators.init import init_weights
-
 
 def level_channels(ngf: int, depth: int) -> list[int]:
     """Filters after each encoder layer: ngf, 2ngf, 4ngf, then 8ngf for the rest (C64-C128-C256-C512...)."""
@@ -90,7 +88,6 @@ class UNetGenerator(nn.Module):
                      out_channels if i == 0 else channels[i - 1], norm,
                      outermost=i == 0, dropout=dropout if has_dropout(i, depth) else 0.0, upsample=upsample)
             for i in range(depth))
-        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
