@@ -153,6 +153,9 @@ def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, disc
     if as_json:
         console.print_json(json.dumps(rows))
         return
+    if not rows:
+        console.print(f"no {kind or 'component'} matches {pattern!r}" if pattern else f"no {kind} is registered")
+        return
     table = Table("kind", "name", "plugin", "summary")
     for row in rows:
         alias = f" ({', '.join(row['aliases'])})" if row["aliases"] else ""
@@ -200,6 +203,9 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
 
     text = json.dumps(recipe_schema(_host()), indent=2)
     if output:
+        if output.is_dir():
+            raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. recipe.schema.json")
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n")
         console.print(f"wrote {output}")
     else:
@@ -223,7 +229,16 @@ def render_error(error: P2PError) -> None:
         errors.print(f"  [cyan]hint[/cyan]: {escape(error.hint)}")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """User-facing warnings (a skipped corrupt file, a resume from an older checkpoint) as one plain line."""
+    errors.print(f"[yellow]warning[/yellow]: {escape(str(message))}")
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         _add_plugin_commands()
         _host().manager.hook.p2p_add_commands(app=app)

@@ -104,7 +104,10 @@ FULL_RANGE = Normalization()
 # -- probing ------------------------------------------------------------------------------------------
 
 def _unreadable(path: str, exc: BaseException | str) -> P2PError:
-    return P2PError(f"cannot read image: {exc}", file=path, hint=_CORRUPT_HINT)
+    reason = str(exc)
+    if "cannot identify image file" in reason:  # Pillow's words, with a file object's repr in them
+        reason = "the file is empty" if Path(path).stat().st_size == 0 else "not a recognised image format"
+    return P2PError(f"cannot read image: {reason}", file=path, hint=_CORRUPT_HINT)
 
 
 def _mode_info(mode: str) -> tuple[int, int, str]:

@@ -24,8 +24,14 @@ def read_header(path: Path) -> dict[str, Any]:
                 raise ValueError("header longer than the file")
             header = json.loads(f.read(length))
     except FileNotFoundError:
-        raise P2PError("checkpoint not found", file=str(path)) from None
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise P2PError("checkpoint not found", file=str(path),
+                       hint="check the path; runs keep them in runs/<name>/checkpoints/") from None
+    except IsADirectoryError:
+        raise P2PError("this is a folder, not a checkpoint", file=str(path),
+                       hint="give a .safetensors file, e.g. <run>/checkpoints/latest.safetensors") from None
+    except struct.error:
+        raise P2PError("the file is too short to be a checkpoint", file=str(path), hint=HINT) from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise P2PError(f"cannot read checkpoint header: {exc}", file=str(path), hint=HINT) from None
     ends = [entry["data_offsets"][1] for k, entry in header.items() if k != "__metadata__"]
     if 8 + length + max(ends, default=0) > size:

@@ -121,17 +121,36 @@ def params_error(exc: ValidationError, model: type[BaseModel], *, key: str, what
             field_names = _field_names(model, error["loc"][:-1])
             guess = did_you_mean(str(error["loc"][-1]), field_names)
             msg = f"unknown key {error['loc'][-1]!r}" + (f"; did you mean {guess!r}?" if guess else "")
-            hint = hint or f"{what} takes: {', '.join(field_names) or '(no parameters)'}"
+            owner = f"[{'.'.join(loc[:-1])}]" if loc[:-1] else what
+            hint = hint or f"{owner} takes: {', '.join(field_names) or '(no parameters)'}"
         else:
             msg = error["msg"]
             if "input" in error and error["type"] != "missing":
                 msg += f" (got {error['input']!r})"
+            hint = hint or _expected(model, loc)
         by_path.setdefault(path, []).append(msg)
     lines = [f"{path}: {' or '.join(msgs)}" if path else " or ".join(msgs) for path, msgs in by_path.items()]
     first_key = next(iter(by_path), "")
     message = " or ".join(by_path[first_key]) if len(lines) == 1 else f"{len(lines)} problems in {what}"
     return P2PError(message, key=first_key or None, hint=hint,
                     details=lines if len(lines) > 1 else ())
+
+
+def _expected(model: type[BaseModel], loc: list[str]) -> str | None:
+    """What a field takes, from its type and description: `epochs` takes int (...)."""
+    from p2pcore.typenames import type_name
+
+    current: Any = model
+    field = None
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        current = field.annotation
+    if field is None:
+        return None
+    described = f": {field.description}" if field.description else ""
+    return f"`{loc[-1]}` takes {type_name(field.annotation)}{described}"
 
 
 def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -43,11 +43,12 @@ class InitConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(1, ge=1)
+    epochs: int = Field(200, ge=1, description="passes over the training split")
+    batch_size: int = Field(1, ge=1, description="images per step (pix2pix: 1 to 10 depending on the task)")
     device: str = Field("auto", description='"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"')
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16/fp16 autocast (fp16 with a gradient scaler) save memory and time on GPUs")
+    channels_last: bool = Field(False, description="channels-last memory format (faster convolutions on GPUs)")
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         "auto", description='data-loading worker processes; "auto": up to 8 beside a GPU, none on a CPU '
                             "with 4 cores or fewer (workers would take cores from training)")
@@ -80,7 +81,7 @@ class Recipe(Section):
     extends: str | None = Field(None, description="a recipe this one builds on, relative to this file")
     name: str | None = Field(None, description="run name; default: the recipe file's stem")
     task: str = Field("pix2pix", description="a registered task (see `p2p list task`)")
-    seed: int = 0
+    seed: int = Field(0, description="seeds weights, data order and augmentation: same seed, same run")
     data: DatasetRef = Field(description="a registered dataset adapter and its parameters")
     model: dict[str, ComponentRef] = Field(default_factory=dict,
                                            description="networks by role: generator, discriminator")
@@ -123,6 +124,14 @@ def read_toml(path: Path) -> dict[str, Any]:
                        hint="check the path; ready recipes are in recipes/") from None
     except tomllib.TOMLDecodeError as exc:
         raise P2PError(f"not valid TOML: {exc}", file=str(path), hint="fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise P2PError("the recipe is not UTF-8 text", file=str(path),
+                       hint="save it as UTF-8 (TOML files must be UTF-8)") from None
+    except IsADirectoryError:
+        raise P2PError("this is a folder, not a recipe file", file=str(path),
+                       hint="give the path of a .toml recipe inside it") from None
+    except OSError as exc:
+        raise P2PError(f"cannot read the recipe: {exc.strerror}", file=str(path)) from None
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,6 +145,45 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterable[tuple[str, ...]]:
+    for key, value in data.items():
+        yield (*prefix, key)
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*prefix, key))
+
+
+def origins(path: Path, overrides: Iterable[str] = ()) -> dict[tuple[str, ...], str]:
+    """Which file (or `--set`) each key path of the merged recipe comes from, for error messages."""
+    chain = []
+    current: Path | None = path.resolve()
+    while current is not None and current.exists() and current not in chain:
+        chain.append(current)
+        try:
+            parent = read_toml(current).get("extends")
+        except P2PError:
+            break
+        current = (current.parent / parent).resolve() if isinstance(parent, str) else None
+    found: dict[tuple[str, ...], str] = {}
+    for file in reversed(chain):
+        shown = str(path) if file == path.resolve() else str(file)
+        found.update(dict.fromkeys(_leaves(read_toml(file)), shown))
+    for text in overrides:
+        found[tuple(parse_override(text)[0])] = f"--set {text}"
+    return found
+
+
+def locate(error: P2PError, where: Mapping[tuple[str, ...], str], default: str) -> P2PError:
+    """Place an error in the file that wrote the key it concerns (the longest matching key path)."""
+    parts = tuple(error.key.split(".")) if error.key else ()
+    while parts and parts not in where:
+        parts = parts[:-1]
+    origin = where.get(parts, default)
+    if origin.startswith("--set "):  # the recipe is still the file; say which override wrote the key
+        return P2PError(f"{error.message} (from {origin})", file=error.file or default, key=error.key,
+                        hint=error.hint, details=error.details)
+    return error.with_location(file=origin)
 
 
 def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -212,5 +260,9 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
 def load_recipe(path: str | Path, host: Host, overrides: Iterable[str] = ()) -> Recipe:
     """Read, merge `extends`, apply `--set` overrides and validate a recipe file."""
     path = Path(path)
+    overrides = list(overrides)
     data = apply_overrides(read_with_extends(path), overrides)
-    return validate_recipe(data, host, file=str(path), default_name=path.stem)
+    try:
+        return validate_recipe(data, host, default_name=path.stem)
+    except P2PError as error:
+        raise locate(error, origins(path, overrides), str(path)) from None

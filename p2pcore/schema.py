@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from p2pcore.api import ComponentRef
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
-
-
-def _type_name(annotation: Any) -> str:
-    """A short readable type: `int`, `16 | 34 | 70`, `float | None`, `component`."""
-    if annotation is ComponentRef:
-        return "component"
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Literal:
-        return " | ".join(repr(a) if isinstance(a, str) else str(a) for a in args)
-    if origin in (Union, UnionType):
-        return " | ".join(_type_name(a) for a in args)
-    if origin is Annotated:
-        return _type_name(args[0])
-    if origin is not None:
-        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
-    if annotation is type(None):
-        return "None"
-    return getattr(annotation, "__name__", str(annotation))
+from p2pcore.typenames import type_name
 
 
 def describe_params(model: type[BaseModel]) -> list[dict[str, str]]:
     rows = []
     for name, field in model.model_fields.items():
-        type_name = _type_name(field.annotation)
         if field.default is PydanticUndefined and field.default_factory is None:
             default = "(required)"
         else:
             value = field.get_default(call_default_factory=True)
             default = repr(value.model_dump() if isinstance(value, BaseModel) else value)
-        rows.append({"name": name, "type": type_name, "default": default,
+        rows.append({"name": name, "type": type_name(field.annotation), "default": default,
                      "description": field.description or ""})
     return rows
 

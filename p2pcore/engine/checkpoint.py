@@ -111,6 +111,9 @@ def _open(path: Path, *, tensors: bool, device: str = "cpu") -> Checkpoint:
     if not path.exists():
         raise P2PError("checkpoint not found", file=str(path), hint="check the path; runs keep them in "
                        "runs/<name>/checkpoints/")
+    if path.is_dir():
+        raise P2PError("this is a folder, not a checkpoint", file=str(path),
+                       hint="give a .safetensors file, e.g. <run>/checkpoints/latest.safetensors")
     hint = "the file is truncated or not a p2p checkpoint; use another one (runs keep the previous epochs)"
     try:
         with safe_open(str(path), framework="pt", device=device) as f:

@@ -34,11 +34,13 @@ class _Generator(nn.Module):
 
 
 def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format) -> dict[str, int]:
+    output = Path(output)
+    if output.is_dir():
+        raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. generator.onnx")
     translator = Translator(checkpoint, host, device="cpu", protocol="eval")
     model = _Generator(translator).eval()
     side = translator.multiple * max(1, 64 // translator.multiple)
     example = torch.zeros(1, translator.adapter.a_channels, side, side)
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -50,6 +52,8 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format) 
             else:
                 traced = torch.jit.trace(model, example)
                 torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(translator.multiple)})
+        except OSError as exc:
+            raise P2PError(f"cannot write the export: {exc.strerror}", file=str(output)) from None
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:  # type: ignore[attr-defined]
             raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
                            hint="try the other --format") from None

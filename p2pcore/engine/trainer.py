@@ -12,6 +12,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,9 @@ class Trainer:
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
 
     def fit(self, *, resume: bool = False) -> RunResult:
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise P2PError("the run directory is a file", file=str(self.out_dir),
+                           hint="give --out a folder (it is created if missing)")
         if resume:
             self._resume()
         elif (self.checkpoint_dir / "latest.safetensors").exists():
@@ -305,10 +309,11 @@ class Trainer:
             return
         report = check("train")
         if not report.ok:
+            count = getattr(report, "problem_count", len(report.problems))
             shown = report.problems[:12]
             more = len(report.problems) - len(shown)
-            raise P2PError(f"the training data has {len(report.problems)} problem(s)", key="data",
-                           details=shown + ([f"... and {more} more"] if more else []),
+            raise P2PError(f"the training data has {count} problem(s)", key="data",
+                           details=shown + ([f"... and {more} more lines"] if more else []),
                            hint="fix the files listed, or see `p2p data check RECIPE` for the full report")
 
     def _log(self, values: Mapping[str, float], batches_per_epoch: int) -> None:
@@ -436,6 +441,10 @@ class Trainer:
         if path is None:
             raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
                            hint="drop --resume to start a new run, or point --out at an existing run")
+        latest = self.checkpoint_dir / "latest.safetensors"
+        if path != latest and latest.exists():
+            warnings.warn(f"{latest} is damaged; resuming from {path.name}, the newest checkpoint that reads "
+                          "cleanly", stacklevel=2)
         self.load_state(read_checkpoint(path))
         self.metrics.forget_after(self.progress.step)
 

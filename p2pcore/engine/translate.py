@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from p2pcore.engine.checkpoint import load_network, read_checkpoint
 from p2pcore.engine.device import resolve_device
 from p2pcore.engine.inference import Protocol, protocol_mode, translate_image
 from p2pcore.errors import P2PError
-from p2pcore.imageio import IMAGE_SUFFIXES
+from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
 from p2pcore.plugins import Host
 
 
@@ -40,7 +39,7 @@ class Translator:
             raise exc.with_location(file=file) from None
         for role, net in self.nets.items():
             load_network(net, ckpt.prefixed(f"net.{role}"), role=role, file=file)
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, key="--device")
         for net in self.nets.values():
             net.to(self.device)
         self.protocol = protocol
@@ -63,21 +62,30 @@ class Translator:
         self.adapter.write_output(self(image), str(target))
 
 
-def plan(source: Path, target: Path) -> Iterator[tuple[Path, Path]]:
-    """(input, output) file pairs: a folder maps to a folder with the same file names."""
+def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    """(input, output) file pairs: a folder maps to a folder with the same file names. Checked before
+    any network runs: inputs are never overwritten and every output has a format to be written in."""
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise P2PError("no images in the input folder", file=str(source),
                            hint=f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
         if target.exists() and not target.is_dir():
-            raise P2PError("the output must be a folder when the input is a folder", file=str(target))
-        for f in files:
-            yield f, target / f.name
+            raise P2PError("the output must be a folder when the input is a folder", file=str(target),
+                           hint="give a folder path for OUTPUT (it is created if missing)")
+        jobs = [(f, target / f.name) for f in files]
     elif source.exists():
-        yield source, (target / source.name if target.is_dir() else target)
+        jobs = [(source, target / source.name if target.is_dir() else target)]
     else:
         raise P2PError("input not found", file=str(source), hint="give an image file or a folder of images")
+    for src, dst in jobs:
+        if dst.resolve() == src.resolve():
+            raise P2PError("the output would overwrite its input", file=str(dst),
+                           hint="write the translations to another file or folder")
+        if dst.suffix.lower() not in WRITE_SUFFIXES:
+            raise P2PError(f"cannot write images as {dst.suffix or 'files without an extension'}", file=str(dst),
+                           hint=f"use one of: {', '.join(WRITE_SUFFIXES)}")
+    return jobs
 
 
 def describe(translator: Translator) -> dict[str, Any]:

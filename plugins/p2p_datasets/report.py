@@ -26,13 +26,20 @@ class DataReport:
     deep: bool = False
     _counts: Counter = field(default_factory=Counter, repr=False)
     _hidden: Counter = field(default_factory=Counter, repr=False)
+    _total: int = field(default=0, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def problem_count(self) -> int:
+        """Problems found, those only counted on a summary line included."""
+        return self._total
+
     def problem(self, text: str, kind: str = "") -> None:
         """Add a problem line; after LINES_PER_KIND lines of one `kind`, only count them."""
+        self._total += 1
         if kind:
             self._counts[kind] += 1
             if self._counts[kind] > LINES_PER_KIND:
