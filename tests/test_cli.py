@@ -99,7 +99,8 @@ def test_a_broken_installed_plugin_is_reported_and_the_rest_work(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: p2p-broken\nVersion: 0.3\n")
     (dist / "entry_points.txt").write_text("[p2p.plugins]\nbroken = p2p_broken_mod\n")
     (tmp_path / "p2p_broken_mod.py").write_text("import a_module_that_does_not_exist\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-m", "p2pcore", "plugins", "--json"], capture_output=True, text=True,
                           cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
