@@ -5,10 +5,11 @@ implements any of these hooks with ``@hookimpl`` from :mod:`p2pcore.api`. Each r
 hook receives a ``register`` callable bound to the plugin, so every component records which
 distribution it came from::
 
-    register(name, build, params=ParamsModel, aliases=(), summary=None)
+    register(name, build, params=ParamsModel, aliases=(), summary=None, facts=None)
 
 ``build(params, ctx)`` is called later, when a recipe asks for the component; import heavy
-libraries (torch) inside it, never at module import time.
+libraries (torch) inside it, never at module import time. ``facts(params) -> dict`` optionally derives
+figures that `p2p show` prints (a receptive field), without torch.
 """
 
 from __future__ import annotations
