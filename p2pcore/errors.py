@@ -29,6 +29,15 @@ class P2PError(Exception):
             key = f"{key_prefix}.{key}" if key else key_prefix
         return P2PError(self.message, file=self.file or file, key=key, hint=self.hint, details=self.details)
 
+    def as_dict(self) -> dict:
+        """Plain data, to carry the error out of a data-loading worker process intact."""
+        return {"message": self.message, "file": self.file, "key": self.key, "hint": self.hint,
+                "details": self.details}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> P2PError:
+        return cls(data["message"], file=data["file"], key=data["key"], hint=data["hint"], details=data["details"])
+
     def __str__(self) -> str:
         where = " ".join(part for part in (self.file, f"[{self.key}]" if self.key else None) if part)
         text = f"{where}: {self.message}" if where else self.message

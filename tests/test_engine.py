@@ -212,10 +212,10 @@ def _pairs_with_one_corrupt_png(root: Path, n: int = 8) -> Path:
     return bad
 
 
-@pytest.mark.parametrize("skip", [True, False])
-def test_corrupt_file_found_while_training(host, tmp_path, skip):
+@pytest.mark.parametrize(("skip", "workers"), [(True, 0), (False, 0), (False, 2)])
+def test_corrupt_file_found_while_training(host, tmp_path, skip, workers):
     bad = _pairs_with_one_corrupt_png(tmp_path / "data")
-    recipe = tiny_recipe(epochs=1, batch_size=2)
+    recipe = tiny_recipe(epochs=1, batch_size=2, num_workers=workers)
     recipe["data"] = {"name": "paired_folders", "root": str(tmp_path / "data"), "a": {"dir": "thermal", "channels": 1},
                       "b": {"dir": "rgb", "channels": 3}, "load_size": 36, "crop_size": 32, "skip_corrupt": skip}
     trainer = make(host, tmp_path, recipe=recipe)  # the header check passes: the damage is inside the data
@@ -228,3 +228,23 @@ def test_corrupt_file_found_while_training(host, tmp_path, skip):
         trainer.fit()
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(line.get("skipped_files", 0) for line in lines) >= 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_native_sizes_in_one_batch_are_a_clear_error(host, tmp_path, workers):
+    root = tmp_path / "data"
+    for side, channels in (("thermal", 1), ("rgb", 3)):
+        (root / side).mkdir(parents=True)
+        for i, size in enumerate([(32, 32), (32, 48), (32, 32), (48, 32)]):
+            shape = size if channels == 1 else (*size, 3)
+            Image.fromarray(np.zeros(shape, np.uint8)).save(root / side / f"{i}.png")
+    recipe = tiny_recipe(epochs=1, batch_size=2, num_workers=workers)
+    recipe["data"] = {"name": "paired_folders", "root": str(root), "a": {"dir": "thermal", "channels": 1},
+                      "b": {"dir": "rgb", "channels": 3}, "preprocess": "none", "flip": False}
+    with pytest.raises(P2PError, match="differ in size") as err:
+        make(host, tmp_path, recipe=recipe).fit()
+    assert err.value.key == "train.batch_size" and "batch_size = 1" in err.value.hint
+    assert "Traceback" not in str(err.value)
+    recipe["train"]["batch_size"] = 1
+    make(host, tmp_path, "native", recipe=recipe).fit()  # one image per step: native sizes train
+

@@ -1,8 +1,13 @@
-"""Data order and augmentation that depend only on (seed, epoch, index).
+"""Data order and augmentation that depend only on (seed, epoch, index), and batches that carry
+user errors out of worker processes intact.
 
 The sampler yields (epoch, index) keys; the dataset wrapper seeds the random generators from that
 key before loading an item. Random crops and flips are then the same with or without worker
 processes, and a resumed run sees exactly the batches the interrupted one would have seen.
+
+A DataLoader re-raises a worker's exception with the worker's traceback as its message. So a
+P2PError met while loading (a corrupt file, images of one batch with different sizes) travels as
+plain data under ERROR_KEY instead, and `raise_carried` turns it back into the error it was.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate
+
+from p2pcore.errors import P2PError
+
+ERROR_KEY = "p2p_error"
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -36,7 +45,33 @@ class SeededItems(Dataset):
         torch.manual_seed(s)
         random.seed(s)
         np.random.seed(s)
-        return self.dataset[index]
+        try:
+            return self.dataset[index]
+        except P2PError as error:
+            return {ERROR_KEY: error.as_dict()}
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """default_collate, unless an item carries an error or the images differ in size."""
+    for item in items:
+        if ERROR_KEY in item:
+            return item
+    sizes = {tuple(item[k].shape) for item in items for k in ("a",) if k in item}
+    if len(sizes) > 1:
+        names = ", ".join(str(item.get("name", "?")) for item in items)
+        shown = " and ".join("x".join(map(str, size[-2:])) for size in sorted(sizes)[:2])
+        error = P2PError(f"images of one batch differ in size ({shown}: {names})", key="train.batch_size",
+                         hint='crop to a fixed size (data.preprocess), or use train.batch_size = 1 with '
+                              'preprocess = "none"')
+        return {ERROR_KEY: error.as_dict()}
+    return default_collate(items)
+
+
+def raise_carried(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch, or the error a worker carried in it."""
+    if ERROR_KEY in batch:
+        raise P2PError.from_dict(batch[ERROR_KEY])
+    return batch
 
 
 class EpochOrder(Sampler):

@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 from p2pcore.api import LossTerm, TaskContext
 from p2pcore.engine import state as flat
 from p2pcore.engine.checkpoint import latest_valid_checkpoint, link_checkpoint, read_checkpoint, write_checkpoint
-from p2pcore.engine.data import EpochOrder, SeededItems
+from p2pcore.engine.data import EpochOrder, SeededItems, collate, raise_carried
 from p2pcore.engine.device import autocast, resolve_device
+from p2pcore.engine.inference import pad_to_multiple, protocol_mode
 from p2pcore.engine.init import init_weights
 from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
@@ -115,6 +116,7 @@ class Trainer:
             init_weights(net, recipe.init)
             net.to(self.device, memory_format=memory)
         self.g_roles = [r for r in self.task.generator_roles if r in self.nets]
+        self.size_multiple = max(int(getattr(self.nets[r], "size_multiple", 1)) for r in self.g_roles)
         self.d_roles = [r for r in self.task.discriminator_roles if r in self.nets]
         self.forward_nets = {role: (torch.compile(net) if self.cfg.compile else net)
                              for role, net in self.nets.items()}
@@ -175,7 +177,7 @@ class Trainer:
             self._set_lr(p.epoch)
             order.set_position(p.epoch, p.batch * self.cfg.batch_size)
             for batch in loader:
-                logs = self.train_step(batch)
+                logs = self.train_step(raise_carried(batch))
                 p.step += 1
                 p.batch += 1
                 p.skipped_files += int(batch["skipped"].sum()) if "skipped" in batch else 0
@@ -273,10 +275,13 @@ class Trainer:
                 p.requires_grad_(flag)
 
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Move a batch to the device; images whose sides are not multiples of what the generators
+        need (native sizes, `preprocess = "none"`) are padded by reflection, both sides alike."""
         memory = torch.channels_last if self.cfg.channels_last else torch.preserve_format
         out = {}
         for k, v in batch.items():
             if isinstance(v, torch.Tensor) and v.dim() == 4:
+                v = pad_to_multiple(v, self.size_multiple)[0] if k in ("a", "b") else v
                 out[k] = v.to(self.device, non_blocking=True, memory_format=memory)
             elif isinstance(v, torch.Tensor):
                 out[k] = v.to(self.device, non_blocking=True)
@@ -289,7 +294,8 @@ class Trainer:
         if workers == "auto":
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             workers = min(8, cpus - 1) if self.device.type == "cuda" else (0 if cpus <= 4 else 2)
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, num_workers=workers,
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, collate_fn=collate,
+                          num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers else None, drop_last=False)
 
@@ -335,9 +341,9 @@ class Trainer:
             except P2PError:
                 continue
             if len(data):
-                n = min(self.cfg.sample_count, len(data))
-                items = [data[i] for i in range(n)]
-                return torch.utils.data.default_collate(items)
+                items = [data[i] for i in range(min(self.cfg.sample_count, len(data)))]
+                same_size = [item for item in items if item["a"].shape == items[0]["a"].shape]
+                return torch.utils.data.default_collate(same_size)
         return None
 
     def _end_epoch(self, samples: dict | None) -> None:
@@ -355,8 +361,6 @@ class Trainer:
     @torch.no_grad()
     def sample(self, samples: Mapping[str, Any], path: Path) -> float:
         """Write an input | output | target grid with the paper's test protocol; return the L1."""
-        from p2pcore.engine.inference import protocol_mode
-
         batch = self._to_device(samples)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
