@@ -156,10 +156,6 @@ class Tensors:
         own = set(self._producers) | set(self._values)
         return own | (self._parent.names() if self._parent else set())
 
-    def computed(self) -> set[str]:
-        own = set(self._values)
-        return own | (self._parent.computed() if self._parent else set())
-
     def __contains__(self, name: str) -> bool:
         return name in self.names()
 

@@ -98,16 +98,8 @@ class Checkpoint:
         return self.metadata.get("recipe") or {}
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """Only the metadata (fast: reads the header)."""
-    return _open(Path(path), tensors=False).metadata
-
-
 def read_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    return _open(Path(path), tensors=True, device=device)
-
-
-def _open(path: Path, *, tensors: bool, device: str = "cpu") -> Checkpoint:
+    path = Path(path)
     if not path.exists():
         raise P2PError("checkpoint not found", file=str(path), hint="check the path; runs keep them in "
                        "runs/<name>/checkpoints/")
@@ -118,7 +110,7 @@ def _open(path: Path, *, tensors: bool, device: str = "cpu") -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             raw = f.metadata() or {}
-            loaded = {name: f.get_tensor(name) for name in f.keys()} if tensors else {}  # noqa: SIM118
+            loaded = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise P2PError(f"cannot read checkpoint: {exc}", file=str(path), hint=hint) from None
     if raw.get("format") != FORMAT:
@@ -154,14 +146,17 @@ def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, rol
 
 
 def latest_valid_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint with the highest step among those that open cleanly."""
+    """The checkpoint with the highest step among those that are complete p2p checkpoints.
+
+    Only headers are read (they are checked against the file size), not the tensors."""
+    from p2pcore.inspect import summarize
+
     if not directory.is_dir():
         return None
     best: tuple[int, Path] | None = None
     for path in directory.glob("*.safetensors"):
         try:
-            step = int(read_metadata(path).get("step", -1))
-            read_checkpoint(path)  # the body must be complete too
+            step = int(summarize(path).get("step") or -1)
         except P2PError:
             continue
         if best is None or step > best[0]:

@@ -66,10 +66,6 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-class Diverged(P2PError):
-    pass
-
-
 def seed_everything(seed: int, deterministic: bool) -> None:
     import random
 
@@ -262,7 +258,7 @@ class Trainer:
         bad = [k for k, v in parts.items() if not torch.isfinite(v).all()]
         what = f"loss term {', '.join(bad)}" if bad else f"{tag} gradient (norm {float(grad_norm)})"
         if p.bad_steps >= self.cfg.divergence_patience:
-            raise Diverged(f"training diverged: {what} of the {'generator' if tag == 'G' else 'discriminator'} "
+            raise P2PError(f"training diverged: {what} of the {'generator' if tag == 'G' else 'discriminator'} "
                            f"was not finite for {p.bad_steps} steps in a row (step {p.step})",
                            key=f"loss.{bad[0]}" if bad else "optim.lr",
                            hint="lower optim.lr, use precision = \"fp32\", or check the data; the last good "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -86,9 +85,3 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
             raise P2PError(f"cannot write images as {dst.suffix or 'files without an extension'}", file=str(dst),
                            hint=f"use one of: {', '.join(WRITE_SUFFIXES)}")
     return jobs
-
-
-def describe(translator: Translator) -> dict[str, Any]:
-    meta = translator.metadata
-    return {"step": meta.get("step"), "epoch": meta.get("epoch"), "protocol": translator.protocol,
-            "device": str(translator.device)}
