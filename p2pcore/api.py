@@ -5,12 +5,12 @@ Importing this module does not import torch, so ``p2p --help`` and recipe valida
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
 import pluggy
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, model_serializer
 
 from p2pcore.errors import P2PError, did_you_mean
 
@@ -32,9 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "hookimpl", "Params", "Field", "ComponentRef", "NormRef", "GeneratorRef", "DiscriminatorRef",
-    "LossRef", "DatasetRef", "BuildContext", "TaskContext", "NormFactory", "LossTerm", "Task",
-    "DatasetAdapter", "Tensors", "P2PError", "did_you_mean", "IMAGE_SUFFIXES", "ImageInfo", "Normalization",
-    "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
+    "LossRef", "DatasetRef", "TaskRef", "ScheduleRef", "Builder", "BuildContext", "NormFactory", "Tensors",
+    "LossParams", "LossTerm", "Side", "Role", "Player", "Direction", "TaskSpec", "TaskParams", "TaskContext",
+    "Task", "ScheduleParams", "Schedule", "DatasetAdapter", "P2PError", "did_you_mean", "IMAGE_SUFFIXES",
+    "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -58,6 +59,22 @@ class ComponentRef(BaseModel):
     kind: str
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    _params: Any = PrivateAttr(default=None)
+
+    @property
+    def params(self) -> Any:
+        """The validated parameters, once the host has resolved this reference (else None).
+
+        Nested references among them are resolved too; builders receive exactly these."""
+        return self._params
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ComponentRef):
+            return NotImplemented
+        return (self.kind, self.name, self.options) == (other.kind, other.name, other.options)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
 
     @model_serializer
     def _as_recipe_value(self) -> str | dict[str, Any]:
@@ -97,6 +114,15 @@ GeneratorRef = _ref("generator")
 DiscriminatorRef = _ref("discriminator")
 LossRef = _ref("loss")
 DatasetRef = _ref("dataset")
+TaskRef = _ref("task")
+ScheduleRef = _ref("schedule")
+
+
+class Builder(Protocol):
+    """What builds components: the plugin host. Builders reach it only through their context."""
+
+    def build(self, kind: str, spec: Any, *, in_channels: int | None = None, out_channels: int | None = None,
+              key: str = "", facts: Mapping[str, Any] | None = None) -> Any: ...
 
 
 @dataclass
@@ -107,7 +133,7 @@ class BuildContext:
     component being built, so errors can point at it.
     """
 
-    host: Any
+    builder: Builder
     in_channels: int | None = None
     out_channels: int | None = None
     key: str = ""
@@ -116,10 +142,10 @@ class BuildContext:
     def build(self, ref: ComponentRef, *, in_channels: int | None = None, out_channels: int | None = None,
               key: str | None = None) -> Any:
         """Build a referenced component, by default with this context's channel counts."""
-        return self.host.build(ref.kind, ref,
-                               in_channels=self.in_channels if in_channels is None else in_channels,
-                               out_channels=self.out_channels if out_channels is None else out_channels,
-                               key=key or self.key, facts=self.facts)
+        return self.builder.build(ref.kind, ref,
+                                  in_channels=self.in_channels if in_channels is None else in_channels,
+                                  out_channels=self.out_channels if out_channels is None else out_channels,
+                                  key=key or self.key, facts=self.facts)
 
 
 @runtime_checkable
@@ -173,15 +199,24 @@ class Tensors:
                        + f"available: {', '.join(sorted(self.names()))}")
 
 
+# -- loss terms -------------------------------------------------------------------------------------
+
+class LossParams(Params):
+    """Base of every loss term's parameters. `reads` names the step tensors the term reads, so
+    `p2p validate` checks the wiring against the task's declaration without torch."""
+
+    def reads(self) -> frozenset[str]:
+        return frozenset()
+
+
 class LossTerm:
-    """Base class of loss terms. The engine weights and sums what they return.
+    """Base of loss terms. The engine weights and sums what they return.
 
-    `generator_loss` contributes to the generator objective (scaled by the recipe's weight);
-    `discriminator_loss` contributes to the discriminator objective (unscaled: the weight balances
-    the generator's objectives). Return None for a phase the term has no part in.
+    `generator_loss` contributes to the generator side's objective (scaled by the recipe's weight);
+    `discriminator_loss` to the discriminator side's (unscaled: the weight balances the generator's
+    objectives). Return None for a side the term has no part in. A term that owns a network (a
+    VGG) may also be an ``nn.Module``: the engine moves it to the device with the networks.
     """
-
-    uses_discriminator: bool = False
 
     def generator_loss(self, t: Tensors) -> torch.Tensor | None:
         return None
@@ -190,46 +225,196 @@ class LossTerm:
         return None
 
 
+# -- tasks ------------------------------------------------------------------------------------------
+
+Side = Literal["generator", "discriminator"]
+
+
+@dataclass(frozen=True)
+class Role:
+    """A network a task trains, written in a recipe as ``[model.<role>]``."""
+
+    kind: str
+    required: bool = True
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Player:
+    """An optimiser group: the roles it updates and the side of the game it plays. Its optimiser
+    settings are ``[optim.<player>]`` in a recipe, defaulting to the shared ``[optim]`` ones."""
+
+    side: Side
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A translation the task offers (``p2p translate --direction``): the batch image key it reads,
+    the image key its output looks like, the roles it runs, the step tensor holding its output and,
+    for paired tasks, the step tensor it should equal (what evaluation compares)."""
+
+    input: str
+    output: str
+    roles: tuple[str, ...]
+    tensor: str
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a task declares, without torch.
+
+    `roles`: networks by recipe role; `players`: optimiser groups by name; `images`: batch keys
+    that are images (padded, collated and shown alike); `tensors`: every step tensor it provides
+    to loss terms, each with the roles needed to compute it; `visuals`: the tensors of a sample
+    grid, in column order, each with the image key it looks like; `directions`: by name, the
+    first being the default.
+    """
+
+    roles: Mapping[str, Role]
+    players: Mapping[str, Player]
+    tensors: Mapping[str, tuple[str, ...]]
+    directions: Mapping[str, Direction]
+    visuals: Mapping[str, str] = field(default_factory=dict)
+    images: tuple[str, ...] = ("a", "b")
+
+    def __post_init__(self) -> None:
+        """A declaration that contradicts itself is the plugin's mistake: say which name is off."""
+        roles = set(self.roles)
+        named = [(f"player {p!r}", r) for p, player in self.players.items() for r in player.roles]
+        named += [(f"tensor {t!r}", r) for t, needs in self.tensors.items() for r in needs]
+        named += [(f"direction {d!r}", r) for d, direction in self.directions.items() for r in direction.roles]
+        for where, role in named:
+            if role not in roles:
+                raise ValueError(f"TaskSpec: {where} names role {role!r}, which is not among its roles")
+        for where, name in [*((f"direction {d!r}", x.tensor) for d, x in self.directions.items()),
+                            *((f"direction {d!r}", x.target) for d, x in self.directions.items() if x.target),
+                            *(("visuals", v) for v in self.visuals)]:
+            if name not in self.tensors:
+                raise ValueError(f"TaskSpec: {where} names tensor {name!r}, which is not among its tensors")
+        if not self.directions:
+            raise ValueError("TaskSpec: a task offers at least one direction")
+
+    def roles_for(self, tensors: Iterable[str]) -> set[str]:
+        """The roles that computing these tensors needs."""
+        return {role for name in tensors for role in self.tensors.get(name, ())}
+
+
+class TaskParams(Params):
+    """Base of every task's parameters: `declare` says what the task needs and provides.
+
+    `check` may reject a model that the task cannot train (for example a conditional discriminator
+    where the task judges single images); it runs during recipe validation, without torch.
+    """
+
+    def declare(self) -> TaskSpec:
+        raise NotImplementedError(f"{type(self).__name__} must define declare()")
+
+    def check(self, model: Mapping[str, ComponentRef]) -> None:
+        return None
+
+
 @dataclass
 class TaskContext:
-    """What a task needs to build its networks."""
+    """What a task needs to build its networks: the recipe's roles (resolved), the channels of
+    each batch image key, and which roles this run needs (a translation needs fewer than training)."""
 
-    host: Any
-    a_channels: int
-    b_channels: int
-    needs_discriminator: bool
+    builder: Builder
+    model: Mapping[str, ComponentRef]
+    channels: Mapping[str, int]
+    wanted: frozenset[str]
+
+    def wants(self, role: str) -> bool:
+        return role in self.wanted and role in self.model
+
+    def build(self, role: str, *, in_channels: int, out_channels: int | None = None) -> Any:
+        """Build the network of a role, with the channel counts the task derives."""
+        return self.builder.build(self.model[role].kind, self.model[role], in_channels=in_channels,
+                                  out_channels=out_channels, key=f"model.{role}")
 
 
-class Task(Protocol):
-    """The networks of a translation method and the tensors a training step needs."""
+class Task:
+    """Base class of tasks: the networks of a translation method and the tensors a step needs.
 
-    generator_roles: tuple[str, ...]
-    discriminator_roles: tuple[str, ...]
+    The engine owns every optimiser step; a task only says how tensors are computed. Its state
+    (an image pool) goes into checkpoints through `state_dict`: tensors and JSON-able values.
+    """
 
-    def build_networks(self, model: Mapping[str, ComponentRef], ctx: TaskContext) -> dict[str, nn.Module]: ...
+    def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
+        raise NotImplementedError
 
-    def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors: ...
+    def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors:
+        """The tensors shared by both sides of one step, from the batch (images on the device)."""
+        raise NotImplementedError
 
-    def discriminator_phase(self, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors: ...
+    def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
+        """The view of one side's update: a discriminator side sees detached fakes."""
+        return base
 
-    def generator_phase(self, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors: ...
+    def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-    def sample_images(self, t: Tensors) -> list[torch.Tensor]: ...
+    def after_step(self, side: Side, nets: Mapping[str, nn.Module], step: int) -> None:
+        """Called after each update of a side (post-step hook)."""
 
-    def translate(self, nets: Mapping[str, nn.Module], a: torch.Tensor) -> torch.Tensor: ...
+    def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
+        """Called before each epoch's first step, and again for the epoch a resumed run continues:
+        where a task switches what it trains by epoch (freezing a role for the first epochs)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            raise P2PError(f"{type(self).__name__} keeps no state, but the checkpoint has some",
+                           hint="the checkpoint was written by another version of this task")
+
+
+# -- schedules --------------------------------------------------------------------------------------
+
+class ScheduleParams(Params):
+    """Base of learning-rate schedules' parameters."""
+
+    per: Literal["epoch", "step"] = Field(
+        "epoch", description="epoch: the rate changes between epochs; step: after every step")
+
+
+class Schedule:
+    """A learning-rate multiplier over training; `epoch` is fractional when stepping per step.
+
+    A schedule that reacts to metrics (plateau) implements `observe` and keeps its state in
+    `state_dict`, which goes into checkpoints as JSON.
+    """
+
+    def factor(self, epoch: float, epochs: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Called at the end of each epoch with the metrics logged in it."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
 
 
 class DatasetAdapter(Protocol):
-    """Reads a dataset. Images are float tensors C x H x W in [-1, 1]."""
+    """Reads a dataset. Images are float tensors C x H x W in [-1, 1].
+
+    Optional: `channels` (a mapping of further batch image keys to their channel counts, for tasks
+    that read more than a and b) and `display(images, key)`, which turns an N x C x H x W batch of
+    one image key into RGB in [-1, 1] for sample grids (a label map in its colour palette)."""
 
     a_channels: int
     b_channels: int
 
     def dataset(self, split: str, *, train: bool) -> torch.utils.data.Dataset: ...
 
-    def read_input(self, path: str) -> torch.Tensor: ...
+    def read_input(self, path: str, side: str = "a") -> torch.Tensor: ...
 
-    def write_output(self, image: torch.Tensor, path: str) -> None: ...
+    def write_output(self, image: torch.Tensor, path: str, side: str = "b") -> None: ...
 
 
 # Image I/O (precise: 16-bit PNG/TIFF, N-channel stacks, header probes, normalisation rules) lives in

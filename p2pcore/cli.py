@@ -72,18 +72,22 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
               eval_: Annotated[bool, typer.Option("--eval", help="dropout off and batch-norm running "
                                                   "statistics, instead of the paper's test protocol")] = False,
               device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
-              seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0) -> None:
-    """Translate images with a checkpoint's generator, at each image's own size."""
+              seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
+              direction: Annotated[str | None, typer.Option(help="a direction the task offers: a2b (default), "
+                                                            "b2a for CycleGAN")] = None) -> None:
+    """Translate images with a checkpoint's networks, at each image's own size."""
     from rich.progress import track
 
     from p2pcore.engine.translate import Translator, plan
 
-    translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed)
+    translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
+                            direction=direction)
     jobs = list(plan(input, output))
     for source, target in track(jobs, description="translating", console=console, disable=len(jobs) < 2):
         translator.translate_file(source, target)
-    console.print(f"[green]translated[/green] {len(jobs)} image(s) -> {output} "
-                  f"({translator.protocol} protocol, {translator.device})")
+    console.print(f"[green]translated[/green] {len(jobs)} image(s) -> {output} ({translator.direction}, "
+                  f"{translator.protocol} protocol{', weight average' if translator.averaged else ''}, "
+                  f"{translator.device})")
 
 
 @app.command()
@@ -115,14 +119,17 @@ def inspect(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.
 @app.command()
 def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
            output: Annotated[Path, typer.Argument(help="file to write (.onnx or .pt)")],
-           format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx") -> None:
-    """Export the generator for inference (dropout off, running statistics), dynamic H and W."""
+           format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx",
+           direction: Annotated[str | None, typer.Option(help="a direction the task offers (default: its "
+                                                         "first, a2b)")] = None) -> None:
+    """Export a translation direction for inference (dropout off, running statistics), dynamic H and W."""
     if format_ not in ("onnx", "torchscript"):
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint="use onnx or torchscript")
     from p2pcore.engine.export import export as run_export
 
-    info = run_export(checkpoint, output, _host(), format_)  # type: ignore[arg-type]
-    console.print(f"[green]exported[/green] {output} ({format_}; input N x {info['a_channels']} x H x W, "
+    info = run_export(checkpoint, output, _host(), format_, direction)  # type: ignore[arg-type]
+    console.print(f"[green]exported[/green] {output} ({format_}, {info['direction']}; input N x "
+                  f"{info['in_channels']} x H x W, "
                   f"H and W multiples of {info['size_multiple']})")
 
 
@@ -142,7 +149,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readab
 
 @app.command("list")
 def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, discriminator, loss, dataset, "
-                                                     "task or metric")] = None,
+                                                     "task, schedule or metric")] = None,
           pattern: Annotated[str | None, typer.Argument(help="wildcard on names, e.g. '*unet*'")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Registered components."""
@@ -193,7 +200,8 @@ def validate(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")], s
     parsed = _recipe(recipe, set_, host)
     model = ", ".join(f"{role}={ref.name}" for role, ref in parsed.model.items())
     losses = ", ".join(f"{label}={spec.name}x{spec.weight:g}" for label, spec in parsed.loss.items())
-    console.print(f"[green]ok[/green]: {recipe} (task {parsed.task}, data {parsed.data.name}, {model}; {losses})")
+    console.print(f"[green]ok[/green]: {recipe} (task {parsed.task.name}, data {parsed.data.name}, {model}; "
+                  f"{losses})")
 
 
 @app.command()

@@ -41,7 +41,8 @@ def p2p_register_discriminators(register: Any) -> None:
 
 @hookspec
 def p2p_register_losses(register: Any) -> None:
-    """Register loss terms. ``build`` returns a :class:`p2pcore.api.LossTerm`."""
+    """Register loss terms. ``params`` subclasses :class:`p2pcore.api.LossParams` (its ``reads()``
+    names the step tensors the term reads); ``build`` returns a :class:`p2pcore.api.LossTerm`."""
 
 
 @hookspec
@@ -51,7 +52,15 @@ def p2p_register_datasets(register: Any) -> None:
 
 @hookspec
 def p2p_register_tasks(register: Any) -> None:
-    """Register tasks (pix2pix, ...). ``build`` returns a :class:`p2pcore.api.Task`."""
+    """Register tasks (pix2pix, cyclegan, ...). ``params`` subclasses :class:`p2pcore.api.TaskParams`
+    (its ``declare()`` gives the roles, players, tensors and directions); ``build`` returns a
+    :class:`p2pcore.api.Task`."""
+
+
+@hookspec
+def p2p_register_schedules(register: Any) -> None:
+    """Register learning-rate schedules. ``params`` subclasses :class:`p2pcore.api.ScheduleParams`;
+    ``build`` returns a :class:`p2pcore.api.Schedule`."""
 
 
 @hookspec

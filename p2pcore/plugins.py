@@ -11,11 +11,12 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from p2pcore import hookspecs
-from p2pcore.api import BuildContext, ComponentRef, Params
+from p2pcore.api import BuildContext, ComponentRef, LossParams, Params, ScheduleParams, TaskParams
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.registry import KINDS, ComponentSpec, Registry
 
 ENTRY_POINT_GROUP = "p2p.plugins"
+PARAMS_BASE: dict[str, type[Params]] = {"task": TaskParams, "loss": LossParams, "schedule": ScheduleParams}
 HOOK_FOR_KIND = {kind: f"p2p_register_{kind}{'es' if kind.endswith('s') else 's'}" for kind in KINDS}
 
 
@@ -41,44 +42,52 @@ class Host:
         self.records = records
 
     # -- validation -------------------------------------------------------------------------
-    def resolve(self, kind: str, spec: Any, *, key: str = "") -> tuple[ComponentSpec, BaseModel]:
-        """Validate a component spec (a name, a table or a ComponentRef), references included."""
+    def resolve(self, kind: str, spec: Any, *, key: str = "") -> ComponentRef:
+        """Validate a component spec (a name, a table or a ComponentRef), references included.
+
+        The result records every parameter with its default filled in (so a recipe records exactly
+        what was built even if a later version changes a default) and carries the validated
+        parameters that `build` hands to the builder: each component is validated once."""
         try:
             ref = ComponentRef.coerce(kind, spec)
         except ValueError as exc:
             raise P2PError(str(exc), key=key or None) from None
+        if ref.params is not None:
+            return ref
         try:
             component = self.registry.get(kind, ref.name)
         except P2PError as exc:
             raise exc.with_location(key_prefix=f"{key}.name" if key else None) from None
         params = validate_params(component, ref.options, key=key)
+        updates = {}
         for field_name, value in params:
-            for index, child in _refs_in(value):
-                child_key = ".".join(p for p in (key, field_name, index) if p)
-                self.resolve(child.kind, child, key=child_key)
-        return component, params
-
-    def resolved(self, kind: str, spec: Any, *, key: str = "") -> ComponentRef:
-        """The spec with every default filled in, references included, so a recipe records exactly
-        what was built even if a later version changes a default."""
-        component, params = self.resolve(kind, spec, key=key)
+            nested = _resolve_nested(self, value, ".".join(p for p in (key, field_name) if p))
+            if nested is not value:
+                updates[field_name] = nested
+        if updates:
+            params = params.model_copy(update=updates)
         options: dict[str, Any] = {}
         for field_name, value in params:
-            if isinstance(value, ComponentRef):
-                value = self.resolved(value.kind, value, key=f"{key}.{field_name}" if key else field_name)
-                options[field_name] = value.as_table()
-            elif value is not None:  # TOML has no null: an absent key means the same
-                options[field_name] = params.model_dump(mode="json", include={field_name})[field_name]
-        return ComponentRef(kind=kind, name=component.name, options=options)
+            if value is None:  # TOML has no null: an absent key means the same
+                continue
+            options[field_name] = _plain(value) if field_name in updates else \
+                params.model_dump(mode="json", include={field_name})[field_name]
+        name = ref.name if ":" in ref.name else component.name
+        resolved = ComponentRef(kind=kind, name=name, options=options)
+        resolved._params = params
+        return resolved
+
+    def component(self, ref: ComponentRef) -> ComponentSpec:
+        return self.registry.get(ref.kind, ref.name)
 
     # -- building ---------------------------------------------------------------------------
     def build(self, kind: str, spec: Any, *, in_channels: int | None = None, out_channels: int | None = None,
               key: str = "", facts: Mapping[str, Any] | None = None) -> Any:
-        """Build a component from a name or a table, e.g. ``{"name": "unet", "ngf": 64}``."""
-        component, params = self.resolve(kind, spec, key=key)
-        ctx = BuildContext(host=self, in_channels=in_channels, out_channels=out_channels, key=key,
+        """Build a component from a name, a table (``{"name": "unet", "ngf": 64}``) or a resolved reference."""
+        ref = self.resolve(kind, spec, key=key)
+        ctx = BuildContext(builder=self, in_channels=in_channels, out_channels=out_channels, key=key,
                            facts=dict(facts or {}))
-        return component.build(params, ctx)
+        return self.component(ref).build(ref.params, ctx)
 
     def describe(self, kind: str, spec: Any) -> dict[str, str]:
         """Name, plugin and version of the component a spec resolves to, for checkpoint metadata."""
@@ -87,17 +96,26 @@ class Host:
                 "distribution": component.distribution, "version": component.version}
 
 
-def _refs_in(value: Any) -> Iterable[tuple[str, ComponentRef]]:
+def _resolve_nested(host: Host, value: Any, key: str) -> Any:
+    """`value` with every component reference in it resolved (the same object when it holds none)."""
     if isinstance(value, ComponentRef):
-        yield "", value
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            if isinstance(item, ComponentRef):
-                yield str(i), item
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            if isinstance(item, ComponentRef):
-                yield str(k), item
+        return host.resolve(value.kind, value, key=key)
+    if isinstance(value, list | tuple) and any(isinstance(v, ComponentRef) for v in value):
+        return type(value)(_resolve_nested(host, v, f"{key}.{i}") for i, v in enumerate(value))
+    if isinstance(value, dict) and any(isinstance(v, ComponentRef) for v in value.values()):
+        return {k: _resolve_nested(host, v, f"{key}.{k}") for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Resolved references as recipe tables."""
+    if isinstance(value, ComponentRef):
+        return value.as_table()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def validate_params(component: ComponentSpec, options: Mapping[str, Any], *, key: str = "") -> BaseModel:
@@ -172,6 +190,10 @@ def _make_register(registry: Registry, kind: str, plugin: str, distribution: str
                  summary: str | None = None, facts: Any = None) -> None:
         if not isinstance(params, type) or not issubclass(params, BaseModel):
             raise TypeError(f"{kind} {name!r}: params must be a pydantic model class")
+        base = PARAMS_BASE.get(kind)
+        if base is not None and not issubclass(params, base):
+            raise TypeError(f"{kind} {name!r}: params must subclass p2pcore.api.{base.__name__}, which "
+                            f"declares what a {kind} needs and provides")
         text = summary if summary is not None else (build.__doc__ or "").strip().split("\n")[0]
         registry.add(ComponentSpec(kind=kind, name=name, build=build, params=params, plugin=plugin,
                                    distribution=distribution, version=version, summary=text,

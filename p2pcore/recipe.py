@@ -13,10 +13,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from p2pcore.api import ComponentRef, DatasetRef
-from p2pcore.errors import P2PError
+from p2pcore.api import ComponentRef, DatasetRef, ScheduleRef, TaskRef, TaskSpec
+from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
 
 
@@ -24,16 +33,41 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PlayerOptim(Section):
+    """One player's optimiser settings; a key left out takes the shared `[optim]` value."""
+
+    lr: float | None = Field(None, gt=0, description="Adam learning rate")
+    betas: tuple[float, float] | None = Field(None, description="Adam betas")
+    weight_decay: float | None = Field(None, ge=0)
+
+
 class OptimConfig(Section):
+    """Adam settings shared by every player; `[optim.<player>]` tables override them per player
+    (`[optim.discriminator] lr = 1e-4`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     lr: float = Field(2e-4, gt=0, description="Adam learning rate (pix2pix: 2e-4)")
     betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (pix2pix: 0.5, 0.999)")
     weight_decay: float = Field(0.0, ge=0)
 
+    @model_validator(mode="after")
+    def _players(self) -> OptimConfig:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, PlayerOptim):
+                self.model_extra[name] = PlayerOptim.model_validate(value)  # type: ignore[index]
+        return self
 
-class ScheduleConfig(Section):
-    policy: Literal["constant", "linear"] = Field(
-        "linear", description="linear: constant for `epochs - decay_epochs`, then linearly to zero")
-    decay_epochs: int = Field(0, ge=0, description="epochs at the end over which the rate decays to zero")
+    @property
+    def players(self) -> dict[str, PlayerOptim]:
+        return dict(self.model_extra or {})
+
+    def for_player(self, player: str) -> dict[str, Any]:
+        """lr, betas and weight_decay of one player."""
+        own = self.players.get(player)
+        shared = {"lr": self.lr, "betas": self.betas, "weight_decay": self.weight_decay}
+        if own is None:
+            return shared
+        return {k: v if (v := getattr(own, k)) is not None else shared[k] for k in shared}
 
 
 class InitConfig(Section):
@@ -64,6 +98,10 @@ class TrainConfig(Section):
         20, ge=1, description="non-finite steps in a row (skipped) before training stops")
     deterministic: bool = Field(False, description="use deterministic algorithms (slower)")
     compile: bool = Field(False, description="torch.compile the networks")
+    n_critic: int = Field(1, ge=1, description="discriminator steps per generator step (WGAN: 5)")
+    ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the generator "
+                                                   "weights, used by samples, translate and export (0: off; "
+                                                   "e.g. 0.999)")
 
 
 class LossSpec(Section):
@@ -73,35 +111,42 @@ class LossSpec(Section):
     name: str
     weight: float = 1.0
 
+    _ref: ComponentRef | None = PrivateAttr(default=None)
+
     def ref(self) -> ComponentRef:
+        """The term as a component reference; resolved (with validated parameters) after validation."""
+        if self._ref is not None:
+            return self._ref
         return ComponentRef(kind="loss", name=self.name, options=dict(self.model_extra or {}))
 
 
 class Recipe(Section):
     extends: str | None = Field(None, description="a recipe this one builds on, relative to this file")
     name: str | None = Field(None, description="run name; default: the recipe file's stem")
-    task: str = Field("pix2pix", description="a registered task (see `p2p list task`)")
+    task: TaskRef = Field("pix2pix", description="a registered task and its parameters (see `p2p list task`)")
     seed: int = Field(0, description="seeds weights, data order and augmentation: same seed, same run")
     data: DatasetRef = Field(description="a registered dataset adapter and its parameters")
     model: dict[str, ComponentRef] = Field(default_factory=dict,
-                                           description="networks by role: generator, discriminator")
+                                           description="networks by the task's roles: generator, discriminator")
     loss: dict[str, LossSpec] = Field(default_factory=dict, description="objective terms by label")
     optim: OptimConfig = OptimConfig()
-    schedule: ScheduleConfig = ScheduleConfig()
+    schedule: ScheduleRef = Field("constant_then_linear",
+                                  description="a registered learning-rate schedule (see `p2p list schedule`)")
     init: InitConfig = InitConfig()
     train: TrainConfig = TrainConfig()
 
     @field_validator("model", mode="before")
     @classmethod
-    def _model_refs(cls, value: Any) -> Any:
-        """Roles name their kind: `generator`, `discriminator`, or with a suffix (`generator_ab`)."""
+    def _model_refs(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each role is built as the kind its task declares; unknown roles are reported before this."""
         if not isinstance(value, Mapping):
             return value
+        kinds = (info.context or {}).get("role_kinds", {})
         refs = {}
         for role, spec in value.items():
-            kind = next((k for k in ("generator", "discriminator") if role.startswith(k)), None)
+            kind = kinds.get(role) or next((k for k in ("generator", "discriminator") if role.startswith(k)), None)
             if kind is None:
-                raise ValueError(f"model role {role!r} must start with 'generator' or 'discriminator'")
+                raise ValueError(f"model role {role!r} is not one the task declares")
             refs[role] = ComponentRef.coerce(kind, spec)
         return refs
 
@@ -110,6 +155,9 @@ class Recipe(Section):
         data = self.model_dump(mode="json", exclude_none=True, exclude={"extends"})
         data["loss"] = {label: {"name": spec.name, "weight": spec.weight, **(spec.model_extra or {})}
                         for label, spec in self.loss.items()}
+        data["optim"] = {**{k: v for k, v in data["optim"].items() if k in OptimConfig.model_fields},
+                         **{player: own.model_dump(mode="json", exclude_none=True)
+                            for player, own in self.optim.players.items()}}
         return data
 
 
@@ -238,23 +286,103 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 
 
 def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = None,
-                    default_name: str | None = None) -> Recipe:
-    """Validate the recipe's own shape, then every component it names against the registry."""
+                    default_name: str | None = None, inference: bool = False) -> Recipe:
+    """Validate the recipe's shape, every component it names, and its wiring: the roles and players
+    its task declares, and the tensors its loss terms read. All without torch.
+
+    `inference`: only what translating needs (the loss terms are dropped, the wiring not checked)."""
+    data = dict(data)
+    if inference:
+        data.pop("loss", None)
     try:
-        recipe = Recipe.model_validate(dict(data))
+        task = host.resolve("task", data.get("task", Recipe.model_fields["task"].default), key="task")
+        spec = declared(task, host)
+        model = data.get("model", {})
+        if isinstance(model, Mapping):
+            for role in model:
+                if role not in spec.roles:
+                    raise _unknown("model role", role, spec.roles, key=f"model.{role}", task=task.name)
+        optim = data.get("optim", {})
+        if isinstance(optim, Mapping):  # a table names a player; any other unknown key is a misspelling
+            for key, value in optim.items():
+                if key not in OptimConfig.model_fields and not isinstance(value, Mapping):
+                    guess = did_you_mean(key, OptimConfig.model_fields)
+                    raise P2PError(f"unknown key {key!r}" + (f"; did you mean {guess!r}?" if guess else ""),
+                                   key=f"optim.{key}", hint=f"[optim] takes: {', '.join(OptimConfig.model_fields)}"
+                                   f", and [optim.<player>] tables ({', '.join(spec.players)})")
+        recipe = Recipe.model_validate({**data, "task": task},
+                                       context={"role_kinds": {r: s.kind for r, s in spec.roles.items()}})
     except ValidationError as exc:
         raise params_error(exc, Recipe, key="", what="a recipe").with_location(file=file) from None
+    except P2PError as exc:
+        raise exc.with_location(file=file) from None
     if recipe.name is None and default_name:
         recipe = recipe.model_copy(update={"name": default_name})
     try:
-        host.resolve("task", recipe.task, key="task")
-        data = host.resolved("dataset", recipe.data, key="data")
-        model = {role: host.resolved(ref.kind, ref, key=f"model.{role}") for role, ref in recipe.model.items()}
-        loss = {label: LossSpec(weight=spec.weight, **host.resolved("loss", spec.ref(), key=f"loss.{label}")
-                                .as_table()) for label, spec in recipe.loss.items()}
+        resolved = recipe.model_copy(update={
+            "data": host.resolve("dataset", recipe.data, key="data"),
+            "model": {role: host.resolve(ref.kind, ref, key=f"model.{role}") for role, ref in recipe.model.items()},
+            "loss": {label: _resolved_loss(host, label, spec) for label, spec in recipe.loss.items()},
+            "schedule": host.resolve("schedule", recipe.schedule, key="schedule"),
+        })
+        task.params.check(resolved.model)
+        if not inference:
+            check_wiring(resolved, spec)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
-    return recipe.model_copy(update={"data": data, "model": model, "loss": loss})
+    return resolved
+
+
+def _resolved_loss(host: Host, label: str, spec: LossSpec) -> LossSpec:
+    ref = host.resolve("loss", spec.ref(), key=f"loss.{label}")
+    resolved = LossSpec(weight=spec.weight, **ref.as_table())
+    resolved._ref = ref
+    return resolved
+
+
+def declared(task: ComponentRef, host: Host | None = None) -> TaskSpec:
+    """What a resolved task declares; a declaration that contradicts itself is the plugin's bug."""
+    try:
+        return task.params.declare()
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        origin = f" (from {host.component(task).distribution})" if host else ""
+        raise P2PError(f"task {task.name!r}{origin} declares itself inconsistently: {exc}", key="task",
+                       hint="this is a bug in the plugin that provides the task; report it there") from None
+
+
+def task_spec(recipe: Recipe) -> TaskSpec:
+    """What the recipe's (resolved) task declares."""
+    return declared(recipe.task)
+
+
+def check_wiring(recipe: Recipe, spec: TaskSpec) -> None:
+    """Roles the task needs, players with optimiser settings, tensors the loss terms read."""
+    task = recipe.task.name
+    for role, declared in spec.roles.items():
+        if declared.required and role not in recipe.model:
+            raise P2PError(f"task {task!r} needs a {declared.kind} as model.{role}", key=f"model.{role}",
+                           hint=f"add a [model.{role}] table with the name of a registered {declared.kind} "
+                                f"(see `p2p list {declared.kind}`)")
+    for player in recipe.optim.players:
+        if player not in spec.players:
+            raise _unknown("player", player, spec.players, key=f"optim.{player}", task=task)
+    for label, term in recipe.loss.items():
+        for tensor in sorted(term.ref().params.reads()):
+            if tensor not in spec.tensors:
+                raise _unknown("tensor", tensor, spec.tensors, key=f"loss.{label}", task=task,
+                               verb=f"loss.{label} reads")
+            for role in spec.tensors[tensor]:
+                if role not in recipe.model:
+                    raise P2PError(f"loss.{label} reads {tensor!r}, which needs model.{role}",
+                                   key=f"model.{role}", hint=f"add a [model.{role}] table, or drop loss.{label}")
+
+
+def _unknown(what: str, name: str, known: Iterable[str], *, key: str, task: str, verb: str = "") -> P2PError:
+    guess = did_you_mean(name, known)
+    message = f"{verb} {what} {name!r}, which task {task!r} does not provide" if verb else \
+        f"task {task!r} has no {what} {name!r}"
+    return P2PError(message, key=key,
+                    hint=(f"did you mean {guess!r}? " if guess else "") + f"{task} offers: {', '.join(known)}")
 
 
 def load_recipe(path: str | Path, host: Host, overrides: Iterable[str] = ()) -> Recipe:

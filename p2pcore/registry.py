@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from p2pcore.errors import P2PError, did_you_mean
 
-KINDS: tuple[str, ...] = ("norm", "generator", "discriminator", "loss", "dataset", "task", "metric")
+KINDS: tuple[str, ...] = ("norm", "generator", "discriminator", "loss", "dataset", "task", "schedule", "metric")
 BUILTIN_DISTRIBUTION = "p2p"
 
 

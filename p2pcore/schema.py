@@ -44,7 +44,9 @@ def recipe_schema(host: Host) -> dict[str, Any]:
     """The Recipe schema, with each component table checked against the installed components."""
     schema = Recipe.model_json_schema()
     props = schema["properties"]
-    props["task"] = {"enum": host.registry.names("task"), "description": props["task"].get("description", "")}
+    for kind in ("task", "schedule"):
+        props[kind] = {"anyOf": [{"enum": host.registry.names(kind)}, *_component_schemas(host, kind)],
+                       "description": props[kind].get("description", "")}
     props["data"] = {"anyOf": _component_schemas(host, "dataset"), "description": "dataset adapter"}
     networks = _component_schemas(host, "generator") + _component_schemas(host, "discriminator")
     props["model"] = {"type": "object", "additionalProperties": {"anyOf": networks},

@@ -99,9 +99,9 @@ def test_params_are_strict(host):
         build(host, "paired_folders", root="x", normalize={"mode": "fixed", "min": 5, "max": 1})
     adapter = build(host, "paired_folders", root="x", normalize={"mode": "percentile"})
     assert adapter.rule.mode == "percentile" and adapter.rule.high == 99
-    resolved = host.resolved("dataset", {"name": "paired_folders", "root": "x"}).as_table()
+    resolved = host.resolve("dataset", {"name": "paired_folders", "root": "x"}).as_table()
     assert resolved["normalize"] == {"mode": "full_range"}
-    assert host.resolve("dataset", resolved)[1].normalize.mode == "full_range"
+    assert host.resolve("dataset", resolved).params.normalize.mode == "full_range"
 
 
 # -- paired_folders ------------------------------------------------------------------------------------

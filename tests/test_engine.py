@@ -14,7 +14,7 @@ from conftest import SHARED, needs_shared
 from PIL import Image
 
 from p2pcore import P2PError, load_host
-from p2pcore.api import LossTerm, Params, hookimpl
+from p2pcore.api import LossParams, LossTerm, hookimpl
 from p2pcore.engine.checkpoint import latest_valid_checkpoint, read_checkpoint
 from p2pcore.engine.trainer import Trainer
 from p2pcore.engine.translate import Translator
@@ -44,7 +44,7 @@ def test_training_lowers_l1_and_writes_the_run(host, tmp_path):
     recipe = tiny_recipe(epochs=4, batch_size=4)
     recipe["data"]["train_count"] = 64
     trainer = make(host, tmp_path, recipe=recipe)
-    before = trainer.sample(trainer._sample_batch(), tmp_path / "before.png")
+    before = trainer.sample(trainer.sample_batch(), tmp_path / "before.png")["eval/l1"]
     result = trainer.fit()
     run = tmp_path / "run"
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -136,8 +136,11 @@ class NaNAfter(LossTerm):
 
 
 def test_divergence_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    class Start(Params):
+    class Start(LossParams):
         start: int = 3
+
+        def reads(self) -> frozenset[str]:
+            return frozenset({"fake_b"})
 
     plugin = types.SimpleNamespace(
         __name__="nan_plugin",

@@ -20,7 +20,9 @@ def phase(real: torch.Tensor, fake: torch.Tensor, net=None, in_real=None, in_fak
 def test_vanilla_is_non_saturating_and_discriminator_objective_is_halved(host):
     real, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
     term = gan(host, mode="vanilla")
-    assert term.uses_discriminator
+    assert host.resolve("loss", {"name": "gan"}).params.reads() == {"d_real", "d_fake"}
+    assert host.resolve("loss", {"name": "gan", "mode": "wgan-gp", "prefix": "d_b"}).params.reads() == {
+        "d_b_real", "d_b_fake", "d_b_in_real", "d_b_in_fake", "d_b_net"}
     expected_d = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                         + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
     torch.testing.assert_close(term.discriminator_loss(phase(real, fake)), expected_d)
@@ -76,7 +78,9 @@ def test_wgan_gp_applies_the_gradient_penalty(host):
 def test_l1_reads_named_tensors(host):
     a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     term = host.build("loss", {"name": "l1", "pred": "rec_a", "target": "real_a"})
-    assert not term.uses_discriminator and term.discriminator_loss(Tensors()) is None
+    assert term.discriminator_loss(Tensors()) is None
+    assert host.resolve("loss", {"name": "l1", "pred": "rec_a", "target": "real_a"}).params.reads() == {
+        "rec_a", "real_a"}
     torch.testing.assert_close(term.generator_loss(Tensors(values={"rec_a": a, "real_a": b})), (a - b).abs().mean())
 
 

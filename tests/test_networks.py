@@ -74,8 +74,9 @@ def small(component) -> dict:
 
 def check_facts(kind: str, spec: dict, net: nn.Module) -> None:
     """Figures `p2p show` derives without torch agree with the built network."""
-    component, params = HOST.resolve(kind, spec)
-    facts = component.facts(params) if getattr(component, "facts", None) else {}
+    ref = HOST.resolve(kind, spec)
+    component = HOST.component(ref)
+    facts = component.facts(ref.params) if component.facts else {}
     for name in ("size_multiple", "receptive_field"):
         if name in facts:
             assert facts[name] == getattr(net, name), name

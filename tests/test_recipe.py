@@ -97,7 +97,8 @@ def test_parse_override_values():
     (BASE + "\n[optim]\nlrr = 0.1\n", "optim.lrr", "did you mean 'lr'"),
     (BASE.replace('task = "pix2pix"', 'task = "pix2pixx"'), "task.name", "unknown task"),
     (BASE.replace('[loss]', '[loss]\nbad = { weight = 1.0 }'), "loss.bad.name", "Field required"),
-    (BASE + "\n[model.critic]\nname = 'patch'\n", "model", "must start with"),
+    (BASE + "\n[model.critic]\nname = 'patch'\n", "model.critic", "has no model role 'critic'"),
+    (BASE + "\n[optim.generatr]\nlr = 0.1\n", "optim.generatr", "did you mean 'generator'"),
 ])
 def test_errors_name_file_and_key(tmp_path, host, text, key, fragment):
     path = write(tmp_path, "bad.toml", text)

@@ -51,20 +51,26 @@ class SeededItems(Dataset):
             return {ERROR_KEY: error.as_dict()}
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """default_collate, unless an item carries an error or the images differ in size."""
-    for item in items:
-        if ERROR_KEY in item:
-            return item
-    sizes = {tuple(item[k].shape) for item in items for k in ("a",) if k in item}
-    if len(sizes) > 1:
-        names = ", ".join(str(item.get("name", "?")) for item in items)
-        shown = " and ".join("x".join(map(str, size[-2:])) for size in sorted(sizes)[:2])
-        error = P2PError(f"images of one batch differ in size ({shown}: {names})", key="train.batch_size",
-                         hint='crop to a fixed size (data.preprocess), or use train.batch_size = 1 with '
-                              'preprocess = "none"')
-        return {ERROR_KEY: error.as_dict()}
-    return default_collate(items)
+class Collate:
+    """default_collate, unless an item carries an error or the images of one key differ in size."""
+
+    def __init__(self, image_keys: tuple[str, ...] = ("a", "b")) -> None:
+        self.image_keys = image_keys
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        for item in items:
+            if ERROR_KEY in item:
+                return item
+        for key in self.image_keys:
+            sizes = {tuple(item[key].shape) for item in items if key in item}
+            if len(sizes) > 1:
+                names = ", ".join(str(item.get("name", "?")) for item in items)
+                shown = " and ".join("x".join(map(str, size[-2:])) for size in sorted(sizes)[:2])
+                error = P2PError(f"images of one batch differ in size ({shown}: {names})", key="train.batch_size",
+                                 hint='crop to a fixed size (data.preprocess), or use train.batch_size = 1 with '
+                                      'preprocess = "none"')
+                return {ERROR_KEY: error.as_dict()}
+        return default_collate(items)
 
 
 def raise_carried(batch: dict[str, Any]) -> dict[str, Any]:

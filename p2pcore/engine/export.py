@@ -1,6 +1,7 @@
 """Exporting a checkpoint's generator for deployment: ONNX or TorchScript, dynamic height and width.
 
-The exported network is in inference mode (dropout off, batch-norm running statistics), the
+One translation direction (the task's first unless asked), with the checkpoint's weight average
+where it keeps one. The exported network is in inference mode (dropout off, batch-norm running statistics), the
 `--eval` protocol of `p2p translate`. Inputs must have sides that are multiples of the network's
 `size_multiple`, which is recorded in the file's metadata.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,26 +22,28 @@ from p2pcore.plugins import Host
 Format = Literal["onnx", "torchscript"]
 
 
-class _Generator(nn.Module):
-    """The task's translate function as one module (a task may chain several networks)."""
+class _Translation(nn.Module):
+    """The task's translation of one direction as one module (a task may chain several networks)."""
 
     def __init__(self, translator: Translator) -> None:
         super().__init__()
         self.nets = nn.ModuleDict(translator.nets)
         self.task = translator.task
+        self.direction = translator.direction
 
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return self.task.translate(dict(self.nets.items()), a)
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.task.translate(self.direction, dict(self.nets.items()), image)
 
 
-def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format) -> dict[str, int]:
+def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
+           direction: str | None = None) -> dict[str, Any]:
     output = Path(output)
     if output.is_dir():
         raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. generator.onnx")
-    translator = Translator(checkpoint, host, device="cpu", protocol="eval")
-    model = _Generator(translator).eval()
+    translator = Translator(checkpoint, host, device="cpu", protocol="eval", direction=direction)
+    model = _Translation(translator).eval()
     side = translator.multiple * max(1, 64 // translator.multiple)
-    example = torch.zeros(1, translator.adapter.a_channels, side, side)
+    example = torch.zeros(1, translator.in_channels, side, side)
     output.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -57,5 +60,5 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format) 
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:  # type: ignore[attr-defined]
             raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
                            hint="try the other --format") from None
-    return {"a_channels": translator.adapter.a_channels, "b_channels": translator.adapter.b_channels,
-            "size_multiple": translator.multiple}
+    return {"direction": translator.direction, "in_channels": translator.in_channels,
+            "out_channels": translator.out_channels, "size_multiple": translator.multiple}

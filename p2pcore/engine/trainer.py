@@ -1,9 +1,10 @@
-"""The two-player training loop. Plugins provide networks, tensors and loss terms; the engine owns
-every optimiser step.
+"""The training loop. Plugins provide networks, tensors and loss terms; the engine owns every
+optimiser step.
 
-One iteration: the task's tensors are made lazily, the discriminator is updated on detached fakes
-(its objective halved by the loss term), then the generator is updated with the discriminator
-frozen. The generator's forward pass is computed once and shared by both phases.
+One iteration: the task's tensors are made lazily; the discriminator side is updated on detached
+fakes (its objective halved by the loss term), then, every `n_critic` iterations, the generator
+side with the discriminators frozen. The generators' forward passes are computed once and shared
+by both sides.
 """
 
 from __future__ import annotations
@@ -22,40 +23,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p2pcore.api import LossTerm, TaskContext
-from p2pcore.engine import state as flat
+from p2pcore.engine.assemble import assemble
 from p2pcore.engine.checkpoint import latest_valid_checkpoint, link_checkpoint, read_checkpoint, write_checkpoint
-from p2pcore.engine.data import EpochOrder, SeededItems, collate, raise_carried
+from p2pcore.engine.data import Collate, EpochOrder, SeededItems, raise_carried
 from p2pcore.engine.device import autocast, resolve_device
-from p2pcore.engine.inference import pad_to_multiple, protocol_mode
+from p2pcore.engine.ema import WeightAverage
+from p2pcore.engine.evaluation import sample
+from p2pcore.engine.inference import pad_to_multiple
 from p2pcore.engine.init import init_weights
 from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
-from p2pcore.engine.samples import save_grid
+from p2pcore.engine.placement import SingleDevice
+from p2pcore.engine.run_state import capture, restore
+from p2pcore.engine.update import Progress, SideUpdate
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.safetensors$")
-
-
-@dataclass
-class Term:
-    label: str
-    weight: float
-    loss: LossTerm
-
-
-@dataclass
-class Progress:
-    """Where training stands: the next epoch to run and how many of its batches are done."""
-
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0
-    bad_steps: int = 0
-    skipped_files: int = 0
-    skipped_steps: int = 0
 
 
 @dataclass
@@ -84,50 +69,60 @@ class Trainer:
     """Builds everything a recipe names and runs it; see :meth:`fit`."""
 
     def __init__(self, recipe: Recipe, host: Host, out_dir: str | Path, *,
-                 on_step: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 on_step: Callable[[Mapping[str, Any]], None] | None = None,
+                 placement: SingleDevice | None = None) -> None:
         self.recipe = recipe
         self.host = host
         self.out_dir = Path(out_dir)
         self.on_step = on_step
-        self.cfg = recipe.train
-        seed_everything(recipe.seed, self.cfg.deterministic)
-        self.device = resolve_device(self.cfg.device)
-        self.adapter = host.build("dataset", recipe.data, key="data")
+        self.cfg = cfg = recipe.train
+        seed_everything(recipe.seed, cfg.deterministic)
+        self.placement = placement or SingleDevice(resolve_device(cfg.device), channels_last=cfg.channels_last,
+                                                   compile=cfg.compile)
+        self.device = self.placement.device
+        run = assemble(recipe, host)
+        self.spec, self.task, self.adapter, self.nets, self.terms = run.spec, run.task, run.adapter, run.nets, run.terms
         self._check_data()
         self.train_set = self.adapter.dataset("train", train=True)
         if len(self.train_set) == 0:
             raise P2PError("the training split is empty", key="data", hint="run `p2p data check RECIPE`")
-        self.terms = [Term(label, spec.weight, host.build("loss", spec.ref(), key=f"loss.{label}"))
-                      for label, spec in recipe.loss.items()]
-        if not self.terms:
-            raise P2PError("the recipe has no loss terms", key="loss",
-                           hint='add e.g. [loss.l1] name = "l1" weight = 100.0')
-        needs_d = any(t.loss.uses_discriminator for t in self.terms)
-        self.task = host.build("task", recipe.task, key="task")
-        ctx = TaskContext(host=host, a_channels=self.adapter.a_channels, b_channels=self.adapter.b_channels,
-                          needs_discriminator=needs_d)
-        self.nets: dict[str, nn.Module] = self.task.build_networks(recipe.model, ctx)
-        memory = torch.channels_last if self.cfg.channels_last else torch.preserve_format
         for net in self.nets.values():
             init_weights(net, recipe.init)
-            net.to(self.device, memory_format=memory)
-        self.g_roles = [r for r in self.task.generator_roles if r in self.nets]
-        self.size_multiple = max(int(getattr(self.nets[r], "size_multiple", 1)) for r in self.g_roles)
-        self.d_roles = [r for r in self.task.discriminator_roles if r in self.nets]
-        self.forward_nets = {role: (torch.compile(net) if self.cfg.compile else net)
-                             for role, net in self.nets.items()}
-        opt = recipe.optim
-        self.optimizers = {
-            group: torch.optim.Adam([p for r in roles for p in self.nets[r].parameters()], lr=opt.lr,
-                                    betas=opt.betas, weight_decay=opt.weight_decay)
-            for group, roles in (("generator", self.g_roles), ("discriminator", self.d_roles)) if roles}
-        use_scaler = self.cfg.precision == "fp16"
-        self.scalers = {group: torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-                        for group in self.optimizers}
+            self.placement.place(net)
+        for term in self.terms:
+            if isinstance(term.loss, nn.Module):
+                self.placement.place(term.loss)
+                self.placement.wrap_term(term.loss)
+        self.size_multiple = run.size_multiple()
+        self.forward_nets = self.placement.wrap(self.nets)
+        self.optimizers = self._optimizers()
+        players = {side: [p for p, player in self.spec.players.items() if player.side == side and p in self.optimizers]
+                   for side in ("discriminator", "generator")}
+        self.updates = {side: SideUpdate(side, {p: self.optimizers[p] for p in names},
+                                         torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"),
+                                         cfg.divergence_patience, str(self.out_dir / "checkpoints"))
+                        for side, names in players.items() if names}
+        roles = {side: [r for p in names for r in self.spec.players[p].roles if r in self.nets]
+                 for side, names in players.items()}
+        self.frozen_in_g = roles["discriminator"]
+        self.schedule = host.build("schedule", recipe.schedule, key="schedule")
+        self.average = WeightAverage(self.nets, roles["generator"], cfg.ema) if cfg.ema else None
         self.progress = Progress()
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.collate = Collate(self.spec.images)
         self._last_save = time.monotonic()
+        self._last_metrics: dict[str, float] = {}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        out = {}
+        for name, player in self.spec.players.items():
+            params = [p for role in player.roles if role in self.nets for p in self.nets[role].parameters()]
+            if params:
+                settings = self.recipe.optim.for_player(name)
+                out[name] = torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]),
+                                             weight_decay=settings["weight_decay"])
+        return out
 
     # -- public -----------------------------------------------------------------------------
     def summary(self) -> str:
@@ -135,13 +130,15 @@ class Trainer:
         nets = ", ".join(f"{role} {self.recipe.model[role].name} {sum(p.numel() for p in net.parameters()):,}"
                          for role, net in self.nets.items())
         terms = " + ".join(f"{t.weight:g}*{t.label}" for t in self.terms)
-        return (f"{self.recipe.task} on {self.device} ({self.cfg.precision}): {len(self.train_set)} training "
+        return (f"{self.recipe.task.name} on {self.device} ({self.cfg.precision}): {len(self.train_set)} training "
                 f"items, {nets} parameters; loss {terms}")
 
     def total_steps(self) -> int:
-        per_epoch = math.ceil(len(self.train_set) / self.cfg.batch_size)
-        total = per_epoch * self.cfg.epochs
+        total = self.batches_per_epoch() * self.cfg.epochs
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train_set) / self.cfg.batch_size)
 
     def fit(self, *, resume: bool = False) -> RunResult:
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -154,25 +151,26 @@ class Trainer:
                            hint="add --resume to continue it, or choose another --out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._write_recipe()
-        train_set = self.train_set
-        order = EpochOrder(len(train_set), self.recipe.seed)
-        loader = self._loader(SeededItems(train_set, self.recipe.seed), order)
-        samples = self._sample_batch()
+        order = EpochOrder(len(self.train_set), self.recipe.seed)
+        loader = self._loader(SeededItems(self.train_set, self.recipe.seed), order)
+        samples = self.sample_batch()
         with self.metrics, deferred_interrupts() as self._stop_requested:
-            self._loop(loader, order, samples, len(train_set))
+            self._loop(loader, order, samples)
         return RunResult(self.out_dir, self.progress.step, self.progress.epoch, self._last_metrics)
 
     # -- the loop ---------------------------------------------------------------------------
-    def _loop(self, loader: DataLoader, order: EpochOrder, samples: dict | None, n_items: int) -> None:
+    def _loop(self, loader: DataLoader, order: EpochOrder, samples: dict | None) -> None:
         p = self.progress
-        batches_per_epoch = math.ceil(n_items / self.cfg.batch_size)
-        self._last_metrics: dict[str, float] = {}
+        per_step = self.recipe.schedule.params.per == "step"
         sums: dict[str, torch.Tensor] = {}
         counted = 0
         while p.epoch < self.cfg.epochs:
+            self.task.start_epoch(p.epoch, self.nets)
             self._set_lr(p.epoch)
             order.set_position(p.epoch, p.batch * self.cfg.batch_size)
             for batch in loader:
+                if per_step:
+                    self._set_lr(p.epoch + p.batch / self.batches_per_epoch())
                 logs = self.train_step(raise_carried(batch))
                 p.step += 1
                 p.batch += 1
@@ -182,7 +180,7 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                     counted += 1
                 if p.step % self.cfg.log_every == 0 and counted:
-                    self._log({k: float(v) / counted for k, v in sums.items()}, batches_per_epoch)
+                    self._log({k: float(v) / counted for k, v in sums.items()})
                     sums, counted = {}, 0
                 if self._stop_requested():
                     self.save_latest()
@@ -198,71 +196,53 @@ class Trainer:
                 continue
             break  # max_steps reached mid-epoch
         if counted:
-            self._log({k: float(v) / counted for k, v in sums.items()}, batches_per_epoch)
+            self._log({k: float(v) / counted for k, v in sums.items()})
         self.save_latest()
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
-        """One D update then one G update. Returns detached loss values, or None if skipped."""
+        """One discriminator-side update, then (every n_critic steps) one generator-side update.
+        Returns detached loss values, or None if the step was skipped as non-finite."""
         batch = self._to_device(batch)
         logs: dict[str, torch.Tensor] = {}
         with autocast(self.device, self.cfg.precision):
             base = self.task.step_tensors(self.forward_nets, batch)
-        if "discriminator" in self.optimizers:
-            self._requires_grad(self.d_roles, True)
-            with autocast(self.device, self.cfg.precision):
-                phase = self.task.discriminator_phase(self.forward_nets, base)
-                parts = {t.label: t.loss.discriminator_loss(phase) for t in self.terms}
-            parts = {k: v for k, v in parts.items() if v is not None}
-            if not self._update("discriminator", parts, {k: 1.0 for k in parts}, "D", logs):
+        if "discriminator" in self.updates:
+            self._requires_grad(self.frozen_in_g, True)
+            parts = self._losses("discriminator", base)
+            if not self.updates["discriminator"](parts, dict.fromkeys(parts, 1.0), self.progress, logs):
                 return None
-            self._requires_grad(self.d_roles, False)
-        with autocast(self.device, self.cfg.precision):
-            phase = self.task.generator_phase(self.forward_nets, base)
-            parts = {t.label: t.loss.generator_loss(phase) for t in self.terms}
-        parts = {k: v for k, v in parts.items() if v is not None}
-        weights = {t.label: t.weight for t in self.terms}
-        ok = self._update("generator", parts, weights, "G", logs)
-        self._requires_grad(self.d_roles, True)
-        if not ok:
-            return None
+            self.task.after_step("discriminator", self.nets, self.progress.step)
+            if (self.progress.step + 1) % self.cfg.n_critic:
+                self.progress.bad_steps = 0
+                return logs
+        if "generator" in self.updates:
+            self._requires_grad(self.frozen_in_g, False)
+            parts = self._losses("generator", base)
+            ok = self.updates["generator"](parts, {t.label: t.weight for t in self.terms}, self.progress, logs)
+            self._requires_grad(self.frozen_in_g, True)
+            if not ok:
+                return None
+            if self.average is not None:
+                self.average.update()
+            self.task.after_step("generator", self.nets, self.progress.step)
         self.progress.bad_steps = 0
         return logs
 
-    def _update(self, group: str, parts: dict[str, torch.Tensor], weights: Mapping[str, float], tag: str,
-                logs: dict[str, torch.Tensor]) -> bool:
-        if not parts:
-            return True
-        total = sum(weights[k] * v.float() for k, v in parts.items())
-        optimizer, scaler = self.optimizers[group], self.scalers[group]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        params = [p for group_ in optimizer.param_groups for p in group_["params"] if p.grad is not None]
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else total.new_zeros(())
-        finite = bool(torch.isfinite(total) & torch.isfinite(grad_norm))
-        if not finite and not scaler.is_enabled():
-            self._diverging(tag, parts, grad_norm)
-            optimizer.zero_grad(set_to_none=True)
-            return False
-        scaler.step(optimizer)
-        scaler.update()
-        for k, v in parts.items():
-            logs[f"{tag}/{k}"] = v.detach().float()
-        logs[f"{tag}/total"] = total.detach()
-        return True
-
-    def _diverging(self, tag: str, parts: Mapping[str, torch.Tensor], grad_norm: torch.Tensor) -> None:
-        p = self.progress
-        p.bad_steps += 1
-        p.skipped_steps += 1
-        bad = [k for k, v in parts.items() if not torch.isfinite(v).all()]
-        what = f"loss term {', '.join(bad)}" if bad else f"{tag} gradient (norm {float(grad_norm)})"
-        if p.bad_steps >= self.cfg.divergence_patience:
-            raise P2PError(f"training diverged: {what} of the {'generator' if tag == 'G' else 'discriminator'} "
-                           f"was not finite for {p.bad_steps} steps in a row (step {p.step})",
-                           key=f"loss.{bad[0]}" if bad else "optim.lr",
-                           hint="lower optim.lr, use precision = \"fp32\", or check the data; the last good "
-                                f"checkpoint is in {self.checkpoint_dir}")
+    def _losses(self, side: str, base: Any) -> dict[str, torch.Tensor]:
+        """Each term's contribution to one side, computed in that side's view of the step tensors."""
+        with autocast(self.device, self.cfg.precision):
+            phase = self.task.phase_tensors(side, self.forward_nets, base)
+            parts = {}
+            for term in self.terms:
+                try:
+                    value = (term.loss.discriminator_loss(phase) if side == "discriminator"
+                             else term.loss.generator_loss(phase))
+                except P2PError as error:
+                    raise P2PError(error.message, file=error.file, key=error.key or f"loss.{term.label}",
+                                   hint=error.hint, details=error.details) from None
+                if value is not None:
+                    parts[term.label] = value
+        return parts
 
     # -- helpers ----------------------------------------------------------------------------
     def _requires_grad(self, roles: list[str], flag: bool) -> None:
@@ -271,14 +251,12 @@ class Trainer:
                 p.requires_grad_(flag)
 
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Move a batch to the device; images whose sides are not multiples of what the generators
-        need (native sizes, `preprocess = "none"`) are padded by reflection, both sides alike."""
-        memory = torch.channels_last if self.cfg.channels_last else torch.preserve_format
+        """Move a batch to the device; image keys whose sides are not multiples of what the
+        generators need (native sizes, `preprocess = "none"`) are padded by reflection, all alike."""
         out = {}
         for k, v in batch.items():
-            if isinstance(v, torch.Tensor) and v.dim() == 4:
-                v = pad_to_multiple(v, self.size_multiple)[0] if k in ("a", "b") else v
-                out[k] = v.to(self.device, non_blocking=True, memory_format=memory)
+            if k in self.spec.images and isinstance(v, torch.Tensor):
+                out[k] = self.placement.to_device(pad_to_multiple(v, self.size_multiple)[0])
             elif isinstance(v, torch.Tensor):
                 out[k] = v.to(self.device, non_blocking=True)
             else:
@@ -290,20 +268,17 @@ class Trainer:
         if workers == "auto":
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             workers = min(8, cpus - 1) if self.device.type == "cuda" else (0 if cpus <= 4 else 2)
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, collate_fn=collate,
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, collate_fn=self.collate,
                           num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers else None, drop_last=False)
 
-    def _set_lr(self, epoch: int) -> None:
-        sched = self.recipe.schedule
-        factor = 1.0
-        if sched.policy == "linear" and sched.decay_epochs:
-            constant = self.cfg.epochs - sched.decay_epochs
-            factor = 1.0 - max(0, epoch + 1 - constant) / (sched.decay_epochs + 1)
-        for optimizer in self.optimizers.values():
+    def _set_lr(self, position: float) -> None:
+        factor = self.schedule.factor(position, self.cfg.epochs)
+        for player, optimizer in self.optimizers.items():
+            lr = self.recipe.optim.for_player(player)["lr"] * factor
             for group in optimizer.param_groups:
-                group["lr"] = self.recipe.optim.lr * factor
+                group["lr"] = lr
 
     def _check_data(self) -> None:
         check = getattr(self.adapter, "check", None)
@@ -318,18 +293,23 @@ class Trainer:
                            details=shown + ([f"... and {more} more lines"] if more else []),
                            hint="fix the files listed, or see `p2p data check RECIPE` for the full report")
 
-    def _log(self, values: Mapping[str, float], batches_per_epoch: int) -> None:
+    def _log(self, values: Mapping[str, float]) -> None:
         p = self.progress
-        record = {"step": p.step, "epoch": p.epoch + min(p.batch, batches_per_epoch) / batches_per_epoch,
+        per_epoch = self.batches_per_epoch()
+        first = next(iter(self.optimizers.values()))
+        record = {"step": p.step, "epoch": p.epoch + min(p.batch, per_epoch) / per_epoch,
                   "time": round(time.time(), 3), **{k: round(v, 6) for k, v in values.items()},
-                  "lr": self.optimizers["generator"].param_groups[0]["lr"],
+                  "lr": first.param_groups[0]["lr"],
                   "skipped_files": p.skipped_files, "skipped_steps": p.skipped_steps}
         self._last_metrics.update(values)
+        self._write(record)
+
+    def _write(self, record: Mapping[str, Any]) -> None:
         self.metrics.write(record)
         if self.on_step:
             self.on_step(record)
 
-    def _sample_batch(self) -> dict | None:
+    def sample_batch(self) -> dict | None:
         """A fixed batch of test images (train images if there is no test split) for grids."""
         for split in ("test", "train"):
             try:
@@ -338,34 +318,31 @@ class Trainer:
                 continue
             if len(data):
                 items = [data[i] for i in range(min(self.cfg.sample_count, len(data)))]
-                same_size = [item for item in items if item["a"].shape == items[0]["a"].shape]
+                shapes = [tuple(item[k].shape for k in self.spec.images if k in item) for item in items]
+                same_size = [item for item, shape in zip(items, shapes, strict=True) if shape == shapes[0]]
                 return torch.utils.data.default_collate(same_size)
         return None
 
     def _end_epoch(self, samples: dict | None) -> None:
         p = self.progress
+        figures: dict[str, float] = {}
         if samples is not None and (p.epoch % self.cfg.sample_every == 0 or p.epoch == self.cfg.epochs):
-            l1 = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png")
-            record = {"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3), "eval/l1": round(l1, 6)}
-            self._last_metrics["eval/l1"] = l1
-            self.metrics.write(record)
-            if self.on_step:
-                self.on_step(record)
+            figures = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png")
+            if figures:
+                self._last_metrics.update(figures)
+                self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
+                             **{k: round(v, 6) for k, v in figures.items()}})
+        self.schedule.observe(p.epoch, figures)
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
             self._save_epoch()
 
-    @torch.no_grad()
-    def sample(self, samples: Mapping[str, Any], path: Path) -> float:
-        """Write an input | output | target grid with the paper's test protocol; return the L1."""
-        batch = self._to_device(samples)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.recipe.seed)
-            with protocol_mode(self.nets[self.g_roles[0]], "paper"), autocast(self.device, self.cfg.precision):
-                t = self.task.step_tensors(self.nets, batch)
-                images = [x.float() for x in self.task.sample_images(t)]
-        save_grid(images, path)
-        return float((images[1] - images[2]).abs().mean()) if len(images) >= 3 else float("nan")
+    def sample(self, samples: Mapping[str, Any], path: Path) -> dict[str, float]:
+        """Write the task's sample grid with the paper's test protocol (the weight average when kept);
+        return the L1 of each direction with a target."""
+        nets = {**self.nets, **(self.average.nets if self.average else {})}
+        return sample(self.task, self.spec, nets, self._to_device(samples), path, seed=self.recipe.seed,
+                      device=self.device, precision=self.cfg.precision,
+                      display=getattr(self.adapter, "display", None))
 
     # -- checkpoints ------------------------------------------------------------------------
     def _write_recipe(self) -> None:
@@ -380,39 +357,16 @@ class Trainer:
             return True
         return bool(minutes) and time.monotonic() - self._last_save >= minutes * 60
 
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Everything needed to continue exactly: weights, optimisers, scalers, RNG, position."""
-        tensors: dict[str, torch.Tensor] = {}
-        for role, net in self.nets.items():
-            tensors.update({f"net.{role}.{k}": v for k, v in net.state_dict().items()})
-        optim_meta = {}
-        for group, optimizer in self.optimizers.items():
-            t, m = flat.optimizer_to_flat(group, optimizer)
-            tensors.update(t)
-            optim_meta[group] = m
-        rng_tensors, rng_meta = flat.rng_to_flat()
-        tensors.update(rng_tensors)
-        p = self.progress
-        from p2pcore import __version__
-
-        metadata = {
-            "recipe": self.recipe.to_toml_dict(),
-            "components": self._components(),
-            "p2p_version": __version__,
-            "step": p.step, "epoch": p.epoch, "batch": p.batch,
-            "progress": vars(p).copy(),
-            "optim": optim_meta,
-            "scalers": {g: flat.scaler_to_meta(s) for g, s in self.scalers.items()},
-            "rng": rng_meta,
-        }
-        return tensors, metadata
-
-    def _components(self) -> list[dict[str, str]]:
+    def components(self) -> list[dict[str, str]]:
         r = self.recipe
-        parts = [self.host.describe("task", r.task), self.host.describe("dataset", r.data)]
+        parts = [self.host.describe("task", r.task), self.host.describe("dataset", r.data),
+                 self.host.describe("schedule", r.schedule)]
         parts += [self.host.describe(ref.kind, ref) for ref in r.model.values()]
         parts += [self.host.describe("loss", spec.ref()) for spec in r.loss.values()]
         return parts
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return capture(self)
 
     def save_latest(self) -> None:
         tensors, metadata = self.state()
@@ -445,19 +399,5 @@ class Trainer:
         if path != latest and latest.exists():
             warnings.warn(f"{latest} is damaged; resuming from {path.name}, the newest checkpoint that reads "
                           "cleanly", stacklevel=2)
-        self.load_state(read_checkpoint(path))
+        restore(self, read_checkpoint(path))
         self.metrics.forget_after(self.progress.step)
-
-    def load_state(self, ckpt: Any) -> None:
-        from p2pcore.engine.checkpoint import load_network
-
-        for role, net in self.nets.items():
-            load_network(net, ckpt.prefixed(f"net.{role}"), role=role, file=str(ckpt.path))
-        meta = ckpt.metadata
-        for group, optimizer in self.optimizers.items():
-            flat.optimizer_from_flat(group, optimizer, ckpt.tensors, meta["optim"][group])
-        for group, scaler in self.scalers.items():
-            if scaler.is_enabled() and group in meta.get("scalers", {}):
-                scaler.load_state_dict(meta["scalers"][group])
-        flat.rng_from_flat(ckpt.tensors, meta["rng"])
-        self.progress = Progress(**meta["progress"])

@@ -1,4 +1,4 @@
-"""`p2p translate`: rebuild a generator from a checkpoint alone and translate images at native size."""
+"""`p2p translate`: rebuild a direction's networks from a checkpoint alone and translate images at native size."""
 
 from __future__ import annotations
 
@@ -6,59 +6,69 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.api import ComponentRef, TaskContext
+from p2pcore.engine.assemble import assemble, check_direction, image_channels
 from p2pcore.engine.checkpoint import load_network, read_checkpoint
 from p2pcore.engine.device import resolve_device
-from p2pcore.engine.inference import Protocol, protocol_mode, translate_image
+from p2pcore.engine.evaluation import protocol
+from p2pcore.engine.inference import Protocol, translate_image
 from p2pcore.errors import P2PError
 from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
 from p2pcore.plugins import Host
+from p2pcore.recipe import task_spec, validate_recipe
 
 
 class Translator:
-    """The generator of a checkpoint, ready to translate images one by one."""
+    """The networks of one translation direction of a checkpoint, ready to translate images one by one.
 
-    def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto",
-                 protocol: Protocol = "paper", seed: int = 0) -> None:
+    Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's."""
+
+    def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto", protocol: Protocol = "paper",
+                 seed: int = 0, direction: str | None = None) -> None:
         ckpt = read_checkpoint(checkpoint)
-        recipe = ckpt.recipe
         file = str(ckpt.path)
-        if "task" not in recipe or "model" not in recipe or "data" not in recipe:
+        if not all(key in ckpt.recipe for key in ("task", "model", "data")):
             raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
                            hint="use a checkpoint written by `p2p run` or `p2p import`")
         try:
-            self.task = host.build("task", recipe["task"], key="task")
-            self.adapter = host.build("dataset", recipe["data"], key="data")
-            model = {role: ComponentRef.coerce(role.split("_")[0], spec)
-                     for role, spec in recipe["model"].items() if role.startswith("generator")}
-            ctx = TaskContext(host=host, a_channels=self.adapter.a_channels,
-                              b_channels=self.adapter.b_channels, needs_discriminator=False)
-            self.nets = self.task.build_networks(model, ctx)
+            recipe = validate_recipe(ckpt.recipe, host, inference=True)
+            spec = task_spec(recipe)
+            self.direction = check_direction(spec, direction, recipe.task.name)
+            run = assemble(recipe, host, direction=self.direction)
         except P2PError as exc:
             raise exc.with_location(file=file) from None
+        self.task, self.adapter, self.nets = run.task, run.adapter, run.nets
+        self.averaged = any(name.startswith("ema.") for name in ckpt.tensors)
         for role, net in self.nets.items():
-            load_network(net, ckpt.prefixed(f"net.{role}"), role=role, file=file)
+            state = ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}")
+            load_network(net, state, role=role, file=file)
         self.device = resolve_device(device, key="--device")
         for net in self.nets.values():
             net.to(self.device)
         self.protocol = protocol
         self.seed = seed
-        self.multiple = max(int(getattr(net, "size_multiple", 1)) for net in self.nets.values())
+        self.multiple = run.size_multiple()
+        self.input_key = spec.directions[self.direction].input
+        self.output_key = spec.directions[self.direction].output
+        self.in_channels = image_channels(run.adapter)[self.input_key]
+        self.out_channels = image_channels(run.adapter)[self.output_key]
         self.metadata = ckpt.metadata
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W (sides multiples of `multiple`) to the translated batch."""
+        return self.task.translate(self.direction, self.nets, image)
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """C x H x W in [-1, 1] to the translated C' x H x W."""
         torch.manual_seed(self.seed)
         batch = image.unsqueeze(0).to(self.device)
-        generator = next(iter(self.nets.values()))
-        with protocol_mode(generator, self.protocol):
-            out = translate_image(lambda x: self.task.translate(self.nets, x), batch, self.multiple)
+        with protocol(self.nets, self.protocol):
+            out = translate_image(self.forward, batch, self.multiple)
         return out[0].float().cpu()
 
     def translate_file(self, source: Path, target: Path) -> None:
-        image = self.adapter.read_input(str(source))
-        self.adapter.write_output(self(image), str(target))
+        image = self.adapter.read_input(str(source), self.input_key)
+        self.adapter.write_output(self(image), str(target), self.output_key)
 
 
 def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:

@@ -211,7 +211,7 @@ def transfer(state: Mapping[str, torch.Tensor], net: nn.Module, layers: list[tup
 
 def _resolved(host: Any, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec with every parameter spelt out (references included), as a run's recipe records it."""
-    return host.resolved(kind, dict(spec)).as_table()
+    return host.resolve(kind, dict(spec)).as_table()
 
 
 def _choice(value: str, options: tuple[str, ...] | Mapping[str, Any], flag: str) -> None:

@@ -93,12 +93,12 @@ class FileAdapter:
         records, names = self.records(split)
         return Items(self, records, names, train=train, skip_corrupt=self.params.skip_corrupt)
 
-    def read_input(self, path: str | Path) -> torch.Tensor:
-        """Side A of a file at native size, converted and normalised as in training."""
-        return to_unit(load_image(path, self.a_channels), self.rule)
+    def read_input(self, path: str | Path, side: str = "a") -> torch.Tensor:
+        """An image of one side ("a" or "b") at native size, converted and normalised as in training."""
+        return to_unit(load_image(path, self.a_channels if side == "a" else self.b_channels), self.rule)
 
-    def write_output(self, image: torch.Tensor, path: str | Path) -> None:
-        """Side B as a file with `output_bits` bits per sample; 1 channel stays 1 channel."""
+    def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b") -> None:
+        """An image of either side as a file with `output_bits` bits per sample; 1 channel stays 1."""
         write_image(image, path, bits=self.params.output_bits)
 
     def check(self, split: str = "train", *, deep: bool = False) -> DataReport:

@@ -148,8 +148,10 @@ class CityscapesLabels(SideBySide):
         label = ids[0].to(torch.int64)
         return {"a": finish(photo), "b": encode_labels(label)[None], "label": label}
 
-    def write_output(self, image: torch.Tensor, path: str | Path) -> None:
-        """Write the decoded label map: colour-coded RGB, or 8-bit train IDs (`write_as`)."""
+    def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b") -> None:
+        """Write the decoded label map: colour-coded RGB, or 8-bit train IDs (`write_as`); photos as they are."""
+        if side == "a":
+            return super().write_output(image, path, side)
         ids = decode_labels(image)[0] if image.dim() == 3 else decode_labels(image)
         if self.params.write_as == "color":
             out = colorize(ids).to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)

@@ -110,14 +110,17 @@ class Colorization(FileAdapter):
         l_unit, ab_unit = split_lab(finish(rgb))
         return {"a": l_unit, "b": ab_unit}
 
-    def read_input(self, path: str | Path) -> torch.Tensor:
+    def read_input(self, path: str | Path, side: str = "a") -> torch.Tensor:
         """L of an image (colour or grey) at native size; remembered for the next write_output."""
+        if side != "a":
+            raise P2PError("colorization reads only lightness inputs (side a)", file=str(path),
+                           hint="translate in the a2b direction")
         l_unit, _ = split_lab(to_unit(load_image(path, 3), self.rule))
         self._last_input = (str(path), l_unit)
         return l_unit
 
-    def write_output(self, image: torch.Tensor, path: str | Path, *, input_image: torch.Tensor | None = None
-                     ) -> None:
+    def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b", *,
+                     input_image: torch.Tensor | None = None) -> None:
         """Write ab (with the input's L) or L+ab as an RGB image of `output_bits` bits."""
         if image.shape[0] == 3:
             l_unit, ab = image[:1], image[1:]

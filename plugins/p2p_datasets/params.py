@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, field_validator, model_validator
 
 from p2pcore.api import Field, Params
 
@@ -118,6 +118,8 @@ class SyntheticThermalParams(Params):
     test_count: int = Field(16, ge=1, description="number of test scenes")
     seed: int = Field(0, ge=0, description="scene i of a split is the same for the same seed")
     flip: bool = Field(True, description="mirror left-right at random when training")
+    paired: bool = Field(True, description="false: each thermal image comes with the colour image of another "
+                                           "scene, for unpaired methods (CycleGAN)")
     output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate")
 
 
@@ -131,6 +133,17 @@ class AlignedParams(Jitter):
 
 class UnalignedParams(Jitter):
     root: str = Field(description="folder with trainA/ trainB/ and testA/ testB/ of unpaired images")
+    a_dir: str = Field("{split}A", description="folder of domain A under root; {split} is train or test (val)")
+    b_dir: str = Field("{split}B", description="folder of domain B under root, likewise")
+
+    @field_validator("a_dir", "b_dir")
+    @classmethod
+    def _split_template(cls, value: str) -> str:
+        try:
+            value.format(split="train")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may name no placeholder but {split}") from None
+        return value
     a_channels: int = Field(3, ge=1, le=64, description="channels of domain A images")
     b_channels: int = Field(3, ge=1, le=64, description="channels of domain B images")
 

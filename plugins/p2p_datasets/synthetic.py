@@ -266,6 +266,9 @@ class SyntheticScenes(Dataset):
             raise IndexError(index)
         index %= self.count
         thermal, colour = render(self.params.size, self.params.seed, self.split, index)
+        if not self.params.paired and self.count > 1:  # the colour of another scene: no pairing to learn from
+            other = int(torch.randint(self.count - 1, ())) if self.train else 0
+            _, colour = render(self.params.size, self.params.seed, self.split, (index + 1 + other) % self.count)
         a = torch.from_numpy(thermal)[None].mul_(2).sub_(1)
         b = torch.from_numpy(colour).permute(2, 0, 1).mul(2).sub_(1)
         if self.train and self.params.flip and torch.rand(()) < 0.5:
@@ -299,10 +302,10 @@ class SyntheticThermal:
         item = self.dataset(split, train=False)[index]
         return item["a"], item["b"]
 
-    def read_input(self, path: str | Path) -> torch.Tensor:
-        return read_image(path, 1)
+    def read_input(self, path: str | Path, side: str = "a") -> torch.Tensor:
+        return read_image(path, self.a_channels if side == "a" else self.b_channels)
 
-    def write_output(self, image: torch.Tensor, path: str | Path) -> None:
+    def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b") -> None:
         write_image(image, path, bits=self.params.output_bits)
 
     def check(self, split: str = "train", *, deep: bool = False) -> DataReport:

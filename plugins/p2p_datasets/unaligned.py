@@ -28,17 +28,21 @@ class Unaligned(FileAdapter):
         self.b_channels = params.b_channels
 
     def layout(self) -> str:
-        return "<root>/trainA/, <root>/trainB/, <root>/testA/ and <root>/testB/ (or valA/, valB/), any file names"
+        a, b = self.params.a_dir, self.params.b_dir
+        return (f"<root>/{a.format(split='train')}/, <root>/{b.format(split='train')}/, "
+                f"<root>/{a.format(split='test')}/ and <root>/{b.format(split='test')}/ (test may be val), "
+                "any file names")
 
     def folders(self, split: str) -> tuple[Path, Path]:
         root = Path(self.params.root)
         for name in [split] + (["val"] if split == "test" else []):
-            a, b = root / f"{name}A", root / f"{name}B"
+            a, b = root / self.params.a_dir.format(split=name), root / self.params.b_dir.format(split=name)
             if a.is_dir() and b.is_dir():
                 return a, b
         if not root.is_dir():
             raise P2PError(f"data root {root} does not exist", key="data.root", hint=f"expected {self.layout()}")
-        raise P2PError(f"no {split} split: expected {root}/{split}A/ and {root}/{split}B/", key="data.root",
+        raise P2PError(f"no {split} split: expected {root / self.params.a_dir.format(split=split)}/ and "
+                       f"{root / self.params.b_dir.format(split=split)}/", key="data.root",
                        hint=f"layout: {self.layout()}")
 
     def records(self, split: str) -> tuple[list[Any], list[str]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from p2pcore.api import BuildContext, Field, Params, hookimpl
+from p2pcore.api import BuildContext, Field, LossParams, hookimpl
 
 
-class GanParams(Params):
+class GanParams(LossParams):
     mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = Field(
         "vanilla", description="vanilla: non-saturating cross-entropy (pix2pix); lsgan: least squares "
                                "(CycleGAN, pix2pixHD); hinge; wgan-gp: Wasserstein with gradient penalty")
@@ -16,10 +16,19 @@ class GanParams(Params):
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight (wgan-gp)")
     prefix: str = Field("d", description="which discriminator's tensors to read: <prefix>_real, <prefix>_fake")
 
+    def reads(self) -> frozenset[str]:
+        names = {f"{self.prefix}_real", f"{self.prefix}_fake"}
+        if self.mode == "wgan-gp":  # the penalty runs the discriminator between real and fake inputs
+            names |= {f"{self.prefix}_in_real", f"{self.prefix}_in_fake", f"{self.prefix}_net"}
+        return frozenset(names)
 
-class L1Params(Params):
+
+class L1Params(LossParams):
     pred: str = Field("fake_b", description="tensor to compare")
     target: str = Field("real_b", description="tensor it should equal")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.pred, self.target})
 
 
 def build_gan(params: GanParams, ctx: BuildContext) -> Any:

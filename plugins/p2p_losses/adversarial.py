@@ -18,8 +18,6 @@ def _maps(prediction: Any) -> list[torch.Tensor]:
 
 
 class AdversarialLoss(LossTerm):
-    uses_discriminator = True
-
     def __init__(self, params: Any) -> None:
         self.mode = params.mode
         self.real_label = params.real_label

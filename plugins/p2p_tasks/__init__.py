@@ -1,19 +1,88 @@
-"""Built-in tasks: pix2pix (paired translation with a conditional GAN)."""
+"""Built-in tasks: pix2pix (paired translation with a conditional GAN) and CycleGAN (unpaired
+translation with cycle consistency). Declarations live here, torch-free; the step code in modules
+imported by the builders."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from p2pcore.api import BuildContext, Params, hookimpl
+from p2pcore.api import (
+    BuildContext,
+    ComponentRef,
+    Direction,
+    Field,
+    P2PError,
+    Player,
+    Role,
+    TaskParams,
+    TaskSpec,
+    hookimpl,
+)
 
 
-def build_pix2pix(params: Params, ctx: BuildContext) -> Any:
-    """Paired translation A -> B: generator G(a), discriminator on (a, b) pairs or on b alone."""
+class Pix2PixParams(TaskParams):
+    def declare(self) -> TaskSpec:
+        d = ("discriminator", "generator")
+        return TaskSpec(
+            roles={"generator": Role("generator", summary="G: a -> b"),
+                   "discriminator": Role("discriminator", required=False,
+                                         summary="D: judges (a, b) pairs, or b alone when unconditional")},
+            players={"generator": Player("generator", ("generator",)),
+                     "discriminator": Player("discriminator", ("discriminator",))},
+            tensors={"real_a": (), "real_b": (), "fake_b": ("generator",), "d_real": d, "d_fake": d,
+                     "d_in_real": d, "d_in_fake": d, "d_net": d},
+            directions={"a2b": Direction("a", "b", ("generator",), tensor="fake_b", target="real_b")},
+            visuals={"real_a": "a", "fake_b": "b", "real_b": "b"},
+        )
+
+
+class CycleGANParams(TaskParams):
+    pool_size: int = Field(50, ge=0, le=10_000,
+                           description="generated images each discriminator also learns from (0: no pool)")
+
+    def declare(self) -> TaskSpec:
+        ab, ba = "generator_ab", "generator_ba"
+        tensors: dict[str, tuple[str, ...]] = {
+            "real_a": (), "real_b": (), "fake_b": (ab,), "fake_a": (ba,), "rec_a": (ab, ba), "rec_b": (ab, ba),
+            "idt_b": (ab,), "idt_a": (ba,)}
+        for side, generator in (("a", ba), ("b", ab)):
+            for suffix in ("real", "fake", "in_real", "in_fake", "net"):
+                tensors[f"d_{side}_{suffix}"] = (f"discriminator_{side}", generator)
+        return TaskSpec(
+            roles={ab: Role("generator", summary="G: a -> b"), ba: Role("generator", summary="F: b -> a"),
+                   "discriminator_b": Role("discriminator", required=False, summary="D_Y: real b against G(a)"),
+                   "discriminator_a": Role("discriminator", required=False, summary="D_X: real a against F(b)")},
+            players={"generator": Player("generator", (ab, ba)),
+                     "discriminator": Player("discriminator", ("discriminator_a", "discriminator_b"))},
+            tensors=tensors,
+            directions={"a2b": Direction("a", "b", (ab,), tensor="fake_b"),
+                        "b2a": Direction("b", "a", (ba,), tensor="fake_a")},
+            visuals={"real_a": "a", "fake_b": "b", "rec_a": "a", "real_b": "b", "fake_a": "a", "rec_b": "b"},
+        )
+
+    def check(self, model: Mapping[str, ComponentRef]) -> None:
+        for role in ("discriminator_a", "discriminator_b"):
+            if role in model and getattr(model[role].params, "conditional", False):
+                raise P2PError("CycleGAN's discriminators judge single images, not pairs",
+                               key=f"model.{role}.conditional", hint="set conditional = false")
+
+
+def build_pix2pix(params: Pix2PixParams, ctx: BuildContext) -> Any:
+    """Paired translation a -> b: generator G(a), discriminator on (a, b) pairs or on b alone."""
     from p2p_tasks.pix2pix import Pix2PixTask
 
     return Pix2PixTask()
 
 
+def build_cyclegan(params: CycleGANParams, ctx: BuildContext) -> Any:
+    """Unpaired translation both ways: G a -> b, F b -> a, a discriminator per side, cycle consistency."""
+    from p2p_tasks.cyclegan import CycleGANTask
+
+    return CycleGANTask(params.pool_size)
+
+
 @hookimpl
 def p2p_register_tasks(register: Any) -> None:
-    register("pix2pix", build_pix2pix)
+    register("pix2pix", build_pix2pix, params=Pix2PixParams)
+    register("cyclegan", build_cyclegan, params=CycleGANParams)

@@ -8,31 +8,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pcore.api import ComponentRef, P2PError, TaskContext, Tensors
+from p2pcore.api import Side, Task, TaskContext, Tensors
 
 
-class Pix2PixTask:
-    generator_roles = ("generator",)
-    discriminator_roles = ("discriminator",)
-
+class Pix2PixTask(Task):
     def __init__(self) -> None:
         self.conditional = True
 
-    def build_networks(self, model: Mapping[str, ComponentRef], ctx: TaskContext) -> dict[str, nn.Module]:
-        if "generator" not in model:
-            raise P2PError("pix2pix needs a generator", key="model.generator",
-                           hint='add a [model.generator] table, e.g. name = "unet"')
-        nets = {"generator": ctx.host.build("generator", model["generator"], in_channels=ctx.a_channels,
-                                            out_channels=ctx.b_channels, key="model.generator")}
-        if ctx.needs_discriminator:
-            if "discriminator" not in model:
-                raise P2PError("an adversarial loss term needs a discriminator", key="model.discriminator",
-                               hint='add a [model.discriminator] table, e.g. name = "patch", or drop the gan term')
-            _, params = ctx.host.resolve("discriminator", model["discriminator"], key="model.discriminator")
-            self.conditional = bool(getattr(params, "conditional", True))
-            seen = ctx.a_channels + ctx.b_channels if self.conditional else ctx.b_channels
-            nets["discriminator"] = ctx.host.build("discriminator", model["discriminator"], in_channels=seen,
-                                                   out_channels=1, key="model.discriminator")
+    def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
+        a, b = ctx.channels["a"], ctx.channels["b"]
+        nets = {"generator": ctx.build("generator", in_channels=a, out_channels=b)}
+        if ctx.wants("discriminator"):
+            self.conditional = bool(getattr(ctx.model["discriminator"].params, "conditional", True))
+            nets["discriminator"] = ctx.build("discriminator", in_channels=a + b if self.conditional else b,
+                                              out_channels=1)
         return nets
 
     def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors:
@@ -43,24 +32,18 @@ class Pix2PixTask:
     def _seen(self, t: Tensors, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([t["real_a"], b], dim=1) if self.conditional else b
 
-    def _phase(self, nets: Mapping[str, nn.Module], base: Tensors, detach_fake: bool) -> Tensors:
+    def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
+        if "discriminator" not in nets:
+            return base
         d = nets["discriminator"]
+        detach = side == "discriminator"
         return base.extend({
             "d_net": lambda t: d,
             "d_in_real": lambda t: self._seen(t, t["real_b"]),
-            "d_in_fake": lambda t: self._seen(t, t["fake_b"].detach() if detach_fake else t["fake_b"]),
+            "d_in_fake": lambda t: self._seen(t, t["fake_b"].detach() if detach else t["fake_b"]),
             "d_real": lambda t: d(t["d_in_real"]),
             "d_fake": lambda t: d(t["d_in_fake"]),
         })
 
-    def discriminator_phase(self, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
-        return self._phase(nets, base, detach_fake=True)
-
-    def generator_phase(self, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
-        return self._phase(nets, base, detach_fake=False) if "discriminator" in nets else base
-
-    def sample_images(self, t: Tensors) -> list[torch.Tensor]:
-        return [t["real_a"], t["fake_b"], t["real_b"]]
-
-    def translate(self, nets: Mapping[str, nn.Module], a: torch.Tensor) -> torch.Tensor:
-        return nets["generator"](a)
+    def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
+        return nets["generator"](image)

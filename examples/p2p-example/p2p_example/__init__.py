@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from p2pcore.api import BuildContext, Field, LossTerm, Params, hookimpl
+from p2pcore.api import BuildContext, Field, LossParams, LossTerm, Params, hookimpl
 
 __version__ = "0.1.0"
 
@@ -38,8 +38,11 @@ def build_group(params: GroupParams, ctx: BuildContext) -> GroupNorm:
     return GroupNorm(params)
 
 
-class TVParams(Params):
+class TVParams(LossParams):
     tensor: str = Field("fake_b", description="which tensor of the step to smooth")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.tensor})
 
 
 class TotalVariation(LossTerm):

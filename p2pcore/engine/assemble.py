@@ -1,0 +1,81 @@
+"""Assembling a run from a validated recipe: the dataset adapter, the task, the networks of the roles
+a run needs and the loss terms. Shared by training, translation and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from p2pcore.api import LossTerm, Task, TaskContext, TaskSpec
+from p2pcore.errors import P2PError
+from p2pcore.plugins import Host
+from p2pcore.recipe import Recipe, task_spec
+
+
+@dataclass
+class Term:
+    label: str
+    weight: float
+    loss: LossTerm
+
+
+@dataclass
+class Assembly:
+    recipe: Recipe
+    spec: TaskSpec
+    task: Task
+    adapter: Any
+    nets: dict[str, nn.Module]
+    terms: list[Term]
+
+    def roles_of_kind(self, kind: str) -> list[str]:
+        return [role for role in self.nets if self.spec.roles[role].kind == kind]
+
+    def size_multiple(self) -> int:
+        """What image sides must be multiples of for every generator of the run to keep them."""
+        return max((int(getattr(self.nets[r], "size_multiple", 1)) for r in self.roles_of_kind("generator")),
+                   default=1)
+
+
+def image_channels(adapter: Any) -> dict[str, int]:
+    """Channels of each batch image key: a and b, and whatever else the adapter declares."""
+    return {"a": adapter.a_channels, "b": adapter.b_channels, **getattr(adapter, "channels", {})}
+
+
+def check_direction(spec: TaskSpec, direction: str | None, task: str) -> str:
+    if direction is None:
+        return next(iter(spec.directions))
+    if direction not in spec.directions:
+        raise P2PError(f"task {task!r} does not translate {direction!r}", key="--direction",
+                       hint=f"it offers: {', '.join(spec.directions)}")
+    return direction
+
+
+def assemble(recipe: Recipe, host: Host, *, direction: str | None = None) -> Assembly:
+    """Everything a recipe names, built. With `direction`, only what that translation runs (no loss
+    terms); without, what training needs: the required roles, the roles the loss terms' tensors need
+    and those of every direction (for sample grids)."""
+    spec = task_spec(recipe)
+    task = host.build("task", recipe.task, key="task")
+    adapter = host.build("dataset", recipe.data, key="data")
+    terms: list[Term] = []
+    if direction is not None:
+        wanted = set(spec.directions[check_direction(spec, direction, recipe.task.name)].roles)
+    else:
+        active = {label: s for label, s in recipe.loss.items() if s.weight != 0}  # weight 0 turns a term off
+        if not active:
+            raise P2PError("the recipe has no loss terms (of non-zero weight)", key="loss",
+                           hint='add e.g. [loss.l1] name = "l1" weight = 100.0')
+        terms = [Term(label, s.weight, host.build("loss", s.ref(), key=f"loss.{label}")) for label, s in active.items()]
+        reads = {name for s in active.values() for name in s.ref().params.reads()}
+        wanted = ({r for r, role in spec.roles.items() if role.required} | spec.roles_for(reads)
+                  | {r for d in spec.directions.values() for r in d.roles})
+    ctx = TaskContext(builder=host, model=recipe.model, channels=image_channels(adapter), wanted=frozenset(wanted))
+    nets = task.build_networks(ctx)
+    unknown = set(nets) - set(spec.roles)
+    if unknown:
+        raise P2PError(f"task {recipe.task.name!r} built networks for roles it does not declare: "
+                       f"{', '.join(sorted(unknown))}", key="task", hint="the task plugin is inconsistent")
+    return Assembly(recipe, spec, task, adapter, nets, terms)

@@ -1,0 +1,52 @@
+"""Sample grids and the figures computed on them at epoch ends: every network of the run in the
+test-time protocol, the task's visuals as columns, and the L1 of each direction that has a target."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from p2pcore.api import Task, TaskSpec
+from p2pcore.engine.device import autocast
+from p2pcore.engine.inference import Protocol, protocol_mode
+from p2pcore.engine.samples import save_grid
+
+
+@contextlib.contextmanager
+def protocol(nets: Mapping[str, nn.Module], mode: Protocol) -> Any:
+    """Every network in the test-time protocol for the duration."""
+    with contextlib.ExitStack() as stack:
+        for net in nets.values():
+            stack.enter_context(protocol_mode(net, mode))
+        yield
+
+
+def metric_names(spec: TaskSpec) -> dict[str, str]:
+    """Direction -> the key of its L1 in metrics.jsonl: `eval/l1` when a task has one direction with a
+    target, `eval/<direction>/l1` otherwise."""
+    paired = [name for name, d in spec.directions.items() if d.target]
+    return {name: "eval/l1" if len(spec.directions) == 1 else f"eval/{name}/l1" for name in paired}
+
+
+@torch.no_grad()
+def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], path: Path, *,
+           seed: int, device: torch.device, precision: str, display: Any = None) -> dict[str, float]:
+    """Write the grid of the task's visuals (one row per image) under the paper's protocol; return the
+    L1 of each direction that has a target."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        with protocol(nets, "paper"), autocast(device, precision):
+            t = task.step_tensors(nets, batch)
+            columns = [(t[name].float(), key) for name, key in spec.visuals.items()]
+            figures = {key: float((t[spec.directions[name].tensor].float()
+                                   - t[spec.directions[name].target].float()).abs().mean())
+                       for name, key in metric_names(spec).items()}
+    shown = [display(image, key) if display else image for image, key in columns]
+    save_grid(shown, path)
+    return figures
