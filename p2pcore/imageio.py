@@ -16,13 +16,29 @@ Formats: PNG (1, 2, 4, 8, 16 bits; grey, grey+alpha, RGB, RGBA, palette), JPEG, 
 or a multi-page stack; 8/16-bit, int32, float32 pages), BMP, WebP, PPM/PGM through Pillow, and
 NumPy ``.npy`` arrays (H x W, H x W x C, or C x H x W: an array is taken as channels-first when
 its first axis is shorter than its last).
+
+Limits: an image whose header declares more than ``P2P_MAX_IMAGE_PIXELS`` pixels (an environment
+variable, read at each check; default 100 million, so 10000 x 10000 passes and 12000 x 12000 does
+not) is refused with a :class:`P2PError` before any pixel is decoded, by :func:`probe_image` and
+:func:`load_image` alike. An image of more than 4 channels (a TIFF or ``.npy`` stack) counts
+``channels / 4`` pixels per pixel. Pillow's own limit, ``PIL.Image.MAX_IMAGE_PIXELS``, is kept equal
+to it, so Pillow never decodes what p2p would refuse.
+
+Orientation: an EXIF orientation tag (JPEG, TIFF, WebP; PNG when its eXIf chunk comes before the
+image data) is applied on reading, as ``PIL.ImageOps.exif_transpose`` does, whichever decoder reads
+the file; :func:`probe_image` reports the width and height of the upright image.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import os
+import re
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,7 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["IMAGE_SUFFIXES", "ImageInfo", "Normalization", "probe_image", "load_image", "match_channels",
-           "to_unit", "read_image", "write_image", "full_scale"]
+           "to_unit", "read_image", "write_image", "full_scale", "max_image_pixels", "MAX_PIXELS_ENV",
+           "DEFAULT_MAX_PIXELS"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                             ".npy"})
@@ -51,6 +68,12 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels (palette expands to RGB)
 _CORRUPT_HINT = "the file is corrupt, truncated or not an image; replace or remove it"
 _TAIL_BYTES = 4096
+_PNG_CHUNKS_PROBED = 256  # ancillary chunks looked at before the image data (for tRNS and eXIf)
+_EXIF_BYTES = 1 << 20  # larger eXIf chunks are not read by the probe
+_ORIENTATION = 0x0112  # the EXIF orientation tag
+
+MAX_PIXELS_ENV = "P2P_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,143 @@ class Normalization:
 FULL_RANGE = Normalization()
 
 
+# -- limits ----------------------------------------------------------------------------------------
+
+def max_image_pixels() -> int:
+    """The most pixels one image may declare: the environment variable ``P2P_MAX_IMAGE_PIXELS`` (a whole
+    number, read on each call) or 100 million. Pillow's ``Image.MAX_IMAGE_PIXELS`` is set to the same value."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    limit = DEFAULT_MAX_PIXELS
+    if text:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 1 and value == int(value)):
+            raise P2PError(f"{MAX_PIXELS_ENV} must be a whole number of pixels, not {text!r}",
+                           hint=f"for example {MAX_PIXELS_ENV}=400000000 (400 megapixels); unset, the limit is "
+                                f"{DEFAULT_MAX_PIXELS:,} pixels per image")
+        limit = int(value)
+    Image.MAX_IMAGE_PIXELS = limit
+    return limit
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.6g}"
+
+
+def _too_large(path: str, size: str, pixels: int, limit: int) -> P2PError:
+    return P2PError(f"the image declares {size} ({_megapixels(pixels)} megapixels), more than the limit of "
+                    f"{_megapixels(limit)} megapixels per image (the environment variable {MAX_PIXELS_ENV} "
+                    "raises it)", file=path,
+                    hint=f"if the image is genuine, set {MAX_PIXELS_ENV}={pixels} or more; otherwise replace or "
+                         "remove the file")
+
+
+def _check_size(path: str, width: int, height: int, channels: int = 1) -> None:
+    """Refuse an image whose header declares more pixels than :func:`max_image_pixels`, before decoding."""
+    limit = max_image_pixels()
+    pixels = width * height * max(1, -(-channels // 4))
+    if pixels > limit:
+        stack = f" x {channels} channels, 4 channels to a pixel" if channels > 4 else ""
+        raise _too_large(path, f"{width} x {height} pixels{stack}", pixels, limit)
+
+
+def _pillow_refused(path: str, exc: Exception) -> P2PError:
+    """Pillow's DecompressionBombError (or its warning, made an error) as p2p's error."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found[1]) if found else 0
+    return _too_large(path, f"{pixels} pixels" if pixels else "more pixels than allowed", pixels, max_image_pixels())
+
+
+try:
+    max_image_pixels()
+except P2PError:  # a malformed variable is reported when an image is checked
+    Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+
+
+# -- orientation -----------------------------------------------------------------------------------
+
+def _exif_orientation(data: bytes) -> int:
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+        value = exif.get(_ORIENTATION, 1)
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OSError, EOFError, struct.error):
+        return 1  # damaged EXIF data leaves the pixels readable, as stored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 to 8) of an opened, not yet decoded, image; 1 when it has none."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # only an eXIf chunk before the image data counts; Pillow would decode to look further
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OSError, EOFError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """A C x H x W image turned as its EXIF orientation says, as ``PIL.ImageOps.exif_transpose`` turns it."""
+    if orientation == 1:
+        return image
+    turns: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
+        2: lambda x: x.flip(2),  # mirrored left-right
+        3: lambda x: x.flip((1, 2)),  # 180 degrees
+        4: lambda x: x.flip(1),  # mirrored top-bottom
+        5: lambda x: x.transpose(1, 2),  # mirrored along the main diagonal
+        6: lambda x: x.rot90(-1, (1, 2)),  # 90 degrees clockwise
+        7: lambda x: x.flip((1, 2)).transpose(1, 2),  # mirrored along the other diagonal
+        8: lambda x: x.rot90(1, (1, 2)),  # 90 degrees counter-clockwise
+    }
+    return turns[orientation](image).contiguous()
+
+
+# -- opening with Pillow ---------------------------------------------------------------------------
+
+def _pil_plugin(head: bytes) -> Callable[[str], Image.Image] | None:
+    """The Pillow image class for a file of the formats p2p lists, recognised by its first bytes."""
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, PpmImagePlugin, TiffImagePlugin
+
+    if head.startswith(_PNG_SIGNATURE):
+        return PngImagePlugin.PngImageFile
+    if head.startswith(b"\xff\xd8\xff"):
+        return JpegImagePlugin.JpegImageFile
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return TiffImagePlugin.TiffImageFile
+    if head.startswith(b"BM"):
+        return BmpImagePlugin.BmpImageFile
+    if len(head) > 1 and head[:1] == b"P" and head[1:2] in b"123456":
+        return PpmImagePlugin.PpmImageFile
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        try:
+            from PIL import WebPImagePlugin
+        except ImportError:  # pragma: no cover - Pillow built without WebP
+            return None
+        return WebPImagePlugin.WebPImageFile
+    return None
+
+
+def _pil_open(path: str) -> Image.Image:
+    """Open a file with Pillow, reading its header only.
+
+    The formats p2p lists open through their Pillow class directly, without ``Image.open``'s
+    decompression-bomb check: the caller checks the declared size against :func:`max_image_pixels`,
+    so that the error is p2p's, naming the file and the limit. Other files go through ``Image.open``,
+    whose limit is set to the same value; its refusal becomes the same error.
+    """
+    with open(path, "rb") as f:
+        head = f.read(16)
+    plugin = _pil_plugin(head)
+    max_image_pixels()
+    try:
+        return plugin(path) if plugin is not None else Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _pillow_refused(path, exc) from None
+
+
 # -- probing ------------------------------------------------------------------------------------------
 
 def _unreadable(path: str, exc: BaseException | str) -> P2PError:
@@ -130,20 +290,35 @@ def _probe_png(f: Any, head: bytes, path: str) -> ImageInfo:
     if colour not in _PNG_CHANNELS or width == 0 or height == 0:
         raise _unreadable(path, "PNG header is damaged")
     channels = _PNG_CHANNELS[colour]
+    transparency, orientation = _png_chunks(f)
     if colour == 3:  # a palette with a transparency chunk expands to RGBA
         bits = 8
-        f.seek(33)
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8 or chunk[4:8] in (b"IDAT", b"IEND"):
-                break
-            if chunk[4:8] == b"tRNS":
-                channels = 4
-                break
-            f.seek(struct.unpack(">I", chunk[:4])[0] + 4, 1)
+        if transparency:
+            channels = 4
     elif bits < 8:
         bits = 8  # 1, 2 and 4-bit grey expand to 8 bits
+    if orientation >= 5:
+        width, height = height, width
     return ImageInfo(width, height, channels, bits, "uint", "PNG")
+
+
+def _png_chunks(f: Any) -> tuple[bool, int]:
+    """Whether a PNG has a tRNS chunk before its image data, and the EXIF orientation of an eXIf chunk there."""
+    transparency, orientation = False, 1
+    f.seek(33)
+    for _ in range(_PNG_CHUNKS_PROBED):
+        chunk = f.read(8)
+        if len(chunk) < 8 or chunk[4:8] in (b"IDAT", b"IEND"):
+            break
+        length = struct.unpack(">I", chunk[:4])[0]
+        if chunk[4:8] == b"tRNS":
+            transparency = True
+        elif chunk[4:8] == b"eXIf" and length <= _EXIF_BYTES:
+            orientation = _exif_orientation(f.read(length))
+            f.seek(4, 1)  # the CRC
+            continue
+        f.seek(length + 4, 1)
+    return transparency, orientation
 
 
 def _probe_npy(f: Any, path: str) -> ImageInfo:
@@ -194,34 +369,40 @@ def _tail_complete(path: str, fmt: str) -> bool:
 
 
 def probe_image(path: str | Path) -> ImageInfo:
-    """Read a file's header; raise :class:`P2PError` naming the file if it is missing or damaged.
+    """Read a file's header; raise :class:`P2PError` naming the file if it is missing or damaged, or if
+    it declares more pixels than :func:`max_image_pixels` allows.
 
-    PNG and JPEG files whose last bytes lack the end marker are decoded in full to confirm
-    truncation, so a file that passes is very likely whole. No other pixels are decoded.
+    Width and height are those of the upright image (after its EXIF orientation). PNG and JPEG files
+    whose last bytes lack the end marker are decoded in full to confirm truncation, so a file that
+    passes is very likely whole. No other pixels are decoded.
     """
     path = str(path)
     try:
         with open(path, "rb") as f:
             if path.lower().endswith(".npy"):
-                return _probe_npy(f, path)
-            head = f.read(33)
-            if head.startswith(_PNG_SIGNATURE):
-                info = _probe_png(f, head, path)
+                info = _probe_npy(f, path)
             else:
-                f.seek(0)
-                with Image.open(f) as image:
-                    channels, bits, sample = _mode_info(image.mode)
-                    pages = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
-                    if image.format == "TIFF" and image.mode == "RGB" and 16 in _tiff_bits(image):
-                        bits = 16
-                    info = ImageInfo(image.width, image.height, channels * pages, bits, sample,
-                                     image.format or "", pages)
+                head = f.read(33)
+                info = _probe_png(f, head, path) if head.startswith(_PNG_SIGNATURE) else None
+        if info is None:
+            with _pil_open(path) as image:
+                channels, bits, sample = _mode_info(image.mode)
+                pages = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+                if image.format == "TIFF" and image.mode == "RGB" and 16 in _tiff_bits(image):
+                    bits = 16
+                width, height = image.size
+                if image.format == "TIFF":  # the stored size: Pillow may already give a TIFF's upright size
+                    width, height = image.tag_v2.get(256, width), image.tag_v2.get(257, height)
+                if _orientation(image) >= 5:
+                    width, height = height, width
+                info = ImageInfo(width, height, channels * pages, bits, sample, image.format or "", pages)
     except FileNotFoundError:
         raise P2PError("image file not found", file=path, hint="check the path and the data root") from None
     except P2PError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise _unreadable(path, exc) from None
+    _check_size(path, info.width, info.height, info.channels)
     if info.format in ("PNG", "JPEG") and not _tail_complete(path, info.format):
         load_image(path)  # raises when the data really is cut short
     return info
@@ -255,20 +436,25 @@ def _pil_array(image: Image.Image) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def _load_pil(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        if image.format == "TIFF" and image.mode == "RGB" and 16 in _tiff_bits(image):
-            return _load_tifffile(path)
-        if image.format == "TIFF" and getattr(image, "n_frames", 1) > 1:
-            pages = [_pil_array(page) for page in ImageSequence.Iterator(image)]
-            if len({p.shape[:2] for p in pages}) > 1:
-                raise P2PError("the pages of this TIFF stack differ in size", file=path,
-                               hint="every page of a multi-page TIFF is one channel of the same size")
-            dtypes = {p.dtype for p in pages}
-            common = pages[0].dtype if len(dtypes) == 1 else np.result_type(*dtypes)
-            return np.concatenate([p.astype(common, copy=False) for p in pages], axis=-1)
-        image.load()
-        return _pil_array(image)
+def _load_pil(image: Image.Image, path: str) -> np.ndarray:
+    """The pixels of an opened image (its size already checked) as an H x W x C array, as stored."""
+    if image.format == "TIFF" and image.mode == "RGB" and 16 in _tiff_bits(image):
+        return _load_tifffile(path)
+    if image.format == "TIFF" and getattr(image, "n_frames", 1) > 1:
+        sizes = set()
+        for index in range(image.n_frames):  # headers only: no page is decoded before all are known
+            image.seek(index)
+            sizes.add(image.size)
+        if len(sizes) > 1:
+            raise P2PError("the pages of this TIFF stack differ in size", file=path,
+                           hint="every page of a multi-page TIFF is one channel of the same size")
+        image.seek(0)
+        pages = [_pil_array(page) for page in ImageSequence.Iterator(image)]
+        dtypes = {p.dtype for p in pages}
+        common = pages[0].dtype if len(dtypes) == 1 else np.result_type(*dtypes)
+        return np.concatenate([p.astype(common, copy=False) for p in pages], axis=-1)
+    image.load()
+    return _pil_array(image)
 
 
 def _load_tifffile(path: str) -> np.ndarray:
@@ -284,6 +470,9 @@ def _load_tifffile(path: str) -> np.ndarray:
 
 
 def _load_npy(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        info = _probe_npy(f, path)
+    _check_size(path, info.width, info.height, info.channels)
     array = np.load(path, allow_pickle=False)
     h, w, c = _npy_layout(array.shape, path)
     if array.ndim == 2:
@@ -309,13 +498,17 @@ def _array_to_tensor(array: np.ndarray, path: str) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def _decode_with_torchvision(path: str, channels: int | None) -> torch.Tensor | None:
+def _decode_with_torchvision(path: str, image: Image.Image, channels: int | None) -> torch.Tensor | None:
     """JPEG through torchvision (faster than Pillow), and 16-bit colour PNG, which Pillow reads as 8 bits.
 
-    torchvision 0.29's decode_png crashes the process (a segmentation fault, not an exception) on
-    damaged image data, so a PNG reaches it only after Pillow has decoded it cleanly; every other PNG
-    is Pillow's alone. None for files Pillow handles, or when this torchvision no longer decodes images.
+    `image` is the file opened by Pillow (header only, size checked). torchvision 0.29's decode_png
+    crashes the process (a segmentation fault, not an exception) on damaged image data, so a PNG
+    reaches it only after Pillow has decoded it cleanly; every other PNG is Pillow's alone. None for
+    files Pillow handles, or when this torchvision no longer decodes images. EXIF orientation is left
+    to the caller.
     """
+    if image.format not in ("JPEG", "PNG"):
+        return None
     try:
         from torchvision.io import ImageReadMode, decode_jpeg, decode_png, read_file
     except ImportError:  # pragma: no cover - image decoding is deprecated in torchvision 0.29
@@ -324,37 +517,58 @@ def _decode_with_torchvision(path: str, channels: int | None) -> torch.Tensor | 
     head = bytes(data[:26].tolist())
     if head.startswith(b"\xff\xd8"):
         mode = {1: ImageReadMode.GRAY, 3: ImageReadMode.RGB}.get(channels or 0, ImageReadMode.UNCHANGED)
-        image = decode_jpeg(data, mode=mode)
-        if image.shape[0] not in (1, 3):  # CMYK
-            image = decode_jpeg(data, mode=ImageReadMode.RGB)
-        return image
+        decoded = decode_jpeg(data, mode=mode)
+        if decoded.shape[0] not in (1, 3):  # CMYK
+            decoded = decode_jpeg(data, mode=ImageReadMode.RGB)
+        return decoded
     png = head.startswith(_PNG_SIGNATURE) and len(head) == 26
     if png and head[24] == 16 and head[25] in (2, 4, 6):  # 16 bits per sample, more than one sample
-        with Image.open(path) as image:
-            image.load()  # raises on damaged data, where decode_png would crash
+        image.load()  # raises on damaged data, where decode_png would crash
         return decode_png(data, mode=ImageReadMode.UNCHANGED)
     return None
 
 
+def _decode(image: Image.Image, path: str, channels: int | None) -> torch.Tensor:
+    """Check an opened image's declared size, decode it and turn it upright."""
+    pages = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+    _check_size(path, image.width, image.height, len(image.getbands()) * pages)
+    orientation = _orientation(image)
+    tensor = _decode_with_torchvision(path, image, channels)
+    if tensor is None and image.format == "TIFF" and orientation != 1:
+        # Pillow 13 turns TIFF pages upright as it decodes them (and drops the tag), but scrambles the
+        # ones it maps from a file; from memory it turns them correctly. Older versions leave the tag.
+        from PIL import TiffImagePlugin
+
+        with open(path, "rb") as f, TiffImagePlugin.TiffImageFile(io.BytesIO(f.read())) as in_memory:
+            tensor = _array_to_tensor(_load_pil(in_memory, path), path)
+            if _ORIENTATION not in in_memory.tag_v2:
+                orientation = 1
+    elif tensor is None:
+        tensor = _array_to_tensor(_load_pil(image, path), path)
+    return _upright(tensor, orientation)
+
+
 def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
-    """Decode a file as stored: C x H x W of uint8, uint16, int32 or float32.
+    """Decode a file as stored: C x H x W of uint8, uint16, int32 or float32, turned upright as its
+    EXIF orientation says.
 
     With `channels`, the channel count is matched as :func:`match_channels` describes.
-    Raises :class:`P2PError` naming the file when it is missing, corrupt or truncated.
+    Raises :class:`P2PError` naming the file when it is missing, corrupt or truncated, or when its
+    header declares more pixels than :func:`max_image_pixels` allows (checked before decoding).
     """
     path = str(path)
-    suffix = Path(path).suffix.lower()
     try:
-        tensor = None
-        if suffix not in (".npy", ".tif", ".tiff"):
-            tensor = _decode_with_torchvision(path, channels)
-        if tensor is None:
-            array = _load_npy(path) if suffix == ".npy" else _load_pil(path)
-            tensor = _array_to_tensor(array, path)
+        if Path(path).suffix.lower() == ".npy":
+            tensor = _array_to_tensor(_load_npy(path), path)
+        else:
+            with _pil_open(path) as image:
+                tensor = _decode(image, path, channels)
     except FileNotFoundError:
         raise P2PError("image file not found", file=path, hint="check the path and the data root") from None
     except P2PError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _pillow_refused(path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError, EOFError,
             struct.error) as exc:
         if not Path(path).is_file():

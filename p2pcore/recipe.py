@@ -8,6 +8,9 @@ component table that names a different component replaces the inherited one whol
 from __future__ import annotations
 
 import copy
+import os
+import re
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -163,23 +166,154 @@ class Recipe(Section):
 
 # -- loading -----------------------------------------------------------------------------------
 
-def read_toml(path: Path) -> dict[str, Any]:
+MAX_RECIPE_BYTES = 512 * 1024
+"""The largest recipe file p2p reads (recipes are small text files; parsing time grows with size)."""
+MAX_RECIPE_DEPTH = 32
+"""The deepest nesting of tables, arrays and dotted key parts in a recipe."""
+MAX_EXTENDS = 32
+"""The most `extends` links followed from one recipe."""
+
+# Strings and comments, which may hold any brackets and dots; blanked out (newlines kept) before counting.
+_TOML_STRINGS = re.compile(r'"""(?:[^\\]|\\[\s\S])*?"""|' r"'''[\s\S]*?'''|" r'"(?:[^"\\\n]|\\.)*"|'
+                           r"'[^'\n]*'|#[^\n]*")
+_TOML_BRACKETS = re.compile(r"[\[\]{}]")
+_TOML_KEY_ENDS = re.compile(r"[=\n,\[\]{}]")
+_NESTING_HINT = (f"recipes nest tables, arrays and dotted keys at most {MAX_RECIPE_DEPTH} levels deep; check "
+                 "that this is the recipe you meant")
+
+
+class _NotARecipeFile(Exception):
+    """The path is not a regular file of a recipe's size; `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _check_recipe_file(mode: int, size: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise _NotARecipeFile("this is a folder, not a recipe file", "give the path of a .toml recipe inside it")
+    if not stat.S_ISREG(mode):
+        raise _NotARecipeFile(f"this is {_file_kind(mode)}, not a recipe file",
+                              "a recipe is a regular .toml file; give its path")
+    if size > MAX_RECIPE_BYTES:
+        raise _NotARecipeFile(f"the file is larger than {MAX_RECIPE_BYTES // 1024} KiB, the most a recipe may be",
+                              "recipes are small text files: check that this is the recipe you meant")
+
+
+def _recipe_bytes(path: Path) -> bytes:
+    """The contents of a regular file of at most MAX_RECIPE_BYTES, checked before reading."""
+    info = os.stat(path)
+    _check_recipe_file(info.st_mode, info.st_size)  # before opening: opening a FIFO waits for a writer
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        _check_recipe_file(info.st_mode, info.st_size)  # the file opened is a checked one
+        data = f.read(MAX_RECIPE_BYTES + 1)
+    _check_recipe_file(stat.S_IFREG, len(data))  # it may have grown since
+    return data
+
+
+def _blank(match: re.Match[str]) -> str:
+    text = match.group()
+    return ("" if text.startswith("#") else '""') + "\n" * text.count("\n")
+
+
+def _check_nesting_text(text: str, path: Path) -> None:
+    """Refuse deep nesting before tomllib parses it: brackets and braces left open (tomllib recurses on
+    them) and dotted keys of many parts (which it parses in quadratic time)."""
+    bare = _TOML_STRINGS.sub(_blank, text)
+
+    def line(at: int) -> int:
+        return bare.count("\n", 0, at) + 1
+
+    if bare.count("[") + bare.count("{") > MAX_RECIPE_DEPTH:
+        depth = 0
+        for match in _TOML_BRACKETS.finditer(bare):
+            if match.group() in "[{":
+                depth += 1
+                if depth > MAX_RECIPE_DEPTH:
+                    raise P2PError(f"arrays or tables nested more than {MAX_RECIPE_DEPTH} deep "
+                                   f"(line {line(match.start())})", file=str(path), hint=_NESTING_HINT)
+            else:
+                depth = max(0, depth - 1)
+    if bare.count(".") >= MAX_RECIPE_DEPTH and \
+            max(piece.count(".") for piece in _TOML_KEY_ENDS.split(bare)) >= MAX_RECIPE_DEPTH:
+        start = 0
+        for match in _TOML_KEY_ENDS.finditer(bare):
+            if bare.count(".", start, match.start()) >= MAX_RECIPE_DEPTH:
+                break
+            start = match.end()
+        raise P2PError(f"a dotted key of more than {MAX_RECIPE_DEPTH} parts (line {line(start)})", file=str(path),
+                       hint=_NESTING_HINT)
+
+
+def _check_nesting_data(data: dict[str, Any], path: Path) -> None:
+    """Refuse parsed data nested deeper than MAX_RECIPE_DEPTH (tables, dotted keys and arrays together)."""
+    level: list[Any] = [data]
+    for _ in range(MAX_RECIPE_DEPTH + 1):  # level by level, tables and arrays only
+        level = [value for node in level for value in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(value, dict | list)]
+        if not level:
+            return
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:  # find a key path that goes too deep, to name it
+        node, where = stack.pop()
+        if len(where) > MAX_RECIPE_DEPTH:
+            key = ".".join(where)
+            raise P2PError(f"tables and arrays nested more than {MAX_RECIPE_DEPTH} deep", file=str(path),
+                           key=key if len(key) <= 120 else key[:117] + "...", hint=_NESTING_HINT)
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((value, (*where, str(key))) for key, value in children if isinstance(value, dict | list))
+
+
+def read_toml(path: Path, *, extended_by: Path | None = None) -> dict[str, Any]:
+    """Read a recipe file: a regular file of at most MAX_RECIPE_BYTES of UTF-8 TOML, nested at most
+    MAX_RECIPE_DEPTH deep; anything else raises P2PError naming the file.
+
+    `extended_by`: the recipe whose `extends` names this one; when this file cannot be read at all,
+    the error is placed at that recipe's `extends` key.
+    """
+    def unreadable(message: str, hint: str | None = None) -> P2PError:
+        if extended_by is None:
+            return P2PError(message, file=str(path), hint=hint)
+        reason = message.replace("this is ", "which is ", 1) if message.startswith("this is ") else f"but {message}"
+        return P2PError(f"`extends` names {path}, {reason}", file=str(extended_by), key="extends",
+                        hint=hint or "paths in `extends` are relative to the recipe that names them")
+
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = _recipe_bytes(path)
+    except _NotARecipeFile as exc:
+        raise unreadable(exc.message, exc.hint) from None
     except FileNotFoundError:
-        raise P2PError("recipe file not found", file=str(path),
-                       hint="check the path; ready recipes are in recipes/") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise P2PError(f"not valid TOML: {exc}", file=str(path), hint="fix the syntax at that line") from None
+        raise unreadable("recipe file not found", "check the path; ready recipes are in recipes/") from None
+    except IsADirectoryError:
+        raise unreadable("this is a folder, not a recipe file", "give the path of a .toml recipe inside it") from None
+    except OSError as exc:
+        raise unreadable(f"cannot read the recipe: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path with a NUL character
+        raise unreadable(f"cannot read the recipe: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise P2PError("the recipe is not UTF-8 text", file=str(path),
                        hint="save it as UTF-8 (TOML files must be UTF-8)") from None
-    except IsADirectoryError:
-        raise P2PError("this is a folder, not a recipe file", file=str(path),
-                       hint="give the path of a .toml recipe inside it") from None
-    except OSError as exc:
-        raise P2PError(f"cannot read the recipe: {exc.strerror}", file=str(path)) from None
+    _check_nesting_text(text, path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise P2PError(f"not valid TOML: {exc}", file=str(path), hint="fix the syntax at that line") from None
+    except RecursionError:
+        raise P2PError("the recipe is nested too deeply to read", file=str(path), hint=_NESTING_HINT) from None
+    _check_nesting_data(data, path)
+    return data
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,22 +369,38 @@ def locate(error: P2PError, where: Mapping[tuple[str, ...], str], default: str) 
 
 
 def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        chain = " -> ".join(str(p) for p in (*seen, path))
-        raise P2PError(f"`extends` forms a cycle: {chain}", file=str(seen[-1]), key="extends",
-                       hint="remove one of the `extends` lines")
-    data = read_toml(path)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise P2PError("`extends` must be a path string", file=str(path), key="extends")
-    parent_path = (path.parent / parent)
-    if not parent_path.exists():
-        raise P2PError(f"the recipe it extends does not exist: {parent_path}", file=str(path), key="extends",
-                       hint="paths in `extends` are relative to the recipe that names them")
-    return merge(read_with_extends(parent_path, (*seen, path)), data)
+    """The recipe at `path` merged over the recipes its `extends` chain names (at most MAX_EXTENDS links,
+    followed one by one, without recursion)."""
+    visited = list(seen)
+    layers: list[dict[str, Any]] = []
+    current = path.resolve()
+    named_by = visited[-1] if visited else None
+    while True:
+        if current in visited:
+            chain = " -> ".join(str(p) for p in (*visited, current))
+            raise P2PError(f"`extends` forms a cycle: {chain}", file=str(visited[-1]), key="extends",
+                           hint="remove one of the `extends` lines")
+        data = read_toml(current, extended_by=named_by)
+        visited.append(current)
+        parent = data.pop("extends", None)
+        layers.append(data)
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise P2PError("`extends` must be a path string", file=str(current), key="extends")
+        parent_path = current.parent / parent
+        if not parent_path.exists():
+            raise P2PError(f"the recipe it extends does not exist: {parent_path}", file=str(current),
+                           key="extends", hint="paths in `extends` are relative to the recipe that names them")
+        if len(layers) > MAX_EXTENDS:
+            raise P2PError(f"`extends` links more than {MAX_EXTENDS} recipes in a row, from {visited[len(seen)]}",
+                           file=str(current), key="extends",
+                           hint=f"a recipe may build on at most {MAX_EXTENDS} others in a chain; merge some of them")
+        named_by, current = current, parent_path.resolve()
+    merged = layers.pop()
+    while layers:
+        merged = merge(merged, layers.pop())
+    return merged
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,100 @@ def test_every_shipped_recipe_validates(host):
     assert recipes
     for path in recipes:
         load_recipe(path, host)
+
+
+# -- hostile recipe files: refused before they are parsed (or recursed into) ------------------------
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "arrays or tables nested more than 32 deep (line 1)"),
+    ("a = " + "{ b = " * 60_000 + "1" + " }" * 60_000 + "\n", "arrays or tables nested more than 32 deep"),
+    ("seed = 1\n" + "a" + ".a" * 100_000 + " = 1\n", "a dotted key of more than 32 parts (line 2)"),
+    ("[" + ".".join(["t"] * 40) + "]\nx = 1\n", "a dotted key of more than 32 parts (line 1)"),
+])
+def test_deep_nesting_is_refused_before_parsing(tmp_path, host, text, fragment):
+    import time
+
+    path = write(tmp_path, "deep.toml", text)
+    assert path.stat().st_size < 512 * 1024
+    start = time.perf_counter()
+    with pytest.raises(P2PError) as err:
+        load_recipe(path, host)
+    assert time.perf_counter() - start < 2
+    assert err.value.file == str(path) and fragment in err.value.message and "32 levels" in err.value.hint
+
+
+def test_nesting_through_tables_dotted_keys_and_arrays_together_is_named(tmp_path, host):
+    text = "[" + ".".join(["t"] * 20) + "]\n" + ".".join(["k"] * 12) + " = [[1]]\n"
+    path = write(tmp_path, "deep.toml", text)
+    with pytest.raises(P2PError, match="nested more than 32 deep") as err:
+        load_recipe(path, host)
+    assert err.value.key == ".".join(["t"] * 20 + ["k"] * 12 + ["0"])
+
+
+def test_brackets_and_dots_inside_strings_and_comments_are_not_nesting(tmp_path, host):
+    from p2pcore.recipe import read_toml
+
+    noise = "[{" * 40 + "." * 40
+    path = write(tmp_path, "r.toml", BASE.replace('task = "pix2pix"', f'task = "pix2pix"  # {noise}'))
+    assert load_recipe(path, host).name == "r"
+    strings = write(tmp_path, "s.toml", f"a = \"{noise}\"\nb = '{noise}'\nc = \"\"\"\n{noise}\n\"\"\"\n"
+                                        f"d = '''{noise}'''\n\"{noise}\" = 1\n")
+    assert read_toml(strings)["a"] == noise
+
+
+def test_oversized_recipe_is_refused_before_reading(tmp_path, host):
+    path = write(tmp_path, "big.toml", BASE + "# " + "x" * (600 * 1024) + "\n")
+    with pytest.raises(P2PError, match="larger than 512 KiB") as err:
+        load_recipe(path, host)
+    assert err.value.file == str(path) and err.value.hint
+
+
+def test_largest_allowed_recipe_parses_quickly(tmp_path):
+    import time
+
+    from p2pcore.recipe import MAX_RECIPE_BYTES, read_toml
+
+    key = ".".join(["a"] * 31)
+    dotted = "".join(f"{key}.k{i:06d} = 1\n" for i in range(MAX_RECIPE_BYTES // len(f"{key}.k000000 = 1\n")))
+    path = write(tmp_path, "dotted.toml", dotted)
+    assert MAX_RECIPE_BYTES * 0.9 < path.stat().st_size <= MAX_RECIPE_BYTES
+    start = time.perf_counter()
+    read_toml(path)
+    assert time.perf_counter() - start < 2
+
+
+def test_extends_chain_is_followed_without_recursion_and_limited(tmp_path, host):
+    for i in range(1000):
+        write(tmp_path, f"r{i}.toml", f'extends = "r{i + 1}.toml"\n' if i < 999 else BASE)
+    with pytest.raises(P2PError, match="more than 32 recipes") as err:
+        load_recipe(tmp_path / "r0.toml", host)
+    assert err.value.key == "extends" and err.value.file == str((tmp_path / "r32.toml").resolve())
+    assert err.value.hint
+    recipe = load_recipe(tmp_path / "r967.toml", host)  # 32 links: allowed
+    assert recipe.model["generator"].options["ngf"] == 8
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_extends_dev_zero_is_refused_at_the_extends_key(tmp_path, host):
+    child = write(tmp_path, "child.toml", 'extends = "/dev/zero"\n')
+    with pytest.raises(P2PError, match="/dev/zero, which is a character device") as err:
+        load_recipe(child, host)
+    assert err.value.file == str(child.resolve()) and err.value.key == "extends" and err.value.hint
+    with pytest.raises(P2PError, match="character device") as err:
+        load_recipe("/dev/zero", host)
+    assert err.value.file == "/dev/zero"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_or_folder_is_refused_without_waiting(tmp_path, host):
+    os.mkfifo(tmp_path / "pipe.toml")
+    with pytest.raises(P2PError, match="named pipe"):
+        load_recipe(tmp_path / "pipe.toml", host)
+    child = write(tmp_path, "child.toml", 'extends = "pipe.toml"\n')
+    with pytest.raises(P2PError, match="named pipe") as err:
+        load_recipe(child, host)
+    assert err.value.key == "extends"
+    write(tmp_path, "folder.toml", 'extends = "."\n')
+    with pytest.raises(P2PError, match="a folder") as err:
+        load_recipe(tmp_path / "folder.toml", host)
+    assert err.value.key == "extends"

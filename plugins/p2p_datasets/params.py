@@ -10,6 +10,7 @@ from p2pcore.api import Field, Params
 
 KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
 KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
+MAX_SIDE = 8192  # load_size and crop_size: a resized image of 8192 x 8192 is 67 megapixels
 
 
 # -- normalisation of stored values -------------------------------------------------------------------
@@ -78,8 +79,9 @@ class Jitter(Params):
                     "training, centred otherwise); crop: crop without resizing; scale_width: width "
                     "becomes load_size, aspect kept; scale_width_and_crop: that, then crop; none: native "
                     "size (the engine pads to the generator's multiple)")
-    load_size: int = Field(286, ge=1, description="size (or width) images are resized to before cropping")
-    crop_size: int = Field(256, ge=1, description="side of the square crop")
+    load_size: int = Field(286, ge=1, le=MAX_SIDE, description=f"size (or width) images are resized to before "
+                                                               f"cropping, 1 to {MAX_SIDE}")
+    crop_size: int = Field(256, ge=1, le=MAX_SIDE, description=f"side of the square crop, 1 to {MAX_SIDE}")
     flip: bool = Field(True, description="mirror left-right at random when training (both sides together)")
     interpolation: Literal["bicubic", "bilinear"] = Field(
         "bicubic", description="resampling used when resizing images (label maps always use nearest)")

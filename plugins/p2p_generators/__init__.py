@@ -12,10 +12,18 @@ from p2pcore.api import BuildContext, Field, NormRef, P2PError, Params, hookimpl
 Upsample = Literal["transposed", "resize_conv"]
 
 
+MAX_NGF = 1024
+MAX_DEPTH = 10
+MAX_BLOCKS = 64
+
+
 class UNetParams(Params):
-    depth: int = Field(8, ge=1, description="number of stride-2 downsamplings: 8 for 256x256 inputs (1x1 "
-                                            "bottleneck), 7 for 128x128; sides must be multiples of 2**depth")
-    ngf: int = Field(64, ge=1, description="filters of the first encoder layer (C64); later ones up to 8x")
+    depth: int = Field(8, ge=1, le=MAX_DEPTH, description=(
+        f"number of stride-2 downsamplings, 1 to {MAX_DEPTH}: 8 for 256x256 inputs (1x1 bottleneck), 7 for "
+        f"128x128; sides must be multiples of 2**depth ({2 ** MAX_DEPTH} at depth {MAX_DEPTH})"))
+    ngf: int = Field(64, ge=1, le=MAX_NGF, description=(
+        f"filters of the first encoder layer (C64), 1 to {MAX_NGF}; later ones up to 8x (weights grow with "
+        "its square)"))
     norm: NormRef = Field("batch", description="normalisation layer (see `p2p list norm`)")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout in the (depth - 5) decoder blocks next to "
                                                         "the innermost (CD512); 0 disables")
@@ -30,8 +38,11 @@ class EncoderDecoderParams(UNetParams):
 
 
 class ResNetParams(Params):
-    n_blocks: int = Field(9, ge=0, description="residual blocks at 1/4 resolution: 9 for 256x256, 6 for 128")
-    ngf: int = Field(64, ge=1, description="filters of the first layer (c7s1-64)")
+    n_blocks: int = Field(9, ge=0, le=MAX_BLOCKS, description=(
+        f"residual blocks at 1/4 resolution, 0 to {MAX_BLOCKS}: 9 for 256x256, 6 for 128"))
+    ngf: int = Field(64, ge=1, le=MAX_NGF, description=(
+        f"filters of the first layer (c7s1-64), 1 to {MAX_NGF}; the residual blocks have 4x (weights grow "
+        "with its square)"))
     norm: NormRef = Field("instance", description="normalisation layer (see `p2p list norm`)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout between the two convolutions of each block")
     padding: Literal["reflect", "replicate", "zeros"] = Field(
