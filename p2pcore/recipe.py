@@ -77,6 +77,11 @@ class InitConfig(Section):
     type: Literal["normal", "xavier", "kaiming", "orthogonal", "none"] = Field(
         "normal", description="weight initialisation of every network (pix2pix: normal)")
     gain: float = Field(0.02, gt=0, description="standard deviation (normal) or gain (others)")
+    checkpoint: str | None = Field(None, description="a p2p checkpoint to start from (a previous stage of "
+                                                     "coarse-to-fine training); read when a run starts, not on resume")
+    load: dict[str, str] = Field(default_factory=dict, description='what to take from it: { "generator.global_net" '
+                                 '= "generator" } puts its generator into this generator\'s global_net (target '
+                                 "role[.module] = source role[.module]); empty: every role of the same name")
 
 
 class TrainConfig(Section):

@@ -136,3 +136,24 @@ def test_unknown_player_is_an_error(host):
     recipe["optim"] = {"discriminatr": {"lr": 1e-4}}
     with pytest.raises(P2PError, match="did you mean 'discriminator'"):
         validate_recipe(recipe, host)
+
+
+def test_a_run_can_start_from_another_runs_checkpoint(host, tmp_path):
+    Trainer(validate_recipe(tiny(max_steps=2), host), host, tmp_path / "first").fit()
+    first = read_checkpoint(tmp_path / "first" / "checkpoints" / "latest.safetensors")
+    recipe = tiny(max_steps=1)
+    recipe["init"] = {"checkpoint": str(first.path), "load": {"generator.down.0": "generator.down.0"}}
+    second = Trainer(validate_recipe(recipe, host), host, tmp_path / "second")
+    loaded = second.nets["generator"].get_submodule("down.0").state_dict()
+    assert all(torch.equal(v, first.tensors[f"net.generator.down.0.{k}"]) for k, v in loaded.items())
+    other = second.nets["generator"].state_dict()["down.1.conv.weight"]
+    assert not torch.equal(other, first.tensors["net.generator.down.1.conv.weight"])  # only what was mapped
+    assert "starting from" in second.summary()
+    recipe["init"] = {"checkpoint": str(first.path)}
+    whole = Trainer(validate_recipe(recipe, host), host, tmp_path / "third")
+    assert all(torch.equal(v, first.tensors[f"net.discriminator.{k}"])
+               for k, v in whole.nets["discriminator"].state_dict().items())
+    recipe["init"] = {"checkpoint": str(first.path), "load": {"generator.nowhere": "generator"}}
+    with pytest.raises(P2PError, match="no module 'nowhere'") as caught:
+        Trainer(validate_recipe(recipe, host), host, tmp_path / "fourth")
+    assert caught.value.key == "init.load.generator.nowhere"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from p2pcore.errors import P2PError
 from p2pcore.recipe import InitConfig
 
 
@@ -30,3 +31,37 @@ def init_weights(net: nn.Module, config: InitConfig) -> None:
         bias = getattr(module, "bias", None)
         if isinstance(bias, nn.Parameter):
             nn.init.zeros_(bias)
+
+
+def load_pretrained(nets: dict[str, nn.Module], config: InitConfig) -> list[str]:
+    """Copy weights from `config.checkpoint` as `config.load` maps them (target role[.module] = source
+    role[.module]); returns what was loaded, for the console. Shapes must match exactly."""
+    from p2pcore.engine.checkpoint import load_network, read_checkpoint
+
+    if config.checkpoint is None:
+        return []
+    ckpt = read_checkpoint(config.checkpoint)
+    roles_there = sorted({name.split(".")[1] for name in ckpt.tensors if name.startswith("net.")})
+    mapping = dict(config.load) or {role: role for role in nets if role in roles_there}
+    if not mapping:
+        raise P2PError("the checkpoint to start from shares no role with this recipe", file=config.checkpoint,
+                       key="init.load", hint=f"it holds {', '.join(roles_there) or 'no networks'}; map them with "
+                                             'init.load = { "<role>[.module]" = "<its role>[.module]" }')
+    loaded = []
+    for target, source in mapping.items():
+        role, _, path = target.partition(".")
+        if role not in nets:
+            raise P2PError(f"init.load names {role!r}, which this run does not build", key=f"init.load.{target}",
+                           hint=f"roles: {', '.join(nets)}")
+        try:
+            module = nets[role].get_submodule(path) if path else nets[role]
+        except AttributeError:
+            raise P2PError(f"{role} has no module {path!r}", key=f"init.load.{target}",
+                           hint="name a module of the network, e.g. global_net") from None
+        state = ckpt.prefixed(f"net.{source}")
+        if not state:
+            raise P2PError(f"the checkpoint holds no network {source!r}", file=config.checkpoint,
+                           key=f"init.load.{target}", hint=f"it holds {', '.join(roles_there) or 'none'}")
+        load_network(module, state, role=target, file=config.checkpoint)
+        loaded.append(f"{target} <- {source}")
+    return loaded
