@@ -41,28 +41,58 @@ def _recipe(path: Path, overrides: list[str] | None, host: Any) -> Any:
 
 
 @app.command()
-def run(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
+def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (with --resume: optional, "
+                                                       "the run's own recipe is used)")] = None,
         set_: SetOption = None,
         out: Annotated[Path | None, typer.Option(help="run directory (default runs/<recipe name>)")] = None,
         resume: Annotated[bool, typer.Option(help="continue the run in --out from its latest checkpoint")] = False,
         quiet: Annotated[bool, typer.Option(help="no progress bar")] = False) -> None:
-    """Train a model as a recipe describes."""
+    """Train a model as a recipe describes, or continue a run with --resume."""
+    import shlex
+
     from p2pcore.progress import train_with_progress
+    from p2pcore.rundir import check_run_dir, exclusive, safe_name
 
     host = _host()
-    parsed = _recipe(recipe, set_, host)
-    out_dir = out or Path("runs") / (parsed.name or recipe.stem)
+    if recipe is None and not (resume and out):
+        raise P2PError("give a recipe, or --resume --out RUN_DIR to continue a run", key="RECIPE",
+                       hint="p2p run recipes/quickstart.toml")
+    if resume:
+        parsed, out_dir = _resumed_recipe(recipe, set_, out, host)
+    else:
+        parsed = _recipe(recipe, set_, host)
+        out_dir = out or Path("runs") / safe_name(parsed.name or recipe.stem)
+        check_run_dir(out_dir, resume=False)
+    source = str(recipe or out_dir / "recipe.toml")
     try:
-        result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
+        with exclusive(out_dir):
+            result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet, console=console)
     except P2PError as error:
-        raise error.with_location(file=str(recipe)) from None
+        raise error.with_location(file=source) from None
     except KeyboardInterrupt:
         errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
-                     f"p2p run {recipe} --out {out_dir} --resume")
+                     f"p2p run --resume --out {shlex.quote(str(out_dir))}")
         raise typer.Exit(130) from None
     summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
                   + (f" ({escape(summary)})" if summary else ""))
+
+
+def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None,
+                    host: Any) -> tuple[Any, Path]:
+    """The run's own recipe; a recipe or --set given as well may change only what can change mid-run."""
+    from p2pcore.rundir import check_run_dir, resume_changes, safe_name
+
+    if out is None:
+        first = _recipe(recipe, None, host)
+        out = Path("runs") / safe_name(first.name or recipe.stem)
+    check_run_dir(out, resume=True)
+    recorded = _recipe(out / "recipe.toml", None, host)
+    if recipe is None and not overrides:
+        return recorded, out
+    given = _recipe(recipe or out / "recipe.toml", overrides, host)
+    resume_changes(recorded.to_toml_dict(), given.to_toml_dict())
+    return given.model_copy(update={"name": recorded.name}), out
 
 
 @app.command()

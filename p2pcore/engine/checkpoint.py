@@ -18,10 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from p2pcore.checkpoint_format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
 from p2pcore.errors import P2PError
-
-FORMAT = "p2p.checkpoint"
-FORMAT_VERSION = 1
 
 
 def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -81,12 +79,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class Checkpoint:
-    """A loaded checkpoint: `tensors` by name and decoded `metadata`."""
+    """A loaded checkpoint: `tensors` by name and its validated `header` (metadata in `header.meta`)."""
 
-    def __init__(self, path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def __init__(self, path: Path, tensors: dict[str, torch.Tensor], header: Header) -> None:
         self.path = path
         self.tensors = tensors
-        self.metadata = metadata
+        self.header = header
+        self.metadata: dict[str, Any] = header.meta.model_dump(mode="json", exclude_none=True)
 
     def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
         """The tensors under `prefix.`, with the prefix removed (a state_dict)."""
@@ -95,39 +94,18 @@ class Checkpoint:
 
     @property
     def recipe(self) -> dict[str, Any]:
-        return self.metadata.get("recipe") or {}
+        return self.header.meta.recipe
 
 
 def read_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    path = Path(path)
-    if not path.exists():
-        raise P2PError("checkpoint not found", file=str(path), hint="check the path; runs keep them in "
-                       "runs/<name>/checkpoints/")
-    if path.is_dir():
-        raise P2PError("this is a folder, not a checkpoint", file=str(path),
-                       hint="give a .safetensors file, e.g. <run>/checkpoints/latest.safetensors")
-    hint = "the file is truncated or not a p2p checkpoint; use another one (runs keep the previous epochs)"
+    """Validate the header (without torch, bounded work), then load the tensors it describes."""
+    header = read_header(path)
     try:
-        with safe_open(str(path), framework="pt", device=device) as f:
-            raw = f.metadata() or {}
+        with safe_open(header.path, framework="pt", device=device) as f:
             loaded = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise P2PError(f"cannot read checkpoint: {exc}", file=str(path), hint=hint) from None
-    if raw.get("format") != FORMAT:
-        raise P2PError("not a p2p checkpoint (no p2p format marker in its metadata)", file=str(path),
-                       hint="reference .pth files are converted with `p2p import`")
-    if int(raw.get("format_version", "0")) > FORMAT_VERSION:
-        raise P2PError(f"checkpoint format {raw['format_version']} is newer than this p2p understands",
-                       file=str(path), hint="upgrade p2p")
-    metadata: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("format", "format_version"):
-            continue
-        try:
-            metadata[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise P2PError(f"checkpoint metadata {key!r} is damaged", file=str(path), hint=hint) from None
-    return Checkpoint(path, loaded, metadata)
+        raise P2PError(f"cannot read checkpoint: {exc}", file=str(path), hint=DAMAGED) from None
+    return Checkpoint(Path(path), loaded, header)
 
 
 def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, role: str, file: str) -> None:
@@ -145,20 +123,22 @@ def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, rol
     net.load_state_dict(state)
 
 
-def latest_valid_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint with the highest step among those that are complete p2p checkpoints.
-
-    Only headers are read (they are checked against the file size), not the tensors."""
-    from p2pcore.inspect import summarize
-
+def resume_candidates(directory: Path) -> list[Path]:
+    """Checkpoints whose headers read cleanly, newest step first; `latest` first among equals (at an
+    epoch end it is the epoch file itself). Only headers are read, checked against the file size."""
     if not directory.is_dir():
-        return None
-    best: tuple[int, Path] | None = None
+        return []
+    found = []
     for path in directory.glob("*.safetensors"):
         try:
-            step = int(summarize(path).get("step") or -1)
+            step = read_header(path).meta.step
         except P2PError:
             continue
-        if best is None or step > best[0]:
-            best = (step, path)
-    return best[1] if best else None
+        found.append((-step, path.name != "latest.safetensors", path.name, path))
+    return [path for *_, path in sorted(found)]
+
+
+def latest_valid_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint with the highest step among those whose headers read cleanly."""
+    candidates = resume_candidates(directory)
+    return candidates[0] if candidates else None

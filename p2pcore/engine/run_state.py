@@ -3,6 +3,8 @@ the task's state, the schedule's, gradient scalers, RNG states and the position 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -55,25 +57,53 @@ def capture(run: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def restore(run: Trainer, ckpt: Checkpoint) -> None:
+    """Put a run back where a checkpoint left it; state that does not fit is a one-screen error."""
     file = str(ckpt.path)
+    meta = ckpt.metadata
+    for field in ("progress", "optim", "rng"):
+        if field not in meta:
+            raise P2PError(f"the checkpoint holds no {field} state to resume from", file=file, key=field,
+                           hint="it holds weights only (e.g. from `p2p import`); start a new run with "
+                                "init.checkpoint pointing at it")
+    rng = ckpt.tensors.get("rng.torch")
+    if rng is None or rng.shape != torch.get_rng_state().shape or rng.dtype != torch.uint8:
+        raise P2PError("the checkpoint's random-number state does not fit", file=file, key="rng.torch",
+                       hint="the file is damaged; resume from another checkpoint")
     for role, net in run.nets.items():
         load_network(net, ckpt.prefixed(f"net.{role}"), role=role, file=file)
     if run.average is not None:
         for role, net in run.average.nets.items():
             state = ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}")  # EMA switched on mid-run
             load_network(net, state, role=role, file=file)
-    meta = ckpt.metadata
     for player, optimizer in run.optimizers.items():
-        if player not in meta.get("optim", {}):
+        if player not in meta["optim"]:
             raise P2PError(f"the checkpoint holds no optimiser state for player {player!r}", file=file,
-                           hint="it was written by another task or recipe; start a new run")
-        flat.optimizer_from_flat(player, optimizer, ckpt.tensors, meta["optim"][player])
+                           key=f"optim.{player}", hint="it was written by another task or recipe; start a new run")
+        with _fits(file, f"optim.{player}"):
+            flat.optimizer_from_flat(player, optimizer, ckpt.tensors, meta["optim"][player])
     for side, update in run.updates.items():
         if update.scaler.is_enabled() and side in meta.get("scalers", {}):
-            update.scaler.load_state_dict(meta["scalers"][side])
+            with _fits(file, f"scalers.{side}"):
+                update.scaler.load_state_dict(meta["scalers"][side])
     task_state: dict[str, Any] = dict(meta.get("task_state", {}))
     task_state.update({k: v.to(run.device) for k, v in ckpt.prefixed("task").items()})
-    run.task.load_state_dict(task_state)
-    run.schedule.load_state_dict(meta.get("schedule", {}))
-    flat.rng_from_flat(ckpt.tensors, meta["rng"])
+    with _fits(file, "task_state"):
+        run.task.load_state_dict(task_state)
+    with _fits(file, "schedule"):
+        run.schedule.load_state_dict(meta.get("schedule", {}))
+    with _fits(file, "rng"):
+        flat.rng_from_flat(ckpt.tensors, meta["rng"])
     run.progress = Progress(**meta["progress"])
+
+
+@contextlib.contextmanager
+def _fits(file: str, field: str) -> Iterator[None]:
+    """State that a component refuses (wrong keys, sizes or types) is named, never a traceback."""
+    try:
+        yield
+    except P2PError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise P2PError(f"the checkpoint's {field} state does not fit this run: {type(exc).__name__}: {exc}",
+                       file=file, key=field, hint="the file is damaged or from another recipe; resume from "
+                                                  "another checkpoint") from None

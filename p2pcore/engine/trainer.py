@@ -24,13 +24,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from p2pcore.engine.assemble import assemble
-from p2pcore.engine.checkpoint import latest_valid_checkpoint, link_checkpoint, read_checkpoint, write_checkpoint
+from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, resume_candidates, write_checkpoint
 from p2pcore.engine.data import Collate, EpochOrder, SeededItems, raise_carried
 from p2pcore.engine.device import autocast, resolve_device
 from p2pcore.engine.ema import WeightAverage
 from p2pcore.engine.evaluation import sample
 from p2pcore.engine.inference import pad_to_multiple
-from p2pcore.engine.init import init_weights
+from p2pcore.engine.init import init_weights, load_pretrained
 from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
 from p2pcore.engine.placement import SingleDevice
@@ -39,6 +39,7 @@ from p2pcore.engine.update import Progress, SideUpdate
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
+from p2pcore.rundir import check_run_dir, exclusive
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.safetensors$")
 
@@ -88,6 +89,8 @@ class Trainer:
             raise P2PError("the training split is empty", key="data", hint="run `p2p data check RECIPE`")
         for net in self.nets.values():
             init_weights(net, recipe.init)
+        self.pretrained = load_pretrained(self.nets, recipe.init)  # replaced by the checkpoint's on resume
+        for net in self.nets.values():
             self.placement.place(net)
         for term in self.terms:
             if isinstance(term.loss, nn.Module):
@@ -130,8 +133,10 @@ class Trainer:
         nets = ", ".join(f"{role} {self.recipe.model[role].name} {sum(p.numel() for p in net.parameters()):,}"
                          for role, net in self.nets.items())
         terms = " + ".join(f"{t.weight:g}*{t.label}" for t in self.terms)
+        start = f"; starting from {self.recipe.init.checkpoint} ({', '.join(self.pretrained)})" \
+            if self.pretrained else ""
         return (f"{self.recipe.task.name} on {self.device} ({self.cfg.precision}): {len(self.train_set)} training "
-                f"items, {nets} parameters; loss {terms}")
+                f"items, {nets} parameters; loss {terms}{start}")
 
     def total_steps(self) -> int:
         total = self.batches_per_epoch() * self.cfg.epochs
@@ -141,15 +146,14 @@ class Trainer:
         return math.ceil(len(self.train_set) / self.cfg.batch_size)
 
     def fit(self, *, resume: bool = False) -> RunResult:
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise P2PError("the run directory is a file", file=str(self.out_dir),
-                           hint="give --out a folder (it is created if missing)")
+        """Train to the end (or `max_steps`), holding the run directory's lock throughout."""
+        check_run_dir(self.out_dir, resume=resume)
+        with exclusive(self.out_dir):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> RunResult:
         if resume:
             self._resume()
-        elif (self.checkpoint_dir / "latest.safetensors").exists():
-            raise P2PError(f"{self.out_dir} already holds a run", file=str(self.out_dir),
-                           hint="add --resume to continue it, or choose another --out")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self._write_recipe()
         order = EpochOrder(len(self.train_set), self.recipe.seed)
         loader = self._loader(SeededItems(self.train_set, self.recipe.seed), order)
@@ -391,13 +395,21 @@ class Trainer:
     def _resume(self) -> None:
         for leftover in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a crash
             leftover.unlink(missing_ok=True)
-        path = latest_valid_checkpoint(self.checkpoint_dir)
-        if path is None:
-            raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
-                           hint="drop --resume to start a new run, or point --out at an existing run")
         latest = self.checkpoint_dir / "latest.safetensors"
-        if path != latest and latest.exists():
-            warnings.warn(f"{latest} is damaged; resuming from {path.name}, the newest checkpoint that reads "
-                          "cleanly", stacklevel=2)
-        restore(self, read_checkpoint(path))
-        self.metrics.forget_after(self.progress.step)
+        problems = [] if resume_candidates(self.checkpoint_dir)[:1] == [latest] or not latest.exists() else \
+            [f"{latest.name} is damaged"]
+        for path in resume_candidates(self.checkpoint_dir):
+            try:
+                ckpt = read_checkpoint(path)
+            except P2PError as exc:  # a header that reads, tensors that do not
+                problems.append(f"{path.name}: {exc.message}")
+                continue
+            if problems:
+                warnings.warn(f"{'; '.join(problems)}; resuming from {path.name}, the newest checkpoint that "
+                              "reads cleanly", stacklevel=2)
+            restore(self, ckpt)
+            self.metrics.forget_after(self.progress.step)
+            return
+        raise P2PError(f"no checkpoint to resume from in {self.checkpoint_dir}", file=str(self.out_dir),
+                       details=problems, hint="drop --resume to start a new run, or point --out at an "
+                                              "existing run")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from p2pcore.engine.assemble import assemble, check_direction, image_channels
-from p2pcore.engine.checkpoint import load_network, read_checkpoint
+from p2pcore.engine.checkpoint import Checkpoint, load_network, read_checkpoint
 from p2pcore.engine.device import resolve_device
 from p2pcore.engine.evaluation import protocol
 from p2pcore.engine.inference import Protocol, translate_image
@@ -15,6 +15,20 @@ from p2pcore.errors import P2PError
 from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
 from p2pcore.plugins import Host
 from p2pcore.recipe import task_spec, validate_recipe
+
+
+def check_shapes(nets: dict[str, torch.nn.Module], ckpt: Checkpoint) -> None:
+    """The networks the checkpoint's recipe builds must have exactly the tensors the file holds."""
+    for role, net in nets.items():
+        held = ckpt.header.shapes(f"ema.{role}") or ckpt.header.shapes(f"net.{role}")
+        built = {key: tuple(value.shape) for key, value in net.state_dict().items()}
+        if held == built:
+            continue
+        differing = sorted(k for k in held.keys() | built.keys() if held.get(k) != built.get(k))
+        key = differing[0]
+        raise P2PError(f"the checkpoint's recipe does not match its tensors: {role} {key} is "
+                       f"{held.get(key, 'absent')} in the file but {built.get(key, 'absent')} in the recipe",
+                       key=f"model.{role}", hint="the file is damaged or was altered; use another checkpoint")
 
 
 class Translator:
@@ -33,6 +47,8 @@ class Translator:
             recipe = validate_recipe(ckpt.recipe, host, inference=True)
             spec = task_spec(recipe)
             self.direction = check_direction(spec, direction, recipe.task.name)
+            with torch.device("meta"):  # shapes only: a recipe that disagrees with the tensors allocates nothing
+                check_shapes(assemble(recipe, host, direction=self.direction).nets, ckpt)
             run = assemble(recipe, host, direction=self.direction)
         except P2PError as exc:
             raise exc.with_location(file=file) from None
