@@ -104,20 +104,33 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
               device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
               seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
               direction: Annotated[str | None, typer.Option(help="a direction the task offers: a2b (default), "
-                                                            "b2a for CycleGAN")] = None) -> None:
+                                                            "b2a for CycleGAN")] = None,
+              overwrite: Annotated[bool, typer.Option(help="replace output files that exist")] = False,
+              fail_fast: Annotated[bool, typer.Option(help="stop at the first image that fails")] = False) -> None:
     """Translate images with a checkpoint's networks, at each image's own size."""
     from rich.progress import track
 
     from p2pcore.engine.translate import Translator, plan
 
+    jobs = list(plan(input, output, overwrite=overwrite))
     translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
                             direction=direction)
-    jobs = list(plan(input, output))
+    failed: list[P2PError] = []
     for source, target in track(jobs, description="translating", console=console, disable=len(jobs) < 2):
-        translator.translate_file(source, target)
-    console.print(f"[green]translated[/green] {len(jobs)} image(s) -> {output} ({translator.direction}, "
+        try:
+            translator.translate_file(source, target)
+        except P2PError as error:
+            if fail_fast or len(jobs) == 1:
+                raise
+            failed.append(error)
+            render_error(error)
+    done = len(jobs) - len(failed)
+    console.print(f"[green]translated[/green] {done} image(s) -> {output} ({translator.direction}, "
                   f"{translator.protocol} protocol{', weight average' if translator.averaged else ''}, "
                   f"{translator.device})")
+    if failed:
+        raise P2PError(f"{len(failed)} of {len(jobs)} image(s) failed; the other {done} were written",
+                       details=[f"{e.file}: {e.message}" for e in failed], hint="fix or remove the files listed")
 
 
 @app.command()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from p2pcore.checkpoint_format import file_identity
 from p2pcore.engine.assemble import assemble, check_direction, image_channels
 from p2pcore.engine.checkpoint import Checkpoint, load_network, read_checkpoint
 from p2pcore.engine.device import resolve_device
@@ -83,13 +86,21 @@ class Translator:
         return out[0].float().cpu()
 
     def translate_file(self, source: Path, target: Path) -> None:
+        if not source.is_file():
+            raise P2PError("not a regular image file (a folder, a pipe or a device)", file=str(source),
+                           hint="give image files")
         image = self.adapter.read_input(str(source), self.input_key)
-        self.adapter.write_output(self(image), str(target), self.output_key)
+        out = self(image)
+        if not torch.isfinite(out).all():
+            raise P2PError("the translation is not finite (NaN or infinity)", file=str(source),
+                           hint="the checkpoint's weights or this input hold non-finite values")
+        write_atomically(lambda path: self.adapter.write_output(out, str(path), self.output_key), target)
 
 
-def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
+def plan(source: Path, target: Path, *, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(input, output) file pairs: a folder maps to a folder with the same file names. Checked before
-    any network runs: inputs are never overwritten and every output has a format to be written in."""
+    any network runs: inputs are never overwritten (the same file under another name included),
+    existing outputs only with `overwrite`, every output has a format and a writable folder."""
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -103,11 +114,39 @@ def plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
         jobs = [(source, target / source.name if target.is_dir() else target)]
     else:
         raise P2PError("input not found", file=str(source), hint="give an image file or a folder of images")
+    existing = []
     for src, dst in jobs:
-        if dst.resolve() == src.resolve():
+        if dst.resolve() == src.resolve() or (file_identity(dst) is not None and
+                                              file_identity(dst) == file_identity(src)):
             raise P2PError("the output would overwrite its input", file=str(dst),
                            hint="write the translations to another file or folder")
         if dst.suffix.lower() not in WRITE_SUFFIXES:
             raise P2PError(f"cannot write images as {dst.suffix or 'files without an extension'}", file=str(dst),
                            hint=f"use one of: {', '.join(WRITE_SUFFIXES)}")
+        if dst.is_dir():
+            raise P2PError("the output is a folder", file=str(dst), hint="remove it or choose another output")
+        if dst.exists():
+            existing.append(dst)
+    if existing and not overwrite:
+        raise P2PError(f"{len(existing)} output file(s) exist already", file=str(existing[0]),
+                       hint="add --overwrite to replace them, or choose another output")
+    folder = next(p for p in [jobs[0][1].parent, *jobs[0][1].parent.parents] if p.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise P2PError(f"cannot write into {folder}", file=str(jobs[0][1]),
+                       hint="choose an output in a writable folder")
     return jobs
+
+
+def write_atomically(write: Callable[[Path], None], target: Path) -> None:
+    """Write through a temporary file in the target's folder (same suffix, so the format is the same)
+    and rename it over the target: an interrupted or failed write never leaves half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise P2PError(f"cannot write the output: {exc.strerror}", file=str(target),
+                       hint="check the free space and permissions of the output folder") from None
+    finally:
+        tmp.unlink(missing_ok=True)
