@@ -82,8 +82,22 @@ def check_facts(kind: str, spec: dict, net: nn.Module) -> None:
             assert facts[name] == getattr(net, name), name
 
 
+def flat(out) -> list[torch.Tensor]:
+    """Every tensor of a network's output: a map, a list of maps, or per-scale lists of feature maps."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for o in out for t in flat(o)]
+
+
+def prediction_maps(out) -> list[torch.Tensor]:
+    """A discriminator's prediction maps: the map, each map of a list, or the last map of each scale's list."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [o[-1] if isinstance(o, list | tuple) else o for o in out]
+
+
 def check_backward(net: nn.Module, out) -> None:
-    outs = out if isinstance(out, list | tuple) else [out]
+    outs = flat(out)
     sum(o.float().mean() for o in outs).backward()
     missing = [name for name, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters that get no gradient: {missing[:5]}"
@@ -126,8 +140,9 @@ def test_discriminator_contract(component) -> None:
         assert net.conditional is True
         net.train()
         out = net(torch.randn(2, 5, 128, 128))
-        for o in out if isinstance(out, list | tuple) else [out]:
+        for o in prediction_maps(out):
             assert o.dim() == 4 and o.shape[:2] == (2, 1)
+        assert all(o.dim() == 4 and o.shape[0] == 2 for o in flat(out))
         check_backward(net, out)
     unconditional = HOST.build("discriminator", {**small(component), "conditional": False}, in_channels=3)
     assert unconditional.conditional is False

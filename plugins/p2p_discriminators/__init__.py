@@ -1,4 +1,5 @@
-"""Built-in discriminators: PatchGAN (70x70 and the other receptive fields), 1x1 PixelGAN, ImageGAN.
+"""Built-in discriminators: PatchGAN (70x70 and the other receptive fields), 1x1 PixelGAN, ImageGAN, and
+the multi-scale wrapper of pix2pixHD around any of them.
 
 This entry module imports no torch; each builder imports its architecture's module when called.
 """
@@ -9,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from p2pcore.api import BuildContext, Field, NormRef, P2PError, Params, hookimpl
+from p2pcore.api import BuildContext, DiscriminatorRef, Field, NormRef, P2PError, Params, hookimpl
 
 RECEPTIVE_FIELDS = {16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # 9 * 2**n - 2 for n stride-2 layers
 
@@ -32,6 +33,8 @@ class PatchParams(DiscriminatorParams):
         None, description="patch side in pixels, instead of n_layers: 16, 34, 70, 142 or 286")
     ndf: int = Field(64, ge=1, description="filters of the first layer (C64); later layers use up to 8x")
     norm: NormRef = Field("batch", description="normalisation layer (see `p2p list norm`)")
+    padding: Literal[1, 2] = Field(1, description="zero padding of every 4x4 convolution: 1 as in pix2pix, 2 as "
+                                                  "in pix2pixHD (same weights, slightly larger maps)")
 
     _default_layers = 3
 
@@ -58,6 +61,16 @@ class ImageParams(PatchParams):
     _default_layers = 5
 
 
+class MultiscaleParams(DiscriminatorParams):
+    num_D: int = Field(2, ge=1, le=6, description="scales: the input, then each further one downsampled by "
+                                                  "2 (3x3 average pooling); pix2pixHD uses 2 or 3")
+    discriminator: DiscriminatorRef = Field(
+        {"name": "patch", "n_layers": 3, "ndf": 64, "norm": "instance", "padding": 2},
+        description="the discriminator used at every scale, any registered one (its own `conditional` is "
+                    "ignored: this one's decides); a table replaces the default whole (pix2pixHD's PatchGAN: "
+                    "n_layers 3, ndf 64, instance norm, padding 2)")
+
+
 class PixelParams(DiscriminatorParams):
     ndf: int = Field(64, ge=1, description="filters of the first 1x1 layer")
     norm: NormRef = Field("batch", description="normalisation layer (see `p2p list norm`)")
@@ -76,7 +89,7 @@ def build_patch(params: PatchParams, ctx: BuildContext) -> Any:
 
     return PatchDiscriminator(_in_channels(ctx), n_layers=params.layers, ndf=params.ndf,
                               norm=ctx.build(params.norm), conditional=params.conditional,
-                              spectral_norm=params.spectral_norm)
+                              spectral_norm=params.spectral_norm, padding=params.padding)
 
 
 def build_pixel(params: PixelParams, ctx: BuildContext) -> Any:
@@ -93,11 +106,28 @@ def build_image(params: ImageParams, ctx: BuildContext) -> Any:
 
     return ImageDiscriminator(_in_channels(ctx), n_layers=params.layers, ndf=params.ndf,
                               norm=ctx.build(params.norm), conditional=params.conditional,
-                              spectral_norm=params.spectral_norm)
+                              spectral_norm=params.spectral_norm, padding=params.padding)
+
+
+def build_multiscale(params: MultiscaleParams, ctx: BuildContext) -> Any:
+    """pix2pixHD's multi-scale discriminator: one discriminator per scale, each returning its features."""
+    from p2p_discriminators.multiscale import MultiscaleDiscriminator
+
+    in_channels = _in_channels(ctx)
+    scales = [ctx.build(params.discriminator, in_channels=in_channels, key=f"{ctx.key}.discriminator")
+              for _ in range(params.num_D)]
+    return MultiscaleDiscriminator(scales, conditional=params.conditional, spectral_norm=params.spectral_norm)
+
+
+def map_side(side: int, n_layers: int, padding: int) -> int:
+    """Side of a PatchGAN's map for an input side: n stride-2 4x4 convolutions, then two stride-1 ones."""
+    for _ in range(n_layers):
+        side = (side + 2 * padding - 4) // 2 + 1
+    return side + 2 * (2 * padding - 3)
 
 
 def patch_facts(params: PatchParams) -> dict[str, Any]:
-    side = 256 // 2 ** params.layers - 2
+    side = map_side(256, params.layers, params.padding)
     return {"n_layers": params.layers, "receptive_field": receptive_field_of(params.layers),
             "output at 256x256": f"{side}x{side}" if side > 0 else "empty (input too small)"}
 
@@ -111,6 +141,10 @@ def image_facts(params: ImageParams) -> dict[str, Any]:
 def p2p_register_discriminators(register: Any) -> None:
     register("patch", build_patch, params=PatchParams, aliases=("patchgan",), facts=patch_facts,
              summary="PatchGAN: one real/fake score per NxN patch (N = 16, 34, 70, 142 or 286; default 70)")
+    register("multiscale", build_multiscale, params=MultiscaleParams, aliases=("multiscale_d",),
+             facts=lambda params: {"scales": params.num_D, "each": params.discriminator.name},
+             summary="pix2pixHD's multi-scale discriminator: any discriminator at num_D scales (1, 1/2, "
+                     "1/4 ...), returning every intermediate feature map for feature matching")
     register("pixel", build_pixel, params=PixelParams, aliases=("pixelgan",),
              facts=lambda params: {"receptive_field": 1},
              summary="1x1 PixelGAN: one score per pixel, judges colour statistics only")

@@ -15,9 +15,9 @@ from p2p_discriminators.patch import PatchDiscriminator
 
 class ImageDiscriminator(PatchDiscriminator):
     def __init__(self, in_channels: int, *, n_layers: int = 5, ndf: int = 64, norm, conditional: bool = True,
-                 spectral_norm: bool = False) -> None:
+                 spectral_norm: bool = False, padding: int = 1) -> None:
         super().__init__(in_channels, n_layers=n_layers, ndf=ndf, norm=norm, conditional=conditional,
-                         spectral_norm=spectral_norm)
+                         spectral_norm=spectral_norm, padding=padding)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = super().forward_features(x)

@@ -20,10 +20,10 @@ from p2p_discriminators import receptive_field_of
 from p2p_discriminators.layers import BlocksThenHead, apply_spectral_norm
 
 
-def conv_block(in_channels: int, out_channels: int, *, stride: int, norm=None) -> nn.Sequential:
+def conv_block(in_channels: int, out_channels: int, *, stride: int, norm=None, padding: int = 1) -> nn.Sequential:
     """Conv 4x4 - Norm - LeakyReLU(0.2); without `norm` the convolution keeps its bias."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    layers["conv"] = nn.Conv2d(in_channels, out_channels, 4, stride=stride, padding=1,
+    layers["conv"] = nn.Conv2d(in_channels, out_channels, 4, stride=stride, padding=padding,
                                bias=True if norm is None else norm.conv_bias)
     if norm is not None:
         layers["norm"] = norm(out_channels)
@@ -33,7 +33,7 @@ def conv_block(in_channels: int, out_channels: int, *, stride: int, norm=None) -
 
 class PatchDiscriminator(BlocksThenHead):
     def __init__(self, in_channels: int, *, n_layers: int = 3, ndf: int = 64, norm, conditional: bool = True,
-                 spectral_norm: bool = False) -> None:
+                 spectral_norm: bool = False, padding: int = 1) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError("a PatchGAN needs n_layers >= 1")
@@ -42,11 +42,11 @@ class PatchDiscriminator(BlocksThenHead):
         self.conditional = conditional
 
         widths = [ndf * min(2 ** i, 8) for i in range(n_layers + 1)]  # C64-C128-C256-C512 for n = 3
-        blocks = [conv_block(in_channels, widths[0], stride=2)]      # C64, no norm
-        for i in range(1, n_layers):                                   # C128, C256: stride 2
-            blocks.append(conv_block(widths[i - 1], widths[i], stride=2, norm=norm))
-        blocks.append(conv_block(widths[-2], widths[-1], stride=1, norm=norm))  # C512: stride 1
+        blocks = [conv_block(in_channels, widths[0], stride=2, padding=padding)]  # C64, no norm
+        for i in range(1, n_layers):                                            # C128, C256: stride 2
+            blocks.append(conv_block(widths[i - 1], widths[i], stride=2, norm=norm, padding=padding))
+        blocks.append(conv_block(widths[-2], widths[-1], stride=1, norm=norm, padding=padding))  # C512: stride 1
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(widths[-1], 1, 4, stride=1, padding=1)  # one logit per patch
+        self.head = nn.Conv2d(widths[-1], 1, 4, stride=1, padding=padding)  # one logit per patch
         if spectral_norm:
             apply_spectral_norm(self)

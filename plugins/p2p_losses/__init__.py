@@ -1,4 +1,4 @@
-"""Built-in loss terms: adversarial (`gan`) and reconstruction (`l1`)."""
+"""Built-in loss terms: adversarial (`gan`), reconstruction (`l1`) and pix2pixHD's `feature_matching`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class L1Params(LossParams):
         return frozenset({self.pred, self.target})
 
 
+class FeatureMatchingParams(LossParams):
+    prefix: str = Field("d", description="which discriminator's tensors to read: <prefix>_real, <prefix>_fake "
+                                         "(each scale's intermediate feature maps)")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({f"{self.prefix}_real", f"{self.prefix}_fake"})
+
+
 def build_gan(params: GanParams, ctx: BuildContext) -> Any:
     """Adversarial loss; the discriminator's objective is halved as in pix2pix."""
     from p2p_losses.adversarial import AdversarialLoss
@@ -45,7 +53,17 @@ def build_l1(params: L1Params, ctx: BuildContext) -> Any:
     return L1Loss(params.pred, params.target)
 
 
+def build_feature_matching(params: FeatureMatchingParams, ctx: BuildContext) -> Any:
+    """pix2pixHD's feature matching: L1 between the discriminator's features on real and generated images."""
+    from p2p_losses.feature_matching import FeatureMatchingLoss
+
+    return FeatureMatchingLoss(params.prefix)
+
+
 @hookimpl
 def p2p_register_losses(register: Any) -> None:
     register("gan", build_gan, params=GanParams, aliases=("adversarial",))
     register("l1", build_l1, params=L1Params)
+    register("feature_matching", build_feature_matching, params=FeatureMatchingParams, aliases=("fm",),
+             summary="L1 between the discriminator's intermediate features on real and generated images, "
+                     "each scale and layer weighted 4/layers * 1/scales (pix2pixHD, weight 10)")

@@ -1,0 +1,138 @@
+"""pix2pixHD on the task contract: networks, losses, label and instance maps, training stages, import.
+
+Networks counted at full size are built on the meta device; everything that runs is tiny (ngf 4-8,
+32-64 px).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from p2pcore import P2PError, load_host
+from p2pcore.api import BuildContext, Field, Params, Tensors, hookimpl
+
+HOST = load_host()
+
+
+def n_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def build_on_meta(kind: str, spec, **channels: int) -> nn.Module:
+    with torch.device("meta"):
+        return HOST.build(kind, spec, **channels)
+
+
+# -- the multi-scale discriminator and feature matching -------------------------------------------------
+
+def test_multiscale_discriminator_has_the_reference_parameter_count() -> None:
+    d = build_on_meta("discriminator", {"name": "multiscale", "num_D": 2}, in_channels=6)
+    assert n_params(d) == 5_535_618
+    assert len(d.scales) == 2 and d.conditional is True
+
+
+def test_multiscale_returns_every_feature_map_per_scale() -> None:
+    d = HOST.build("discriminator", {"name": "multiscale", "num_D": 3,
+                                     "discriminator": {"name": "patch", "ndf": 4, "norm": "instance",
+                                                       "padding": 2}}, in_channels=6)
+    out = d(torch.randn(1, 6, 64, 128))
+    assert len(out) == 3
+    for k, scale in enumerate(out):
+        assert [f.shape[1] for f in scale] == [4, 8, 16, 32, 1]       # n_layers + 1 features, then the map
+        assert scale[0].shape[-2:] == (64 // 2 ** (k + 1) + 1, 128 // 2 ** (k + 1) + 1)  # padding 2
+    # scale k sees the input average-pooled k times (3x3, stride 2, padded pixels not counted)
+    pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+    x = torch.randn(1, 6, 64, 128)
+    torch.testing.assert_close(d(x)[2][-1], d.scales[2](pool(pool(x))))
+
+
+def test_patch_padding_two_keeps_the_weights_and_the_default_maps() -> None:
+    one = HOST.build("discriminator", {"name": "patch", "ndf": 4}, in_channels=3)
+    two = HOST.build("discriminator", {"name": "patch", "ndf": 4, "padding": 2}, in_channels=3)
+    assert n_params(one) == n_params(two) and one.receptive_field == two.receptive_field == 70
+    x = torch.randn(1, 3, 256, 256)
+    assert one(x).shape[-2:] == (30, 30) and two(x).shape[-2:] == (35, 35)
+    facts = HOST.component(HOST.resolve("discriminator", {"name": "patch", "padding": 2})).facts
+    assert facts(HOST.resolve("discriminator", {"name": "patch", "padding": 2}).params)["output at 256x256"] == "35x35"
+
+
+class CriticParams(Params):
+    conditional: bool = Field(True)
+    spectral_norm: bool = Field(False)
+    width: int = Field(4, ge=1)
+
+
+class TinyCritic(nn.Module):
+    """A third party's discriminator: two convolutions, features through `forward_features`."""
+
+    receptive_field = 5
+
+    def __init__(self, in_channels: int, width: int, conditional: bool) -> None:
+        super().__init__()
+        self.conditional = conditional
+        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.LeakyReLU(0.2))
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.body(x)
+        return [h, self.out(h)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[-1]
+
+
+def _build_critic(params: CriticParams, ctx: BuildContext) -> TinyCritic:
+    """A tiny critic."""
+    return TinyCritic(ctx.in_channels, params.width, params.conditional)
+
+
+@hookimpl
+def _register_critic(register) -> None:
+    register("tiny_critic", _build_critic, params=CriticParams)
+
+
+THIRD_PARTY = SimpleNamespace(p2p_register_discriminators=_register_critic)
+
+
+def test_a_third_party_discriminator_works_inside_multiscale() -> None:
+    host = load_host(extra_plugins=[("tiny_critic", THIRD_PARTY)])
+    d = host.build("discriminator", {"name": "multiscale", "num_D": 2,
+                                     "discriminator": {"name": "tiny_critic", "width": 3}}, in_channels=4)
+    assert all(isinstance(s, TinyCritic) for s in d.scales)
+    assert d.receptive_field == 5 * 2 + 1
+    fake = torch.randn(2, 4, 32, 32, requires_grad=True)
+    real = torch.randn(2, 4, 32, 32)
+    out = d(fake)
+    assert [[tuple(f.shape) for f in s] for s in out] == [[(2, 3, 32, 32), (2, 1, 32, 32)],
+                                                          [(2, 3, 16, 16), (2, 1, 16, 16)]]
+    fm = host.build("loss", {"name": "feature_matching"})
+    gan = host.build("loss", {"name": "gan", "mode": "lsgan"})
+    t = Tensors(values={"d_real": d(real), "d_fake": out})
+    loss = fm.generator_loss(t) + gan.generator_loss(t)
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_feature_matching_weights_each_scale_and_layer() -> None:
+    torch.manual_seed(0)
+    real = [[torch.randn(1, 2, 4, 4) for _ in range(5)] for _ in range(3)]
+    fake = [[torch.randn(1, 2, 4, 4, requires_grad=True) for _ in range(5)] for _ in range(3)]
+    loss = HOST.build("loss", "feature_matching").generator_loss(Tensors(values={"d_real": real, "d_fake": fake}))
+    # 4 intermediate maps per scale (the 5th is the prediction): weight 4/4 * 1/3 each
+    expected = sum((f - r).abs().mean() / 3 for rs, fs in zip(real, fake, strict=True)
+                   for r, f in zip(rs[:-1], fs[:-1], strict=True))
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert fake[0][-1].grad is None and fake[0][0].grad is not None     # the prediction maps are not matched
+    assert not any(r.requires_grad for rs in real for r in rs)
+
+
+def test_feature_matching_refuses_a_discriminator_without_features() -> None:
+    fm = HOST.build("loss", "feature_matching")
+    with pytest.raises(P2PError, match="intermediate features") as caught:
+        fm.generator_loss(Tensors(values={"d_real": torch.zeros(1, 1, 4, 4), "d_fake": torch.zeros(1, 1, 4, 4)}))
+    assert "multiscale" in caught.value.hint
