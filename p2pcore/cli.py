@@ -70,8 +70,12 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     except P2PError as error:
         raise error.with_location(file=source) from None
     except KeyboardInterrupt:
-        errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
-                     f"p2p run --resume --out {shlex.quote(str(out_dir))}")
+        if (out_dir / "checkpoints" / "latest.safetensors").exists():
+            errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
+                         f"p2p run --resume --out {shlex.quote(str(out_dir))}")
+        else:
+            errors.print("interrupted before the first checkpoint was written: nothing to resume; run the same "
+                         "command again to start over")
         raise typer.Exit(130) from None
     summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
@@ -256,8 +260,12 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
     if output:
         if output.is_dir():
             raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. recipe.schema.json")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text + "\n")
+        except OSError as exc:
+            raise P2PError(f"cannot write the schema: {exc.strerror}", file=str(output),
+                           hint="choose a writable folder") from None
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text + "\n")

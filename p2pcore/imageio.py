@@ -711,6 +711,9 @@ def write_image(image: torch.Tensor, path: str | Path, *, bits: int = 8) -> None
     if channels > 4 or (suffix in (".jpg", ".jpeg", ".bmp", ".ppm", ".pgm") and channels == 2):
         raise P2PError(f"{suffix} cannot hold {channels} channels", file=where,
                        hint="write .npy or .tif to keep more than 4 channels")
+    if suffix == ".pgm" and channels != 1:
+        raise P2PError(f".pgm holds grey images, not {channels} channels", file=where,
+                       hint="write .ppm or .png for colour")
     if bits == 16:
         if suffix == ".png":
             path.write_bytes(_encode_png16(array))

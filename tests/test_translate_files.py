@@ -98,3 +98,30 @@ def test_a_read_only_output_folder_is_refused_before_any_work(checkpoint, tmp_pa
         assert isinstance(result.exception, P2PError) and "cannot write into" in result.exception.message
     finally:
         locked.chmod(0o700)
+
+
+def test_pgm_outputs_are_grey_only(tmp_path):
+    from p2pcore.imageio import write_image
+
+    with pytest.raises(P2PError, match=".pgm holds grey images"):
+        write_image(torch.zeros(3, 4, 4), tmp_path / "colour.pgm")
+    write_image(torch.zeros(1, 4, 4), tmp_path / "grey.pgm")
+    assert Image.open(tmp_path / "grey.pgm").mode == "L"
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(checkpoint, tmp_path, monkeypatch):
+    import errno
+
+    ckpt = read_checkpoint(checkpoint)
+    target = tmp_path / "latest.safetensors"
+    write_checkpoint(target, ckpt.tensors, ckpt.metadata)
+    before = target.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(P2PError, match="No space left") as caught:
+        write_checkpoint(target, ckpt.tensors, ckpt.metadata)
+    assert "previous checkpoint is intact" in caught.value.hint
+    assert target.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -25,12 +25,16 @@ from p2pcore.errors import P2PError
 def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
     """Atomically write tensors and JSON-serialisable metadata to a safetensors file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     header.update({key: json.dumps(value) for key, value in metadata.items()})
     body = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     blob = save(body, metadata=header)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise P2PError(f"cannot write the checkpoint: {exc.strerror}", file=str(path),
+                       hint="choose a writable run directory") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; checkpoints are ordinary files
         with os.fdopen(fd, "wb") as f:
@@ -38,6 +42,10 @@ def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise P2PError(f"cannot write the checkpoint: {exc.strerror}", file=str(path),
+                       hint="free disk space or fix permissions; the previous checkpoint is intact") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -75,5 +76,7 @@ class SideUpdate:
         if p.bad_steps >= self.patience:
             raise P2PError(f"training diverged: {what} of the {self.side} was not finite for {p.bad_steps} steps "
                            f"in a row (step {p.step})", key=f"loss.{bad[0]}" if bad else "optim.lr",
-                           hint="lower optim.lr, use precision = \"fp32\", or check the data; the last good "
-                                f"checkpoint is in {self.checkpoint_dir}")
+                           hint="lower optim.lr, use precision = \"fp32\", or check the data; " + (
+                               f"the last good checkpoint is in {self.checkpoint_dir}"
+                               if Path(self.checkpoint_dir, "latest.safetensors").exists()
+                               else "it diverged before the first checkpoint was written"))
