@@ -408,6 +408,15 @@ def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
     return merged
 
 
+def _depth(value: str) -> int:
+    """How deeply arrays and inline tables nest in a TOML value (strings ignored)."""
+    depth = deepest = 0
+    for bracket in _TOML_BRACKETS.findall(_TOML_STRINGS.sub("", value)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.epochs=5` -> (["train", "epochs"], 5); values are TOML, bare words are strings."""
     if "=" not in text:
@@ -416,6 +425,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [part.strip() for part in key.strip().split(".")]
     if not all(path):
         raise P2PError(f"--set has an empty key in {key!r}", hint="for example --set model.generator.ngf=32")
+    if len(path) > MAX_RECIPE_DEPTH or len(raw) > 64 * 1024 or _depth(raw) > MAX_RECIPE_DEPTH:
+        raise P2PError(f"--set {key.strip()}=...: the value or key is too large or too deeply nested",
+                       key=key.strip(), hint=_NESTING_HINT)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

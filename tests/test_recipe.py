@@ -225,3 +225,10 @@ def test_a_named_pipe_or_folder_is_refused_without_waiting(tmp_path, host):
     with pytest.raises(P2PError, match="a folder") as err:
         load_recipe(tmp_path / "folder.toml", host)
     assert err.value.key == "extends"
+
+
+def test_a_deeply_nested_set_value_is_refused():
+    with pytest.raises(P2PError, match="too large or too deeply nested"):
+        parse_override("train.epochs=" + "[" * 50_000 + "]" * 50_000)
+    assert parse_override("data.crop=[[1, 2], [3, 4]]")[1] == [[1, 2], [3, 4]]
+    assert len(parse_override("data.pairs=[" + ", ".join(["[1, 2]"] * 100) + "]")[1]) == 100
