@@ -136,3 +136,47 @@ def test_feature_matching_refuses_a_discriminator_without_features() -> None:
     with pytest.raises(P2PError, match="intermediate features") as caught:
         fm.generator_loss(Tensors(values={"d_real": torch.zeros(1, 1, 4, 4), "d_fake": torch.zeros(1, 1, 4, 4)}))
     assert "multiscale" in caught.value.hint
+
+
+# -- generators ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "in_channels", "expected"), [
+    ("global", 3, 182_443_267),
+    ("global", 36, 182_546_755),
+    ({"name": "local_enhancer", "ngf": 32, "n_enhancers": 1}, 36, 182_857_059),
+], ids=["global_in3", "global_in36", "local_ngf32_in36"])
+def test_generator_parameter_counts(spec, in_channels: int, expected: int) -> None:
+    assert n_params(build_on_meta("generator", spec, in_channels=in_channels, out_channels=3)) == expected
+
+
+def test_global_defaults_are_the_references() -> None:
+    g = build_on_meta("generator", "global", in_channels=3, out_channels=3)
+    assert g.features.head.conv.kernel_size == (7, 7) and g.features.head.conv.padding_mode == "reflect"
+    assert [m.conv.out_channels for m in g.features.down] == [128, 256, 512, 1024]
+    assert len(g.features.blocks) == 9 and isinstance(g.features.head.norm, nn.InstanceNorm2d)
+    assert [m.conv.out_channels for m in g.features.up] == [512, 256, 128, 64]
+
+
+def test_local_enhancer_holds_a_global_generator_without_its_output_layer() -> None:
+    torch.manual_seed(0)
+    g1 = HOST.build("generator", {"name": "global", "ngf": 8, "n_downsample": 2, "n_blocks": 1},
+                    in_channels=4, out_channels=3)
+    local = HOST.build("generator", {"name": "local_enhancer", "ngf": 4, "n_downsample": 2, "n_blocks": 1,
+                                     "n_blocks_local": 1}, in_channels=4, out_channels=3)
+    assert local.global_net.state_dict().keys() == g1.features.state_dict().keys()
+    local.global_net.load_state_dict(g1.features.state_dict())           # what [init] load does
+    assert local.size_multiple == 16 and g1.size_multiple == 8
+    x = torch.randn(1, 4, 32, 48)
+    assert local(x).shape == (1, 3, 32, 48) and g1(x).shape == (1, 3, 32, 48)
+    # the enhancer's blocks see its front-end's features plus G1's on the input average-pooled once
+    pooled = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)(x)
+    enhancer = local.enhancers[0]
+    expected = local.tail(enhancer.up(enhancer.blocks(enhancer.front(x) + g1.features(pooled))))
+    torch.testing.assert_close(local(x), expected)
+
+
+def test_two_enhancers_double_the_resolution_twice() -> None:
+    local = HOST.build("generator", {"name": "local_enhancer", "ngf": 2, "n_enhancers": 2, "n_downsample": 1,
+                                     "n_blocks": 1, "n_blocks_local": 1}, in_channels=3, out_channels=3)
+    assert local.global_net.out_channels == 8 and [e.up.conv.out_channels for e in local.enhancers] == [4, 2]
+    assert local(torch.randn(1, 3, 16, 32)).shape == (1, 3, 16, 32)

@@ -1,4 +1,5 @@
-"""Built-in generators: the pix2pix U-Net and encoder-decoder, the CycleGAN ResNet generator.
+"""Built-in generators: the pix2pix U-Net and encoder-decoder, the CycleGAN ResNet generator, pix2pixHD's
+global generator and local enhancer.
 
 This entry module imports no torch; each builder imports its architecture's module when called.
 """
@@ -51,6 +52,26 @@ class ResNetParams(Params):
                                                          "`resize_conv`: nearest 2x then 3x3 convolution")
 
 
+class GlobalParams(Params):
+    ngf: int = Field(64, ge=1, le=MAX_NGF, description=(
+        "filters of the first layer (c7s1-64); each downsampling doubles them (1024 after four)"))
+    n_downsample: int = Field(4, ge=1, le=MAX_DEPTH, description="stride-2 convolutions before the residual "
+                                                                 "blocks (d128 .. d1024: 4)")
+    n_blocks: int = Field(9, ge=0, le=MAX_BLOCKS, description="residual blocks at 1/2**n_downsample resolution")
+    norm: NormRef = Field("instance", description="normalisation layer (see `p2p list norm`)")
+    padding: Literal["reflect", "replicate", "zeros"] = Field(
+        "reflect", description="padding of the 7x7 and residual 3x3 convolutions")
+
+
+class LocalEnhancerParams(GlobalParams):
+    ngf: int = Field(32, ge=1, le=MAX_NGF, description=(
+        "filters of the finest enhancer's first layer (c7s1-32); each enhancer below doubles them and G1 "
+        "has ngf * 2**n_enhancers (64 for one enhancer)"))
+    n_enhancers: int = Field(1, ge=1, le=4, description="local enhancers G2, each at twice the resolution of "
+                                                        "the network below (1: G1 at half resolution)")
+    n_blocks_local: int = Field(3, ge=0, le=MAX_BLOCKS, description="residual blocks of each enhancer")
+
+
 def _channels(ctx: BuildContext) -> tuple[int, int]:
     if not ctx.in_channels or not ctx.out_channels:
         raise P2PError("a generator needs its input and output channel counts",
@@ -88,6 +109,36 @@ def build_resnet(params: ResNetParams, ctx: BuildContext) -> Any:
                            upsample=params.upsample)
 
 
+def build_global(params: GlobalParams, ctx: BuildContext) -> Any:
+    """pix2pixHD's global generator G1: c7s1-64, d128 .. d1024, R1024 x 9, u512 .. u64, c7s1-out."""
+    from p2p_generators.global_generator import GlobalGenerator
+
+    in_channels, out_channels = _channels(ctx)
+    return GlobalGenerator(in_channels, out_channels, ngf=params.ngf, n_downsample=params.n_downsample,
+                           n_blocks=params.n_blocks, norm=ctx.build(params.norm), padding=params.padding)
+
+
+def build_local_enhancer(params: LocalEnhancerParams, ctx: BuildContext) -> Any:
+    """pix2pixHD's coarse-to-fine generator: G1 at half resolution (global_net) and enhancers G2."""
+    from p2p_generators.local_enhancer import LocalEnhancer
+
+    in_channels, out_channels = _channels(ctx)
+    return LocalEnhancer(in_channels, out_channels, ngf=params.ngf, n_enhancers=params.n_enhancers,
+                         n_blocks_local=params.n_blocks_local, n_downsample=params.n_downsample,
+                         n_blocks=params.n_blocks, norm=ctx.build(params.norm), padding=params.padding)
+
+
+def global_facts(params: GlobalParams) -> dict[str, Any]:
+    return {"size_multiple": 2 ** (params.n_downsample + 1),
+            "residual blocks at": f"1/{2 ** params.n_downsample} resolution"}
+
+
+def local_enhancer_facts(params: LocalEnhancerParams) -> dict[str, Any]:
+    return {"size_multiple": 2 ** (params.n_downsample + 1 + params.n_enhancers),
+            "G1 (global_net)": f"ngf {params.ngf * 2 ** params.n_enhancers} at 1/{2 ** params.n_enhancers} "
+                               "resolution"}
+
+
 def unet_facts(params: UNetParams) -> dict[str, Any]:
     side = 2 ** params.depth
     return {"size_multiple": side, "bottleneck": f"1x1 at {side}x{side} inputs"}
@@ -105,3 +156,9 @@ def p2p_register_generators(register: Any) -> None:
              facts=unet_facts, summary="encoder-decoder without skips (the pix2pix baseline)")
     register("resnet", build_resnet, params=ResNetParams, facts=resnet_facts,
              summary="ResNet generator (CycleGAN): c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out")
+    register("global", build_global, params=GlobalParams, aliases=("global_generator",), facts=global_facts,
+             summary="pix2pixHD global generator G1: c7s1-64, d128 .. d1024, R1024 x 9, u512 .. u64, c7s1-out")
+    register("local_enhancer", build_local_enhancer, params=LocalEnhancerParams, aliases=("local",),
+             facts=local_enhancer_facts,
+             summary="pix2pixHD coarse-to-fine generator: G1 (global_net) at half resolution, enhancers G2 "
+                     "adding detail at full resolution")

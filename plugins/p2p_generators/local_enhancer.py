@@ -1,0 +1,67 @@
+"""Coarse-to-fine generator of pix2pixHD (Wang et al. 2018, section 3.2): G = {G1, G2}.
+
+G1 (`global_net`, the global generator without its output layer) works on the input downsampled by 2
+for each enhancer. An enhancer G2 works at twice the resolution of the network below it: its front-end
+G2^(F) (c7s1-k, d2k) brings its input to the resolution below, the element-wise sum of that and the last
+feature map of the network below goes through its residual blocks G2^(R) (R2k x n_blocks_local) and its
+back-end (u k). The finest enhancer ends in the output layer (c7s1-3, Tanh).
+
+With one enhancer and ngf 32 (the paper's 2048x1024 Cityscapes generator), G1 has ngf 64:
+
+    input / 2 -> G1: c7s1-64, d128, d256, d512, d1024, R1024 x 9, u512, u256, u128, u64
+    input     -> G2: c7s1-32, d64, (+ G1), R64 x 3, u32, c7s1-3, Tanh
+
+Enhancer n of N (1 = just above G1) has k = ngf * 2**(N - n) filters, G1 ngf * 2**N. The input pyramid is
+made by 3x3 average pooling, stride 2, with padded pixels left out of the average.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from p2p_generators.global_generator import GlobalFeatures, output_layer
+from p2p_generators.resnet import ResidualBlock, conv_norm_relu, upsampling
+
+
+class Enhancer(nn.Module):
+    """G2: front-end (c7s1-k, d2k), then on the sum with the features below: R2k x n_blocks, u k."""
+
+    def __init__(self, in_channels: int, k: int, *, n_blocks: int, norm, padding: str) -> None:
+        super().__init__()
+        bias = norm.conv_bias
+        self.front = nn.Sequential(
+            conv_norm_relu(nn.Conv2d(in_channels, k, 7, padding=3, padding_mode=padding, bias=bias), norm, k),
+            conv_norm_relu(nn.Conv2d(k, 2 * k, 3, stride=2, padding=1, bias=bias), norm, 2 * k))
+        self.blocks = nn.Sequential(*(ResidualBlock(2 * k, norm, dropout=0.0, padding=padding)
+                                      for _ in range(n_blocks)))
+        self.up = conv_norm_relu(upsampling(2 * k, k, bias, "transposed"), norm, k)
+
+    def forward(self, x: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+        return self.up(self.blocks(self.front(x) + below))
+
+
+class LocalEnhancer(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, *, ngf: int = 32, n_enhancers: int = 1,
+                 n_blocks_local: int = 3, n_downsample: int = 4, n_blocks: int = 9, norm,
+                 padding: str = "reflect") -> None:
+        super().__init__()
+        self.n_enhancers = n_enhancers
+        # G1 runs at 1/2**n_enhancers and needs twice its own multiple of 2**n_downsample there
+        self.size_multiple = 2 ** (n_downsample + 1 + n_enhancers)
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.global_net = GlobalFeatures(in_channels, ngf=ngf * 2 ** n_enhancers, n_downsample=n_downsample,
+                                         n_blocks=n_blocks, norm=norm, padding=padding)
+        self.enhancers = nn.ModuleList(
+            Enhancer(in_channels, ngf * 2 ** (n_enhancers - n), n_blocks=n_blocks_local, norm=norm, padding=padding)
+            for n in range(1, n_enhancers + 1))
+        self.tail = output_layer(ngf, out_channels, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pyramid = [x]                                   # pyramid[j]: the input downsampled j times
+        for _ in range(self.n_enhancers):
+            pyramid.append(self.downsample(pyramid[-1]))
+        features = self.global_net(pyramid[-1])
+        for n, enhancer in enumerate(self.enhancers, start=1):
+            features = enhancer(pyramid[self.n_enhancers - n], features)
+        return self.tail(features)
