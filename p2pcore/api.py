@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, get_args, runtime_checkable
 
 import pluggy
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, model_serializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
 
 from p2pcore.errors import P2PError, did_you_mean
 
@@ -41,10 +50,32 @@ __all__ = [
 hookimpl = pluggy.HookimplMarker("p2p")
 
 
-class Params(BaseModel):
+class Checked(BaseModel):
+    """Unknown keys are errors, values immutable, NaN and infinity refused, and `true` is not a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        """`epochs = true` is a mistake, not 1: a boolean given for a number field is passed on as the
+        word it was, which the field then refuses with its own message."""
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(value, bool) else None
+            if field is not None:
+                types = (field.annotation, *get_args(field.annotation))
+                if bool not in types and any(t in (int, float) for t in types):
+                    out[name] = str(value).lower()
+        return out
+
+
+class Params(Checked):
     """Base class of every component's parameters: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class ComponentRef(BaseModel):

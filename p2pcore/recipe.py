@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -27,20 +26,23 @@ from pydantic import (
     model_validator,
 )
 
-from p2pcore.api import ComponentRef, DatasetRef, ScheduleRef, TaskRef, TaskSpec
+from p2pcore.api import Checked, ComponentRef, DatasetRef, ScheduleRef, TaskRef, TaskSpec
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Section(Checked):
+    pass
+
+
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class PlayerOptim(Section):
     """One player's optimiser settings; a key left out takes the shared `[optim]` value."""
 
     lr: float | None = Field(None, gt=0, description="Adam learning rate")
-    betas: tuple[float, float] | None = Field(None, description="Adam betas")
+    betas: tuple[Beta, Beta] | None = Field(None, description="Adam betas, each in [0, 1)")
     weight_decay: float | None = Field(None, ge=0)
 
 
@@ -50,7 +52,7 @@ class OptimConfig(Section):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     lr: float = Field(2e-4, gt=0, description="Adam learning rate (pix2pix: 2e-4)")
-    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (pix2pix: 0.5, 0.999)")
+    betas: tuple[Beta, Beta] = Field((0.5, 0.999), description="Adam betas, each in [0, 1) (pix2pix: 0.5, 0.999)")
     weight_decay: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
@@ -132,7 +134,8 @@ class Recipe(Section):
     extends: str | None = Field(None, description="a recipe this one builds on, relative to this file")
     name: str | None = Field(None, description="run name; default: the recipe file's stem")
     task: TaskRef = Field("pix2pix", description="a registered task and its parameters (see `p2p list task`)")
-    seed: int = Field(0, description="seeds weights, data order and augmentation: same seed, same run")
+    seed: int = Field(0, ge=0, lt=2**32, description="seeds weights, data order and augmentation: same seed, "
+                                                    "same run")
     data: DatasetRef = Field(description="a registered dataset adapter and its parameters")
     model: dict[str, ComponentRef] = Field(default_factory=dict,
                                            description="networks by the task's roles: generator, discriminator")

@@ -232,3 +232,19 @@ def test_a_deeply_nested_set_value_is_refused():
         parse_override("train.epochs=" + "[" * 50_000 + "]" * 50_000)
     assert parse_override("data.crop=[[1, 2], [3, 4]]")[1] == [[1, 2], [3, 4]]
     assert len(parse_override("data.pairs=[" + ", ".join(["[1, 2]"] * 100) + "]")[1]) == 100
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"seed": -1}, "seed"), ({"seed": 2**33}, "seed"), ({"optim": {"betas": [2.0, 5.0]}}, "optim.betas.0"),
+    ({"optim": {"lr": float("nan")}}, "optim.lr"), ({"train": {"epochs": True}}, "train.epochs"),
+    ({"model": {"generator": {"name": "unet", "ngf": True}}}, "model.generator.ngf"),
+    ({"model": {"generator": {"name": "unet", "dropout": float("inf")}}}, "model.generator.dropout"),
+])
+def test_values_that_would_crash_later_are_refused(host, change, key):
+    from p2pcore.recipe import validate_recipe
+
+    base = {"data": {"name": "synthetic_thermal"}, "model": {"generator": {"name": "unet"}},
+            "loss": {"l1": {"name": "l1"}}}
+    with pytest.raises(P2PError) as caught:
+        validate_recipe({**base, **change}, host)
+    assert caught.value.key == key
