@@ -157,3 +157,37 @@ def test_a_run_can_start_from_another_runs_checkpoint(host, tmp_path):
     with pytest.raises(P2PError, match="no module 'nowhere'") as caught:
         Trainer(validate_recipe(recipe, host), host, tmp_path / "fourth")
     assert caught.value.key == "init.load.generator.nowhere"
+
+
+def test_a_non_finite_update_is_skipped_on_the_device(host, tmp_path):
+    from p2pcore.engine.update import SideUpdate
+
+    trainer = Trainer(validate_recipe(tiny(), host), host, tmp_path / "run")
+    optimizer = trainer.optimizers["generator"]
+    assert optimizer.defaults["fused"]  # fused Adam: the skip needs no synchronisation
+    update = SideUpdate("generator", {"generator": optimizer}, torch.amp.GradScaler("cpu", enabled=False))
+    net = trainer.nets["generator"]
+    x = torch.randn(1, 1, 32, 32)
+    logs: dict = {}
+    assert float(update({"l1": net(x).abs().mean()}, {"l1": 1.0}, logs)) == 0.0
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    steps = [int(s["step"]) for s in optimizer.state.values()]
+    flag = update({"l1": net(x).abs().mean() * float("nan")}, {"l1": 1.0}, logs)
+    assert float(flag) == 1.0 and not torch.isfinite(logs["G/l1"])
+    assert all(torch.equal(before[k], v) for k, v in net.named_parameters())  # the forward pass moved only statistics
+    assert [int(s["step"]) for s in optimizer.state.values()] == steps
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_training_step_never_waits_for_the_gpu(host, tmp_path):
+    trainer = Trainer(validate_recipe(tiny(device="cuda", ema=0.9), host), host, tmp_path / "run")
+    batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(2)])
+    batch = trainer._to_device(batch)
+    trainer.train_step(batch)  # warm-up: lazy state creation may synchronise once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.train_step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -35,7 +35,7 @@ from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
 from p2pcore.engine.placement import SingleDevice
 from p2pcore.engine.run_state import capture, restore
-from p2pcore.engine.update import Progress, SideUpdate
+from p2pcore.engine.update import DivergenceGuard, Progress, SideUpdate, make_adam
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
@@ -102,8 +102,7 @@ class Trainer:
         players = {side: [p for p, player in self.spec.players.items() if player.side == side and p in self.optimizers]
                    for side in ("discriminator", "generator")}
         self.updates = {side: SideUpdate(side, {p: self.optimizers[p] for p in names},
-                                         torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"),
-                                         cfg.divergence_patience, str(self.out_dir / "checkpoints"))
+                                         torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"))
                         for side, names in players.items() if names}
         roles = {side: [r for p in names for r in self.spec.players[p].roles if r in self.nets]
                  for side, names in players.items()}
@@ -123,8 +122,8 @@ class Trainer:
             params = [p for role in player.roles if role in self.nets for p in self.nets[role].parameters()]
             if params:
                 settings = self.recipe.optim.for_player(name)
-                out[name] = torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]),
-                                             weight_decay=settings["weight_decay"])
+                out[name] = make_adam(params, lr=settings["lr"], betas=tuple(settings["betas"]),
+                                      weight_decay=settings["weight_decay"])
         return out
 
     # -- public -----------------------------------------------------------------------------
@@ -165,9 +164,10 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def _loop(self, loader: DataLoader, order: EpochOrder, samples: dict | None) -> None:
         p = self.progress
+        self.guard = DivergenceGuard(self.cfg.divergence_patience, self.device, self.checkpoint_dir, p)
         per_step = self.recipe.schedule.params.per == "step"
-        sums: dict[str, torch.Tensor] = {}
-        counted = 0
+        sums: dict[str, torch.Tensor] = {}  # loss values of the finite steps since the last log line, on the device
+        counted = torch.zeros((), device=self.device)
         while p.epoch < self.cfg.epochs:
             self.task.start_epoch(p.epoch, self.nets)
             self._set_lr(p.epoch)
@@ -175,22 +175,27 @@ class Trainer:
             for batch in loader:
                 if per_step:
                     self._set_lr(p.epoch + p.batch / self.batches_per_epoch())
-                logs = self.train_step(raise_carried(batch))
+                logs, bad = self.train_step(raise_carried(batch))
                 p.step += 1
                 p.batch += 1
                 p.skipped_files += int(batch["skipped"].sum()) if "skipped" in batch else 0
-                if logs is not None:
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    counted += 1
-                if p.step % self.cfg.log_every == 0 and counted:
-                    self._log({k: float(v) / counted for k, v in sums.items()})
-                    sums, counted = {}, 0
+                self.guard.record(bad, logs)
+                for k, v in logs.items():
+                    kept = torch.where(bad > 0, torch.zeros_like(v), v)
+                    sums[k] = sums[k] + kept if k in sums else kept
+                counted = counted + (1 - bad)
+                logging = p.step % self.cfg.log_every == 0
+                self.guard.sync(p, force=logging)
+                if logging and float(counted):
+                    self._log({k: float(v) / float(counted) for k, v in sums.items()})
+                    sums, counted = {}, torch.zeros((), device=self.device)
                 if self._stop_requested():
                     self.save_latest()
                     raise KeyboardInterrupt
-                if self._due_for_save() and not p.bad_steps:  # never checkpoint inside a bad streak
-                    self.save_latest()
+                if self._due_for_save():
+                    self.guard.sync(p, force=True)
+                    if not p.bad_steps:  # never checkpoint inside a bad streak
+                        self.save_latest()
                 if self.cfg.max_steps and p.step >= self.cfg.max_steps:
                     break
             else:
@@ -199,38 +204,37 @@ class Trainer:
                 self._end_epoch(samples)
                 continue
             break  # max_steps reached mid-epoch
-        if counted:
-            self._log({k: float(v) / counted for k, v in sums.items()})
+        self.guard.sync(p, force=True)
+        if float(counted):
+            self._log({k: float(v) / float(counted) for k, v in sums.items()})
         self.save_latest()
 
-    def train_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    def train_step(self, batch: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One discriminator-side update, then (every n_critic steps) one generator-side update.
-        Returns detached loss values, or None if the step was skipped as non-finite."""
+        Returns the detached loss values and a device flag: 1.0 when a side's update was skipped as
+        non-finite. Nothing in it waits for the device."""
         batch = self._to_device(batch)
         logs: dict[str, torch.Tensor] = {}
+        flags: list[torch.Tensor] = []
         with autocast(self.device, self.cfg.precision):
             base = self.task.step_tensors(self.forward_nets, batch)
+        generator_due = (self.progress.step + 1) % self.cfg.n_critic == 0
         if "discriminator" in self.updates:
             self._requires_grad(self.frozen_in_g, True)
             parts = self._losses("discriminator", base)
-            if not self.updates["discriminator"](parts, dict.fromkeys(parts, 1.0), self.progress, logs):
-                return None
+            flags.append(self.updates["discriminator"](parts, dict.fromkeys(parts, 1.0), logs))
             self.task.after_step("discriminator", self.nets, self.progress.step)
-            if (self.progress.step + 1) % self.cfg.n_critic:
-                self.progress.bad_steps = 0
-                return logs
-        if "generator" in self.updates:
+        if "generator" in self.updates and (generator_due or "discriminator" not in self.updates):
             self._requires_grad(self.frozen_in_g, False)
             parts = self._losses("generator", base)
-            ok = self.updates["generator"](parts, {t.label: t.weight for t in self.terms}, self.progress, logs)
+            flags.append(self.updates["generator"](parts, {t.label: t.weight for t in self.terms}, logs))
             self._requires_grad(self.frozen_in_g, True)
-            if not ok:
-                return None
             if self.average is not None:
                 self.average.update()
             self.task.after_step("generator", self.nets, self.progress.step)
-        self.progress.bad_steps = 0
-        return logs
+        flags = [f for f in flags if f is not None]
+        bad = torch.stack(flags).amax() if flags else torch.zeros((), device=self.device)
+        return logs, bad
 
     def _losses(self, side: str, base: Any) -> dict[str, torch.Tensor]:
         """Each term's contribution to one side, computed in that side's view of the step tensors."""
@@ -329,6 +333,7 @@ class Trainer:
 
     def _end_epoch(self, samples: dict | None) -> None:
         p = self.progress
+        self.guard.sync(p, force=True)
         figures: dict[str, float] = {}
         if samples is not None and (p.epoch % self.cfg.sample_every == 0 or p.epoch == self.cfg.epochs):
             figures = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png")
@@ -373,6 +378,8 @@ class Trainer:
         return capture(self)
 
     def save_latest(self) -> None:
+        if hasattr(self, "guard"):
+            self.guard.sync(self.progress, force=True)
         tensors, metadata = self.state()
         write_checkpoint(self.checkpoint_dir / "latest.safetensors", tensors, metadata)
         self._last_save = time.monotonic()
