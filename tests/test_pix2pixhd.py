@@ -6,6 +6,8 @@ Networks counted at full size are built on the meta device; everything that runs
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +16,10 @@ from torch import nn
 
 from p2pcore import P2PError, load_host
 from p2pcore.api import BuildContext, Field, Params, Tensors, hookimpl
+from p2pcore.engine.checkpoint import read_checkpoint
+from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.translate import Translator
+from p2pcore.recipe import read_with_extends, validate_recipe
 
 HOST = load_host()
 
@@ -180,3 +186,174 @@ def test_two_enhancers_double_the_resolution_twice() -> None:
                                      "n_blocks": 1, "n_blocks_local": 1}, in_channels=3, out_channels=3)
     assert local.global_net.out_channels == 8 and [e.up.conv.out_channels for e in local.enhancers] == [4, 2]
     assert local(torch.randn(1, 3, 16, 32)).shape == (1, 3, 16, 32)
+
+
+# -- label and instance maps --------------------------------------------------------------------------------
+
+def test_boundary_map_of_a_hand_made_instance_map() -> None:
+    from p2p_tasks.pix2pixhd import boundaries
+
+    inst = torch.tensor([[1, 1, 1, 2, 2],
+                         [1, 1, 1, 2, 2],
+                         [1, 1, 1, 2, 2],
+                         [3, 3, 3, 3, 3],
+                         [3, 3, 3, 3, 3]], dtype=torch.float32)[None, None]
+    expected = torch.tensor([[0, 0, 1, 1, 0],
+                             [0, 0, 1, 1, 0],
+                             [1, 1, 1, 1, 1],
+                             [1, 1, 1, 1, 1],
+                             [0, 0, 0, 0, 0]], dtype=torch.float32)[None, None]
+    assert torch.equal(boundaries(inst), expected)
+    assert boundaries(torch.full((1, 1, 5, 7), 26001.0)).sum() == 0
+
+
+def test_one_hot_with_an_ignore_value() -> None:
+    from p2p_tasks.pix2pixhd import one_hot
+
+    ids = torch.tensor([[0, 2], [255, 1]], dtype=torch.float32)[None, None]
+    out = one_hot(ids, 3, ignore=255)
+    assert out.shape == (1, 3, 2, 2)
+    assert out[0, :, 0, 0].tolist() == [1, 0, 0] and out[0, :, 0, 1].tolist() == [0, 0, 1]
+    assert out[0, :, 1, 0].tolist() == [0, 0, 0] and out[0, :, 1, 1].tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("value", [35, 200, -1])
+def test_a_label_outside_the_range_names_the_file_and_the_value(value: int) -> None:
+    from p2p_tasks.pix2pixhd import one_hot
+
+    ids = torch.zeros(2, 1, 4, 4)
+    ids[1, 0, 2, 3] = value
+    with pytest.raises(P2PError) as caught:
+        one_hot(ids, 35, files=["a_gtFine_labelIds.png", "b_gtFine_labelIds.png"])
+    error = caught.value
+    assert error.file == "b_gtFine_labelIds.png" and str(value) in error.message and "0..34" in error.message
+    assert error.key == "task.label_nc"
+
+
+def test_instance_mean_averages_each_instance_of_each_image() -> None:
+    from p2p_tasks.pix2pixhd import instance_mean
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 6, 5)
+    segments = torch.randint(0, 4, (2, 1, 6, 5)).float() * 1000 + 26
+    pooled = instance_mean(features, segments)
+    for n in range(2):
+        for s in segments[n].unique():
+            mask = segments[n, 0] == s
+            expected = features[n][:, mask].mean(1)
+            assert torch.allclose(pooled[n][:, mask], expected[:, None].expand(-1, int(mask.sum())), atol=1e-6)
+    features.requires_grad_(True)
+    instance_mean(features, segments).sum().backward()
+    assert torch.allclose(features.grad, torch.ones_like(features))   # each pixel's share sums to one
+
+
+def test_synthetic_label_scenes_and_their_display() -> None:
+    adapter = HOST.build("dataset", {"name": "synthetic_labels", "size": 32, "train_count": 3, "test_count": 1})
+    assert adapter.channels == {"label": 2}
+    item = adapter.dataset("train", train=False)[0]
+    label, inst = item["label"]
+    assert item["b"].shape == (3, 32, 32) and label.shape == (32, 32)
+    assert set(label.unique().long().tolist()) <= {7, 8, 11, 21, 23, 24, 26}
+    cars = inst[label == 26]
+    assert cars.numel() and (cars // 1000 == 26).all()                  # Cityscapes' instance convention
+    assert torch.equal(inst[label != 26][(label != 24)[label != 26]], label[(label != 26) & (label != 24)])
+    shown = adapter.display(item["label"][None], "label")
+    assert shown.shape == (1, 3, 32, 32) and shown.min() >= -1 and shown.max() <= 1
+    sky = (label == 23).nonzero()[0]
+    assert ((shown[0, :, sky[0], sky[1]] + 1) * 127.5).round().tolist() == [70, 130, 180]
+    assert torch.equal(adapter.display(item["b"][None], "b"), item["b"][None])
+
+
+# -- training: the global stage, then the local enhancer from it ----------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"data": {"size": 32, "train_count": 32, "test_count": 2},
+        "train": {"epochs": 1, "batch_size": 2, "num_workers": 0, "log_every": 4, "device": "cpu",
+                  "deterministic": True, "sample_count": 2, "keep_every": 0}}
+
+
+def stage(path: str, tmp_path: Path, name: str, **changes) -> dict:
+    """A quickstart recipe shrunk for a test: 32 px scenes, a few steps; `changes` merge into it."""
+    data = read_with_extends(ROOT / path)
+    for section, values in [*TINY.items(), *changes.items()]:
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+    data["name"] = name
+    return data
+
+
+def train(data: dict, out: Path, *, resume: bool = False) -> Trainer:
+    run = Trainer(validate_recipe(data, HOST), HOST, out)
+    run.fit(resume=resume)
+    return run
+
+
+def logged(out: Path, key: str) -> list[float]:
+    return [line[key] for line in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if key in line]
+
+
+@pytest.fixture(scope="module")
+def global_run(tmp_path_factory) -> Path:
+    """The first stage: the global generator, an encoder and a two-scale discriminator, 48 steps."""
+    out = tmp_path_factory.mktemp("hd") / "global"
+    train(stage("recipes/quickstart_hd.toml", out.parent, "global", data={"train_count": 48},
+                train={"epochs": 2, "log_every": 8}, schedule="constant"), out)
+    return out
+
+
+def test_global_stage_trains_and_feature_matching_falls(global_run: Path) -> None:
+    fm = logged(global_run, "G/fm")
+    assert len(fm) == 6 and sum(fm[3:]) / 3 < 0.9 * fm[0], fm            # the second half, below the start
+    assert logged(global_run, "D/gan") and logged(global_run, "eval/l1")
+    ckpt = read_checkpoint(global_run / "checkpoints" / "latest.safetensors")
+    assert any(k.startswith("net.encoder.") for k in ckpt.tensors)
+    assert any(k.startswith("optim.generator.") for k in ckpt.tensors)  # encoder and generator: one player
+    assert (global_run / "samples" / "epoch_002.png").is_file()
+
+
+def test_translate_a_label_file_with_the_global_stage(global_run: Path, tmp_path: Path) -> None:
+    adapter = HOST.build("dataset", {"name": "synthetic_labels", "size": 32})
+    label_file = adapter.write_files("test", tmp_path / "files", count=1)[0]
+    translator = Translator(global_run / "checkpoints" / "latest.safetensors", HOST, device="cpu", protocol="eval")
+    assert set(translator.nets) == {"generator", "encoder"} and translator.input_key == "label"
+    out = tmp_path / "photo.png"
+    translator.translate_file(label_file, out)
+    assert out.is_file()
+    photo = translator(adapter.read_input(label_file, "label"))
+    assert photo.shape == (3, 32, 32) and photo.abs().max() <= 1
+
+
+def local_stage(global_run: Path, tmp_path: Path, name: str, **train_options) -> dict:
+    return stage("recipes/quickstart_hd_local.toml", tmp_path, name, data={"size": 64, "train_count": 8},
+                 init={"checkpoint": str(global_run / "checkpoints" / "latest.safetensors")},
+                 train={"epochs": 2, "log_every": 1, "batch_size": 2, **train_options})
+
+
+def test_local_stage_starts_from_the_global_generator_and_holds_it_for_an_epoch(global_run, tmp_path) -> None:
+    first = read_checkpoint(global_run / "checkpoints" / "latest.safetensors").prefixed("net.generator.features")
+    one = train(local_stage(global_run, tmp_path, "local", epochs=1), tmp_path / "local")
+    held = one.nets["generator"].global_net.state_dict()
+    assert held.keys() == first.keys() and all(torch.equal(held[k], first[k]) for k in first)
+    two = train(local_stage(global_run, tmp_path, "local"), tmp_path / "local", resume=True)
+    tuned = two.nets["generator"].global_net.state_dict()
+    assert any(not torch.equal(tuned[k], first[k]) for k in first)     # trained after freeze_epochs
+    fm = logged(tmp_path / "local", "G/fm")
+    assert len(fm) == 8 and sum(fm[-2:]) < sum(fm[:2]), fm
+
+
+def test_a_resumed_local_stage_is_bit_exact_across_the_unfreeze(global_run, tmp_path) -> None:
+    train(local_stage(global_run, tmp_path, "whole"), tmp_path / "whole")
+    train(local_stage(global_run, tmp_path, "parts", max_steps=3), tmp_path / "parts")     # stops in epoch 0
+    resumed = train(local_stage(global_run, tmp_path, "parts"), tmp_path / "parts", resume=True)
+    assert resumed.progress.step == 8
+    whole = read_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.safetensors").tensors
+    parts = read_checkpoint(tmp_path / "parts" / "checkpoints" / "latest.safetensors").tensors
+    keys = [k for k in whole if k.startswith(("net.", "optim."))]
+    assert any(".global_net." in k for k in keys)
+    assert keys and all(torch.equal(whole[k], parts[k]) for k in keys)
+
+
+def test_freezing_needs_a_module_to_freeze(tmp_path) -> None:
+    data = stage("recipes/quickstart_hd.toml", tmp_path, "bad", task={"name": "pix2pixhd", "freeze_epochs": 1})
+    with pytest.raises(P2PError, match="no module 'global_net'") as caught:
+        Trainer(validate_recipe(data, HOST), HOST, tmp_path / "bad")
+    assert caught.value.key == "task.freeze"

@@ -25,6 +25,7 @@ from .params import (
     KaistParams,
     PairedFoldersParams,
     SingleParams,
+    SyntheticLabelsParams,
     SyntheticThermalParams,
     UnalignedParams,
 )
@@ -45,6 +46,13 @@ def build_synthetic_thermal(params: SyntheticThermalParams, ctx: BuildContext) -
     from .synthetic import SyntheticThermal
 
     return SyntheticThermal(params)
+
+
+def build_synthetic_labels(params: SyntheticLabelsParams, ctx: BuildContext) -> Any:
+    """Rendered street scenes as Cityscapes-style label and instance maps -> photos; no files needed."""
+    from .synthetic_labels import SyntheticLabels
+
+    return SyntheticLabels(params)
 
 
 def build_aligned(params: AlignedParams, ctx: BuildContext) -> Any:
@@ -93,6 +101,7 @@ def build_cityscapes_labels(params: CityscapesLabelsParams, ctx: BuildContext) -
 def p2p_register_datasets(register: Any) -> None:
     register("paired_folders", build_paired_folders, params=PairedFoldersParams, aliases=("paired",))
     register("synthetic_thermal", build_synthetic_thermal, params=SyntheticThermalParams, aliases=("synthetic",))
+    register("synthetic_labels", build_synthetic_labels, params=SyntheticLabelsParams)
     register("aligned", build_aligned, params=AlignedParams)
     register("unaligned", build_unaligned, params=UnalignedParams, aliases=("unpaired",))
     register("single", build_single, params=SingleParams)

@@ -125,6 +125,15 @@ class SyntheticThermalParams(Params):
     output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate")
 
 
+class SyntheticLabelsParams(Params):
+    size: int = Field(64, ge=32, le=2048, description="side of the square scenes, in pixels")
+    train_count: int = Field(200, ge=1, description="number of training scenes")
+    test_count: int = Field(8, ge=1, description="number of test scenes")
+    seed: int = Field(0, ge=0, description="scene i of a split is the same for the same seed")
+    instances: bool = Field(True, description="give instance maps with the label maps")
+    flip: bool = Field(True, description="mirror left-right at random when training")
+
+
 class AlignedParams(Jitter):
     root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side A|B images")
     direction: Literal["AtoB", "BtoA"] = Field("AtoB", description="AtoB: the left half is the input; "

@@ -1,6 +1,6 @@
-"""Built-in tasks: pix2pix (paired translation with a conditional GAN) and CycleGAN (unpaired
-translation with cycle consistency). Declarations live here, torch-free; the step code in modules
-imported by the builders."""
+"""Built-in tasks: pix2pix (paired translation with a conditional GAN), CycleGAN (unpaired
+translation with cycle consistency) and pix2pixHD (label maps to photos, coarse to fine). Declarations
+live here, torch-free; the step code in modules imported by the builders."""
 
 from __future__ import annotations
 
@@ -68,6 +68,40 @@ class CycleGANParams(TaskParams):
                                key=f"model.{role}.conditional", hint="set conditional = false")
 
 
+class Pix2PixHDParams(TaskParams):
+    label_nc: int = Field(35, ge=1, le=1024, description=(
+        "label ids 0..label_nc-1 of the label maps, each one input channel (one-hot); 35 for Cityscapes' "
+        "labelIds"))
+    ignore: int | None = Field(None, description="a label id whose pixels belong to no class (all-zero one-hot), "
+                                                 "e.g. 255; other ids outside 0..label_nc-1 are errors")
+    instances: bool = Field(True, description="add the instance boundary map to the input when the dataset "
+                                              "has instance maps")
+    feat_nc: int = Field(3, ge=1, le=64, description="feature channels of the instance encoder "
+                                                    "(model.encoder), averaged per instance")
+    freeze_epochs: int = Field(0, ge=0, description=(
+        "hold the generator's `freeze` module fixed for the first epochs (coarse to fine: a local enhancer's "
+        "G1 while its enhancer learns); 0: train everything from the start"))
+    freeze: str = Field("global_net", min_length=1, description="the generator module freeze_epochs holds fixed")
+
+    def declare(self) -> TaskSpec:
+        d = ("discriminator", "generator")
+        return TaskSpec(
+            roles={"generator": Role("generator", summary="G: label maps (+ instance features) -> photo"),
+                   "discriminator": Role("discriminator", required=False,
+                                         summary="D: judges (label maps, photo) pairs, usually multiscale"),
+                   "encoder": Role("generator", required=False,
+                                   summary="E: photo -> feature channels averaged per instance (style codes)")},
+            players={"generator": Player("generator", ("generator", "encoder")),
+                     "discriminator": Player("discriminator", ("discriminator",))},
+            tensors={"label": (), "input_label": (), "real_b": (), "features": ("encoder",),
+                     "fake_b": ("generator",), "d_real": d, "d_fake": d, "d_in_real": d, "d_in_fake": d,
+                     "d_net": d},
+            directions={"a2b": Direction("label", "b", ("generator",), tensor="fake_b", target="real_b")},
+            visuals={"label": "label", "fake_b": "b", "real_b": "b"},
+            images=("label", "b"),
+        )
+
+
 def build_pix2pix(params: Pix2PixParams, ctx: BuildContext) -> Any:
     """Paired translation a -> b: generator G(a), discriminator on (a, b) pairs or on b alone."""
     from p2p_tasks.pix2pix import Pix2PixTask
@@ -82,7 +116,18 @@ def build_cyclegan(params: CycleGANParams, ctx: BuildContext) -> Any:
     return CycleGANTask(params.pool_size)
 
 
+def build_pix2pixhd(params: Pix2PixHDParams, ctx: BuildContext) -> Any:
+    """Label maps -> photos at high resolution (pix2pixHD), coarse to fine.
+
+    One-hot labels and instance boundaries in, usually a multi-scale discriminator with feature matching,
+    an optional instance-level feature encoder."""
+    from p2p_tasks.pix2pixhd import Pix2PixHDTask
+
+    return Pix2PixHDTask(params)
+
+
 @hookimpl
 def p2p_register_tasks(register: Any) -> None:
     register("pix2pix", build_pix2pix, params=Pix2PixParams)
     register("cyclegan", build_cyclegan, params=CycleGANParams)
+    register("pix2pixhd", build_pix2pixhd, params=Pix2PixHDParams)

@@ -1,0 +1,183 @@
+"""pix2pixHD (Wang et al. 2018): label maps to photos at high resolution.
+
+The batch's `label` image holds integer maps: channel 0 the semantic label ids and, when the dataset has
+instance maps, channel 1 the instance ids. The generator sees
+
+    one-hot(label) (label_nc channels) | boundary map of the instances (1) | instance features (feat_nc)
+
+and the (conditional) discriminator the same one-hot and boundary channels beside the photo. The boundary
+map is 1 where any 4-neighbour belongs to another instance (section 3.3). The optional encoder E maps the
+real photo to feature channels that are averaged over each instance (instance-wise average pooling, done
+with segment reductions), so the generator learns to follow a per-instance style code; E is trained with
+the generator. Translation without a style code feeds zeros in place of the features.
+
+Coarse-to-fine training (section 3.2) holds the generator's `global_net` (G1 inside a local enhancer)
+fixed for the first `freeze_epochs` epochs: `start_epoch` switches its gradients off and on, so a resumed
+run freezes exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
+
+
+def one_hot(ids: torch.Tensor, label_nc: int, *, ignore: int | None = None,
+            files: Sequence[str] | None = None) -> torch.Tensor:
+    """N x 1 x H x W label ids to N x label_nc x H x W one-hot (pixels with the `ignore` id: all zero).
+
+    An id outside 0 .. label_nc - 1 is an error naming the item's file and the value, raised before any
+    indexing (so never a device-side assert)."""
+    labels = ids.round().long()
+    valid = (labels >= 0) & (labels < label_nc)
+    if ignore is not None:
+        kept = labels != ignore
+        valid |= ~kept
+    bad = ~valid
+    if bool(bad.any()):
+        n = int(bad.flatten(1).any(1).nonzero()[0, 0])
+        value = int(labels[n][bad[n]][0])
+        file = files[n] if files is not None and n < len(files) else None
+        raise P2PError(f"the label map holds the value {value}, outside 0..{label_nc - 1} (label_nc = {label_nc})",
+                       file=file, key="task.label_nc",
+                       hint="raise task.label_nc to the number of label ids, or set task.ignore to the id of "
+                            "pixels that belong to no class")
+    out = torch.zeros(labels.shape[0], label_nc, *labels.shape[2:], device=ids.device, dtype=ids.dtype)
+    if ignore is not None:
+        out.scatter_(1, labels.clamp(0, label_nc - 1), kept.to(ids.dtype))
+    else:
+        out.scatter_(1, labels, 1.0)
+    return out
+
+
+def boundaries(instances: torch.Tensor) -> torch.Tensor:
+    """N x 1 x H x W instance ids to a map that is 1 where any 4-neighbour has another id, else 0."""
+    edge = torch.zeros_like(instances, dtype=torch.bool)
+    across = instances[..., :, 1:] != instances[..., :, :-1]   # left-right neighbours differ
+    edge[..., :, 1:] |= across
+    edge[..., :, :-1] |= across
+    down = instances[..., 1:, :] != instances[..., :-1, :]     # up-down neighbours differ
+    edge[..., 1:, :] |= down
+    edge[..., :-1, :] |= down
+    return edge.to(instances.dtype)
+
+
+def instance_mean(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """Replace every pixel's features by their mean over its segment (instance), per image.
+
+    `features` N x C x H x W, `segments` N x 1 x H x W ids. All segments of the batch are numbered at
+    once and summed with one index_add: no loop over instances."""
+    n, c = features.shape[:2]
+    ids = segments.round().long().flatten(1)                                   # N x HW
+    image = torch.arange(n, device=ids.device).unsqueeze(1).expand_as(ids)
+    _, index = torch.unique(torch.stack([image, ids]).flatten(1), dim=1, return_inverse=True)  # NHW
+    count = int(index.max()) + 1
+    values = features.permute(0, 2, 3, 1).reshape(-1, c)                      # NHW x C
+    sums = values.new_zeros(count, c).index_add_(0, index, values)
+    sizes = values.new_zeros(count).index_add_(0, index, values.new_ones(index.shape[0]))
+    means = sums / sizes.unsqueeze(1)
+    return means[index].reshape(n, *features.shape[2:], c).permute(0, 3, 1, 2)
+
+
+class Pix2PixHDTask(Task):
+    def __init__(self, params: Any) -> None:
+        self.label_nc = params.label_nc
+        self.ignore = params.ignore
+        self.use_instances = params.instances
+        self.feat_nc = params.feat_nc
+        self.freeze_epochs = params.freeze_epochs
+        self.freeze = params.freeze
+        self.instances = False          # set from the data's channels in build_networks
+        self.features = 0               # feature channels the generator reads (0: no encoder)
+        self.conditional = True
+
+    # -- networks ------------------------------------------------------------------------------------
+    def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
+        label, b = ctx.channels["label"], ctx.channels["b"]
+        if label not in (1, 2):
+            raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
+                           f"the dataset gives {label}", key="data",
+                           hint="use a label-map dataset: cityscapes_hd or synthetic_labels")
+        self.instances = self.use_instances and label == 2
+        self.features = self.feat_nc if "encoder" in ctx.model else 0
+        semantics = self.label_nc + int(self.instances)
+        nets = {"generator": ctx.build("generator", in_channels=semantics + self.features, out_channels=b)}
+        if self.freeze_epochs and not self._frozen_part(nets["generator"]):
+            raise P2PError(f"the generator has no module {self.freeze!r} to hold fixed for the first epochs",
+                           key="task.freeze",
+                           hint="freeze_epochs needs a local_enhancer generator (its G1 is global_net), or "
+                                "name another module with task.freeze; or set task.freeze_epochs = 0")
+        if "encoder" in ctx.model:  # whenever the recipe has one: every fake it trains on reads its features
+            nets["encoder"] = ctx.build("encoder", in_channels=b, out_channels=self.feat_nc)
+        if ctx.wants("discriminator"):
+            self.conditional = bool(getattr(ctx.model["discriminator"].params, "conditional", True))
+            nets["discriminator"] = ctx.build("discriminator", in_channels=semantics + b if self.conditional else b,
+                                              out_channels=1)
+        return nets
+
+    def _frozen_part(self, generator: nn.Module) -> nn.Module | None:
+        try:
+            return generator.get_submodule(self.freeze)
+        except AttributeError:
+            return None
+
+    def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
+        if self.freeze_epochs:
+            self._frozen_part(nets["generator"]).requires_grad_(epoch >= self.freeze_epochs)
+
+    # -- tensors -------------------------------------------------------------------------------------
+    def semantics(self, label: torch.Tensor, files: Sequence[str] | None = None) -> torch.Tensor:
+        """What generator and discriminator are conditioned on: one-hot labels and the boundary map."""
+        maps = [one_hot(label[:, :1], self.label_nc, ignore=self.ignore, files=files)]
+        if self.instances:
+            maps.append(boundaries(label[:, 1:2]))
+        return torch.cat(maps, dim=1)
+
+    def segments(self, label: torch.Tensor) -> torch.Tensor:
+        """What instance-wise pooling averages over: the instances, else the label regions."""
+        return label[:, 1:2] if label.shape[1] > 1 else label[:, :1]
+
+    def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors:
+        generator = nets["generator"]
+        encoder = nets.get("encoder")
+        files = batch.get("label_file") or batch.get("name")
+
+        def fake(t: Tensors) -> torch.Tensor:
+            inputs = [t["input_label"]]
+            if self.features:
+                inputs.append(t["features"] if encoder is not None else self._no_style(t["input_label"]))
+            return generator(torch.cat(inputs, dim=1))
+
+        producers = {"input_label": lambda t: self.semantics(t["label"], files), "fake_b": fake}
+        if encoder is not None:
+            producers["features"] = lambda t: instance_mean(encoder(t["real_b"]), self.segments(t["label"]))
+        return Tensors(producers, values={"label": batch["label"], "real_b": batch["b"]})
+
+    def _no_style(self, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(like.shape[0], self.features, *like.shape[2:])
+
+    def _seen(self, t: Tensors, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t["input_label"], image], dim=1) if self.conditional else image
+
+    def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
+        if "discriminator" not in nets:
+            return base
+        d = nets["discriminator"]
+        detach = side == "discriminator"
+        return base.extend({
+            "d_net": lambda t: d,
+            "d_in_real": lambda t: self._seen(t, t["real_b"]),
+            "d_in_fake": lambda t: self._seen(t, t["fake_b"].detach() if detach else t["fake_b"]),
+            "d_real": lambda t: d(t["d_in_real"]),
+            "d_fake": lambda t: d(t["d_in_fake"]),
+        })
+
+    def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
+        semantics = self.semantics(image)
+        inputs = [semantics] + ([self._no_style(semantics)] if self.features else [])
+        return nets["generator"](torch.cat(inputs, dim=1))
