@@ -357,3 +357,77 @@ def test_freezing_needs_a_module_to_freeze(tmp_path) -> None:
     with pytest.raises(P2PError, match="no module 'global_net'") as caught:
         Trainer(validate_recipe(data, HOST), HOST, tmp_path / "bad")
     assert caught.value.key == "task.freeze"
+
+
+# -- perceptual loss ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vgg_files(tmp_path_factory) -> dict[str, Path]:
+    """A randomly initialised VGG19 (torchvision's architecture) saved as .pth and .safetensors."""
+    from safetensors.torch import save_file
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in make_layers(cfgs["E"])[:30].state_dict().items()}
+    folder = tmp_path_factory.mktemp("vgg")
+    torch.save(state, folder / "vgg19.pth")
+    save_file({k[len("features."):]: v for k, v in state.items()}, str(folder / "vgg19.safetensors"))
+    return {"pth": folder / "vgg19.pth", "safetensors": folder / "vgg19.safetensors", "state": state}
+
+
+@pytest.mark.parametrize("kind", ["pth", "safetensors"])
+def test_perceptual_loss_compares_vgg_features(vgg_files, kind: str) -> None:
+    term = HOST.build("loss", {"name": "perceptual", "weights": str(vgg_files[kind])}, key="loss.vgg")
+    assert isinstance(term, nn.Module) and not any(p.requires_grad for p in term.parameters())
+    assert torch.equal(term.slices[0][0].weight, vgg_files["state"]["features.0.weight"])
+    torch.manual_seed(1)
+    real = torch.rand(1, 3, 32, 32) * 2 - 1
+    fake = (real + 0.3 * torch.randn_like(real)).requires_grad_(True)
+    feats = term.features(real)
+    assert [f.shape[1:] for f in feats] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)]
+    loss = term.generator_loss(Tensors(values={"fake_b": fake, "real_b": real}))
+    expected = sum(w * (a - b).abs().mean() for w, a, b in
+                   zip((1 / 32, 1 / 16, 1 / 8, 1 / 4, 1), term.features(fake), feats, strict=True))
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert fake.grad.abs().sum() > 0
+    assert float(term.generator_loss(Tensors(values={"fake_b": real, "real_b": real}))) == 0.0
+    term.train()
+    assert not term.training
+
+
+def test_perceptual_weights_that_are_missing_or_do_not_fit(vgg_files, tmp_path) -> None:
+    def error(path) -> P2PError:
+        with pytest.raises(P2PError) as caught:
+            HOST.build("loss", {"name": "perceptual", "weights": str(path)}, key="loss.vgg")
+        assert caught.value.file == str(path) and caught.value.key == "loss.vgg.weights"
+        assert "never downloads" in caught.value.hint
+        return caught.value
+
+    assert "not there" in error(tmp_path / "nowhere.pth").message
+    wrong = dict(vgg_files["state"])
+    wrong["features.10.weight"] = torch.zeros(256, 128, 1, 1)
+    torch.save(wrong, tmp_path / "wrong.pth")
+    assert "features.10.weight has shape (256, 128, 1, 1)" in error(tmp_path / "wrong.pth").message
+    torch.save({k: v for k, v in vgg_files["state"].items() if k != "features.28.bias"}, tmp_path / "short.pth")
+    assert "no features.28.bias" in error(tmp_path / "short.pth").message
+    torch.save({"net": SimpleNamespace(a=1)}, tmp_path / "pickle.pth")    # code in a pickle: refused
+    assert "cannot read" in error(tmp_path / "pickle.pth").message
+    (tmp_path / "text.safetensors").write_text("not a tensor file")
+    assert "cannot read" in error(tmp_path / "text.safetensors").message
+
+
+def test_a_recipe_with_a_missing_vgg_file_stops_before_training(tmp_path) -> None:
+    data = stage("recipes/quickstart_hd.toml", tmp_path, "vgg")
+    data["loss"]["vgg"] = {"name": "perceptual", "weight": 10.0, "weights": str(tmp_path / "vgg19.pth")}
+    with pytest.raises(P2PError, match="VGG19 weights") as caught:
+        Trainer(validate_recipe(data, HOST), HOST, tmp_path / "vgg")
+    assert caught.value.key == "loss.vgg.weights"
+
+
+def test_the_perceptual_term_trains_with_the_task(vgg_files, tmp_path) -> None:
+    data = stage("recipes/quickstart_hd.toml", tmp_path, "vgg", train={"max_steps": 2, "log_every": 1})
+    data["loss"]["vgg"] = {"name": "perceptual", "weight": 10.0, "weights": str(vgg_files["pth"])}
+    train(data, tmp_path / "vgg")
+    values = logged(tmp_path / "vgg", "G/vgg")
+    assert len(values) == 2 and all(v > 0 for v in values)

@@ -1,4 +1,5 @@
-"""Built-in loss terms: adversarial (`gan`), reconstruction (`l1`) and pix2pixHD's `feature_matching`."""
+"""Built-in loss terms: adversarial (`gan`), reconstruction (`l1`), and pix2pixHD's `feature_matching` and
+`perceptual` (VGG19)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ class FeatureMatchingParams(LossParams):
         return frozenset({f"{self.prefix}_real", f"{self.prefix}_fake"})
 
 
+class PerceptualParams(LossParams):
+    weights: str = Field(description="VGG19 ImageNet weights: a .pth state_dict (torchvision's vgg19-dcbb9e9d.pth) "
+                                     "or a .safetensors file; never downloaded")
+    pred: str = Field("fake_b", description="tensor to compare")
+    target: str = Field("real_b", description="tensor it should look like")
+    normalize: bool = Field(False, description="map [-1, 1] images to ImageNet's mean and deviation before VGG "
+                                               "(the reference feeds them as they are)")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.pred, self.target})
+
+
 def build_gan(params: GanParams, ctx: BuildContext) -> Any:
     """Adversarial loss; the discriminator's objective is halved as in pix2pix."""
     from p2p_losses.adversarial import AdversarialLoss
@@ -60,6 +73,16 @@ def build_feature_matching(params: FeatureMatchingParams, ctx: BuildContext) -> 
     return FeatureMatchingLoss(params.prefix)
 
 
+def build_perceptual(params: PerceptualParams, ctx: BuildContext) -> Any:
+    """VGG19 perceptual loss: features relu1_1 .. relu5_1 weighted 1/32 .. 1 (pix2pixHD, weight 10)."""
+    from pathlib import Path
+
+    from p2p_losses.perceptual import PerceptualLoss, vgg19_features
+
+    features = vgg19_features(Path(params.weights), key=f"{ctx.key or 'loss.perceptual'}.weights")
+    return PerceptualLoss(features, pred=params.pred, target=params.target, normalize=params.normalize)
+
+
 @hookimpl
 def p2p_register_losses(register: Any) -> None:
     register("gan", build_gan, params=GanParams, aliases=("adversarial",))
@@ -67,3 +90,6 @@ def p2p_register_losses(register: Any) -> None:
     register("feature_matching", build_feature_matching, params=FeatureMatchingParams, aliases=("fm",),
              summary="L1 between the discriminator's intermediate features on real and generated images, "
                      "each scale and layer weighted 4/layers * 1/scales (pix2pixHD, weight 10)")
+    register("perceptual", build_perceptual, params=PerceptualParams, aliases=("vgg",),
+             summary="VGG19 features relu1_1 .. relu5_1 of output and target, L1 weighted 1/32 .. 1 "
+                     "(pix2pixHD, weight 10); weights from a local file")
