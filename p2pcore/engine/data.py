@@ -81,14 +81,20 @@ def raise_carried(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 class EpochOrder(Sampler):
-    """A shuffled order per epoch from (seed, epoch), optionally starting part-way through."""
+    """A shuffled order per epoch from (seed, epoch), optionally starting part-way through.
 
-    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+    Under data parallelism every process computes the same order and takes its shard of each
+    global batch (`batch` items: `batch // world` consecutive ones per process), so the data a
+    step sees, and where a resumed run continues, do not depend on the number of processes."""
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True, *, rank: int = 0, world: int = 1,
+                 batch: int = 1) -> None:
         self.length = length
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
         self.start = 0
+        self.rank, self.world, self.batch = rank, world, batch
 
     def set_position(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -100,8 +106,15 @@ class EpochOrder(Sampler):
         return torch.randperm(self.length, generator=g).tolist()
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in self.order(self.epoch)[self.start:]:
+        remaining = self.order(self.epoch)[self.start:]
+        if self.world > 1:  # whole global batches only, so every process steps equally often
+            share = self.batch // self.world
+            remaining = [index for first in range(0, len(remaining) - self.batch + 1, self.batch)
+                         for index in remaining[first + self.rank * share:first + (self.rank + 1) * share]]
+        for index in remaining:
             yield self.epoch, index
 
     def __len__(self) -> int:
+        if self.world > 1:
+            return (self.length - self.start) // self.batch * (self.batch // self.world)
         return self.length - self.start

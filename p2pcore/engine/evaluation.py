@@ -34,10 +34,10 @@ def metric_names(spec: TaskSpec) -> dict[str, str]:
 
 
 @torch.no_grad()
-def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], path: Path, *,
+def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], path: Path | None, *,
            seed: int, device: torch.device, precision: str, display: Any = None) -> dict[str, float]:
-    """Write the grid of the task's visuals (one row per image) under the paper's protocol; return the
-    L1 of each direction that has a target."""
+    """Write the grid of the task's visuals (one row per image) under the paper's protocol (unless
+    `path` is None); return the L1 of each direction that has a target."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -47,6 +47,6 @@ def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Map
             figures = {key: float((t[spec.directions[name].tensor].float()
                                    - t[spec.directions[name].target].float()).abs().mean())
                        for name, key in metric_names(spec).items()}
-    shown = [display(image, key) if display else image for image, key in columns]
-    save_grid(shown, path)
+    if path is not None:
+        save_grid([display(image, key) if display else image for image, key in columns], path)
     return figures

@@ -1,9 +1,10 @@
 """Where a run's modules live and how they are wrapped: the one object the loop is handed for how
-training is spread over devices. One device today; a data-parallel placement implements the same
-methods."""
+training is spread over devices. `SingleDevice` is one process; `DataParallel` is one process per
+device under PyTorch's launcher (torchrun or `p2p run --nproc N`), with DistributedDataParallel."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 class SingleDevice:
     """Every module on one device (a GPU, or the CPU), optionally channels-last and compiled."""
 
+    rank = 0
     world_size = 1
     is_main = True
 
@@ -37,3 +39,74 @@ class SingleDevice:
 
     def to_device(self, image: torch.Tensor) -> torch.Tensor:
         return image.to(self.device, non_blocking=True, memory_format=self.memory_format)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a value over every process (here: the value)."""
+        return value
+
+    def any(self, flag: bool) -> bool:
+        """Whether any process raised a flag (here: this one's)."""
+        return flag
+
+    def barrier(self) -> None:
+        pass
+
+
+class DataParallel(SingleDevice):
+    """One process per device; gradients are averaged by DistributedDataParallel, so a step on
+    `world_size` shards of a batch equals one step on the whole batch (for per-sample norms)."""
+
+    def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool = False) -> None:
+        import torch.distributed as dist
+
+        super().__init__(device, channels_last=channels_last, compile=compile)
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        self.is_main = self.rank == 0
+
+    def wrap(self, nets: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wrapped = {role: DistributedDataParallel(net, device_ids=ids) if any(p.requires_grad for p in net.parameters())
+                   else net for role, net in nets.items()}
+        return super().wrap(wrapped)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value)
+        return value / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        import torch.distributed as dist
+
+        value = torch.tensor(float(flag), device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value)
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier(device_ids=[self.device.index]) if self.device.type == "cuda" else dist.barrier()
+
+
+def launched_rank() -> int:
+    """This process's rank when PyTorch's launcher started it, else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def placement_for(device: torch.device, *, channels_last: bool, compile: bool) -> SingleDevice:
+    """DataParallel when started by PyTorch's launcher with more than one process, else SingleDevice:
+    gloo on CPUs, nccl on GPUs, each process on the GPU of its local rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return SingleDevice(device, channels_last=channels_last, compile=compile)
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DataParallel(device, channels_last=channels_last, compile=compile)

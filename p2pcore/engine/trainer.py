@@ -33,7 +33,7 @@ from p2pcore.engine.inference import pad_to_multiple
 from p2pcore.engine.init import init_weights, load_pretrained
 from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
-from p2pcore.engine.placement import SingleDevice
+from p2pcore.engine.placement import SingleDevice, placement_for
 from p2pcore.engine.run_state import capture, restore
 from p2pcore.engine.update import DivergenceGuard, Progress, SideUpdate, make_adam
 from p2pcore.errors import P2PError
@@ -77,10 +77,14 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.on_step = on_step
         self.cfg = cfg = recipe.train
-        seed_everything(recipe.seed, cfg.deterministic)
-        self.placement = placement or SingleDevice(resolve_device(cfg.device), channels_last=cfg.channels_last,
-                                                   compile=cfg.compile)
+        self.placement = placement or placement_for(resolve_device(cfg.device), channels_last=cfg.channels_last,
+                                                    compile=cfg.compile)
         self.device = self.placement.device
+        world = self.placement.world_size
+        if cfg.batch_size % world:
+            raise P2PError(f"train.batch_size {cfg.batch_size} does not split over {world} processes", key=
+                           "train.batch_size", hint=f"use a multiple of {world}: the batch is shared out evenly")
+        seed_everything(recipe.seed + self.placement.rank, cfg.deterministic)  # DDP broadcasts rank 0's weights
         run = assemble(recipe, host)
         self.spec, self.task, self.adapter, self.nets, self.terms = run.spec, run.task, run.adapter, run.nets, run.terms
         self._check_data()
@@ -107,11 +111,15 @@ class Trainer:
         roles = {side: [r for p in names for r in self.spec.players[p].roles if r in self.nets]
                  for side, names in players.items()}
         self.frozen_in_g = roles["discriminator"]
+        # the generator side runs frozen discriminators as plain modules: a data-parallel wrapper would
+        # wait for gradients that frozen parameters never get
+        self.generator_view = self.forward_nets if self.placement.world_size == 1 else {
+            **self.forward_nets, **SingleDevice.wrap(self.placement, {r: self.nets[r] for r in self.frozen_in_g})}
         self.schedule = host.build("schedule", recipe.schedule, key="schedule")
         self.average = WeightAverage(self.nets, roles["generator"], cfg.ema) if cfg.ema else None
         self.progress = Progress()
         self.checkpoint_dir = self.out_dir / "checkpoints"
-        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl" if self.placement.is_main else Path(os.devnull))
         self.collate = Collate(self.spec.images)
         self._last_save = time.monotonic()
         self._last_metrics: dict[str, float] = {}
@@ -142,19 +150,28 @@ class Trainer:
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
 
     def batches_per_epoch(self) -> int:
+        if self.placement.world_size > 1:  # whole global batches only
+            return len(self.train_set) // self.cfg.batch_size
         return math.ceil(len(self.train_set) / self.cfg.batch_size)
 
     def fit(self, *, resume: bool = False) -> RunResult:
-        """Train to the end (or `max_steps`), holding the run directory's lock throughout."""
+        """Train to the end (or `max_steps`), holding the run directory's lock throughout (the main
+        process of a data-parallel run holds it for all)."""
+        if not self.placement.is_main:
+            self.placement.barrier()
+            return self._fit(resume)
         check_run_dir(self.out_dir, resume=resume)
         with exclusive(self.out_dir):
+            self.placement.barrier()
             return self._fit(resume)
 
     def _fit(self, resume: bool) -> RunResult:
         if resume:
             self._resume()
-        self._write_recipe()
-        order = EpochOrder(len(self.train_set), self.recipe.seed)
+        if self.placement.is_main:
+            self._write_recipe()
+        order = EpochOrder(len(self.train_set), self.recipe.seed, rank=self.placement.rank,
+                           world=self.placement.world_size, batch=self.cfg.batch_size)
         loader = self._loader(SeededItems(self.train_set, self.recipe.seed), order)
         samples = self.sample_batch()
         with self.metrics, deferred_interrupts() as self._stop_requested:
@@ -187,9 +204,12 @@ class Trainer:
                 logging = p.step % self.cfg.log_every == 0
                 self.guard.sync(p, force=logging)
                 if logging and float(counted):
-                    self._log({k: float(v) / float(counted) for k, v in sums.items()})
+                    self._log(self._averages(sums, counted))
                     sums, counted = {}, torch.zeros((), device=self.device)
-                if self._stop_requested():
+                # one process alone must not stop a data-parallel run: they agree at log steps
+                stop = self._stop_requested() if self.placement.world_size == 1 else \
+                    logging and self.placement.any(self._stop_requested())
+                if stop:
                     self.save_latest()
                     raise KeyboardInterrupt
                 if self._due_for_save():
@@ -206,8 +226,13 @@ class Trainer:
             break  # max_steps reached mid-epoch
         self.guard.sync(p, force=True)
         if float(counted):
-            self._log({k: float(v) / float(counted) for k, v in sums.items()})
+            self._log(self._averages(sums, counted))
         self.save_latest()
+
+    def _averages(self, sums: Mapping[str, torch.Tensor], counted: torch.Tensor) -> dict[str, float]:
+        """Mean loss values over the logged steps (and over every process)."""
+        n = float(self.placement.mean(counted))
+        return {k: float(self.placement.mean(v)) / n for k, v in sums.items()}
 
     def train_step(self, batch: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One discriminator-side update, then (every n_critic steps) one generator-side update.
@@ -239,7 +264,8 @@ class Trainer:
     def _losses(self, side: str, base: Any) -> dict[str, torch.Tensor]:
         """Each term's contribution to one side, computed in that side's view of the step tensors."""
         with autocast(self.device, self.cfg.precision):
-            phase = self.task.phase_tensors(side, self.forward_nets, base)
+            nets = self.forward_nets if side == "discriminator" else self.generator_view
+            phase = self.task.phase_tensors(side, nets, base)
             parts = {}
             for term in self.terms:
                 try:
@@ -276,7 +302,8 @@ class Trainer:
         if workers == "auto":
             cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             workers = min(8, cpus - 1) if self.device.type == "cuda" else (0 if cpus <= 4 else 2)
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=order, collate_fn=self.collate,
+        return DataLoader(dataset, batch_size=self.cfg.batch_size // self.placement.world_size, sampler=order,
+                          collate_fn=self.collate,
                           num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers else None, drop_last=False)
@@ -313,6 +340,8 @@ class Trainer:
         self._write(record)
 
     def _write(self, record: Mapping[str, Any]) -> None:
+        if not self.placement.is_main:
+            return
         self.metrics.write(record)
         if self.on_step:
             self.on_step(record)
@@ -336,7 +365,8 @@ class Trainer:
         self.guard.sync(p, force=True)
         figures: dict[str, float] = {}
         if samples is not None and (p.epoch % self.cfg.sample_every == 0 or p.epoch == self.cfg.epochs):
-            figures = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png")
+            figures = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png"
+                                  if self.placement.is_main else None)
             if figures:
                 self._last_metrics.update(figures)
                 self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
@@ -345,7 +375,7 @@ class Trainer:
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
             self._save_epoch()
 
-    def sample(self, samples: Mapping[str, Any], path: Path) -> dict[str, float]:
+    def sample(self, samples: Mapping[str, Any], path: Path | None) -> dict[str, float]:
         """Write the task's sample grid with the paper's test protocol (the weight average when kept);
         return the L1 of each direction with a target."""
         nets = {**self.nets, **(self.average.nets if self.average else {})}
@@ -380,12 +410,16 @@ class Trainer:
     def save_latest(self) -> None:
         if hasattr(self, "guard"):
             self.guard.sync(self.progress, force=True)
+        if not self.placement.is_main:
+            return
         tensors, metadata = self.state()
         write_checkpoint(self.checkpoint_dir / "latest.safetensors", tensors, metadata)
         self._last_save = time.monotonic()
 
     def _save_epoch(self) -> None:
         """Write epoch_XXX once and make latest the same file (a link, else a copy), both atomically."""
+        if not self.placement.is_main:
+            return
         epoch = self.progress.epoch
         target = self.checkpoint_dir / f"epoch_{epoch:03d}.safetensors"
         tensors, metadata = self.state()

@@ -1,4 +1,4 @@
-"""Built-in normalisation layers: batch, instance, none."""
+"""Built-in normalisation layers: batch, syncbatch, instance, none."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def build_batch(params: BatchParams, ctx: BuildContext) -> _Norm:
     return _Norm(lambda c: nn.BatchNorm2d(c, eps=params.eps, momentum=params.momentum), False, "batch")
 
 
+def build_syncbatch(params: BatchParams, ctx: BuildContext) -> _Norm:
+    """Batch normalisation over the whole batch of a data-parallel run (every process's shard);
+    plain batch normalisation in one process."""
+    from p2p_norms.syncbatch import SyncBatchNorm2d
+
+    return _Norm(lambda c: SyncBatchNorm2d(c, eps=params.eps, momentum=params.momentum), False, "syncbatch")
+
+
 def build_instance(params: InstanceParams, ctx: BuildContext) -> _Norm:
     """Instance normalisation, per image and channel (CycleGAN, pix2pixHD)."""
     from torch import nn
@@ -58,5 +66,6 @@ def build_none(params: Params, ctx: BuildContext) -> _Norm:
 @hookimpl
 def p2p_register_norms(register: Any) -> None:
     register("batch", build_batch, params=BatchParams, aliases=("batchnorm",))
+    register("syncbatch", build_syncbatch, params=BatchParams, aliases=("syncbatchnorm",))
     register("instance", build_instance, params=InstanceParams, aliases=("instancenorm",))
     register("none", build_none, aliases=("identity",))
