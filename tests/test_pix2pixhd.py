@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import SHARED, needs_shared
 from torch import nn
 
 from p2pcore import P2PError, load_host
@@ -431,3 +432,106 @@ def test_the_perceptual_term_trains_with_the_task(vgg_files, tmp_path) -> None:
     train(data, tmp_path / "vgg")
     values = logged(tmp_path / "vgg", "G/vgg")
     assert len(values) == 2 and all(v > 0 for v in values)
+
+
+# -- importing networks trained with NVIDIA/pix2pixHD ------------------------------------------------------------
+
+REFERENCE = SHARED / "reference"
+TOLERANCE = 1e-4
+
+
+def read_fixture(name: str) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(REFERENCE / f"{name}.safetensors"), framework="pt") as f:
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    return {k[len("state."):]: t for k, t in tensors.items() if k.startswith("state.")}, tensors
+
+
+@needs_shared("reference", "pix2pixhd_global_ngf8_down4_blocks9.safetensors")
+@pytest.mark.parametrize(("name", "net_g", "spec"), [
+    ("pix2pixhd_global_ngf8_down4_blocks9", "global", {"ngf": 8, "n_downsample": 4, "n_blocks": 9}),
+    ("pix2pixhd_local_ngf4_1enh", "local", {"ngf": 4, "n_enhancers": 1, "n_blocks_local": 3, "n_downsample": 4,
+                                           "n_blocks": 9}),
+])
+def test_imported_generator_reproduces_the_reference(name: str, net_g: str, spec: dict) -> None:
+    from p2pcore.interop.pix2pixhd import import_generator
+
+    state, tensors = read_fixture(name)
+    imported = import_generator(state, HOST, file=name)         # everything read from the weights
+    assert {k: imported.spec[k] for k in spec} == spec and imported.channels == (3, 3)
+    assert len(imported.net.state_dict()) == len(state)
+    with torch.no_grad():
+        out = imported.net.eval()(tensors["input"])
+    assert float((out - tensors["output"]).abs().max()) <= TOLERANCE
+    assert import_generator(state, HOST, net_g=net_g).spec == imported.spec
+    with pytest.raises(P2PError, match=f"holds a {net_g} generator") as caught:
+        import_generator(state, HOST, net_g="local" if net_g == "global" else "global", file=name)
+    assert caught.value.key == "--netG" and f"--netG {net_g}" in caught.value.hint
+
+
+@needs_shared("reference", "pix2pixhd_multiscale_d_ndf8_n3_numD3_in6.safetensors")
+def test_imported_multiscale_discriminator_reproduces_the_reference() -> None:
+    from p2pcore.interop.pix2pixhd import import_discriminator
+
+    state, tensors = read_fixture("pix2pixhd_multiscale_d_ndf8_n3_numD3_in6")
+    imported = import_discriminator(state, HOST, file="d")
+    assert imported.spec["num_D"] == 3 and imported.spec["discriminator"]["n_layers"] == 3
+    assert imported.spec["discriminator"]["ndf"] == 8 and imported.channels == (6, 1)
+    with torch.no_grad():
+        out = imported.net.eval()(tensors["input"])
+    assert len(out) == 3
+    for i, scale in enumerate(out):
+        assert scale[-1].shape == tensors[f"output.{i}"].shape
+        assert float((scale[-1] - tensors[f"output.{i}"]).abs().max()) <= TOLERANCE
+
+
+@needs_shared("reference", "pix2pixhd_global_ngf8_down4_blocks9.safetensors")
+def test_import_command_writes_a_checkpoint_that_translates_like_the_reference(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from p2pcore.commands.interop import register
+
+    for name in ("pix2pixhd_global_ngf8_down4_blocks9", "pix2pixhd_multiscale_d_ndf8_n3_numD3_in6"):
+        torch.save(read_fixture(name)[0], tmp_path / f"{name}.pth")
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    out = tmp_path / "hd.safetensors"
+    result = CliRunner().invoke(app, ["import", "pix2pixhd", str(tmp_path / "pix2pixhd_global_ngf8_down4_blocks9.pth"),
+                                      str(out), "--checkpoint-D",
+                                      str(tmp_path / "pix2pixhd_multiscale_d_ndf8_n3_numD3_in6.pth")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    meta = read_checkpoint(out).metadata
+    assert meta["recipe"]["model"]["generator"]["name"] == "global"
+    assert meta["recipe"]["model"]["discriminator"]["name"] == "multiscale"
+    assert meta["source"].startswith("pix2pixhd:")
+    _, tensors = read_fixture("pix2pixhd_global_ngf8_down4_blocks9")
+    translator = Translator(out, HOST, device="cpu", protocol="eval")
+    assert float((translator(tensors["input"][0]) - tensors["output"][0]).abs().max()) <= TOLERANCE
+
+    bad = CliRunner().invoke(app, ["import", "pix2pixhd", str(tmp_path / "pix2pixhd_global_ngf8_down4_blocks9.pth"),
+                                   str(tmp_path / "x.safetensors"), "--label-nc", "35"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, P2PError) and bad.exception.key == "--label-nc"
+
+
+def test_batch_norm_biases_move_into_the_running_mean() -> None:
+    from p2pcore.interop.pix2pixhd import fold_biases
+
+    torch.manual_seed(0)
+    conv, norm = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+    norm.running_mean.normal_()
+    norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.normal_()
+    state = {f"m.0.{k}": v.clone() for k, v in conv.state_dict().items()}
+    state |= {f"m.1.{k}": v.clone() for k, v in norm.state_dict().items()}
+    fold_biases(state, [("m.0", "m.1")])
+    assert "m.0.bias" not in state
+    conv2, norm2 = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)
+    conv2.load_state_dict({"weight": state["m.0.weight"]})
+    norm2.load_state_dict({k[len("m.1."):]: v for k, v in state.items() if k.startswith("m.1.")})
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(norm2.eval()(conv2(x)), norm.eval()(conv(x)))
+        torch.testing.assert_close(norm2.train()(conv2(x)), norm.train()(conv(x)))

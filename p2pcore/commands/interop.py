@@ -113,3 +113,90 @@ def _spec_text(spec: dict[str, Any]) -> str:
     options = ", ".join(f"{key}={_spec_text(value) if isinstance(value, dict) else value}"
                         for key, value in spec.items() if key != "name")
     return f"{spec['name']}({options})" if options else str(spec["name"])
+
+
+PIX2PIXHD_HELP = (
+    "Import a pix2pixHD generator (and its multi-scale discriminator) trained with NVIDIA/pix2pixHD. The "
+    "architecture is read from the weights: global or local generator, channels, ngf, downsamplings, "
+    "residual blocks, enhancers; the norm too (batch norms leave running statistics; otherwise instance, "
+    "the reference's default).\n\n"
+    "With --label-nc (the reference's --label_nc) the result is a pix2pixhd checkpoint that translates "
+    "label maps (*_gtFine_labelIds.png, with the instance maps beside them when the generator reads "
+    "instance boundaries); without, an image-to-image one (the reference's --label_nc 0). Run it with "
+    "`p2p translate OUT.safetensors --eval INPUT OUTPUT`.")
+
+
+@import_app.command("pix2pixhd", help=PIX2PIXHD_HELP)
+def pix2pixhd(
+    checkpoint: Annotated[Path, typer.Argument(help="the generator's state_dict written by NVIDIA/pix2pixHD, "
+                                               "e.g. latest_net_G.pth")],
+    out: Annotated[Path, typer.Argument(help="the p2p checkpoint to write (.safetensors)")],
+    net_g: Annotated[str | None, typer.Option("--netG", help="global or local (default: read from the "
+                                              "weights; given, it is checked)")] = None,
+    checkpoint_d: Annotated[Path | None, typer.Option("--checkpoint-D", help="also import the multi-scale "
+                                                      "discriminator from this file, e.g. latest_net_D.pth")] = None,
+    norm: Annotated[str | None, typer.Option("--norm", help="instance or batch (default: read from the "
+                                             "weights)")] = None,
+    label_nc: Annotated[int | None, typer.Option("--label-nc", min=1, help="label ids of the label maps the "
+                                                 "generator reads one-hot (35 for Cityscapes)")] = None,
+) -> None:
+    """Write a p2p checkpoint holding the converted generator (and discriminator)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from p2pcore import __version__
+    from p2pcore.engine.checkpoint import write_checkpoint
+    from p2pcore.interop.junyanz import load_reference_state
+    from p2pcore.interop.pix2pixhd import import_discriminator, import_generator
+    from p2pcore.plugins import load_host
+
+    if out.suffix != ".safetensors":
+        raise P2PError("p2p checkpoints are safetensors files", file=str(out),
+                       hint=f"name the output {out.with_suffix('.safetensors').name}")
+    host = load_host()
+    generator = import_generator(load_reference_state(checkpoint), host, net_g=net_g, norm=norm,
+                                 file=str(checkpoint))
+    input_nc, output_nc = generator.channels
+    if label_nc is None:
+        task: dict[str, Any] = {"name": "pix2pix"}
+        data: dict[str, Any] = {"name": "single", "channels": input_nc, "out_channels": output_nc}
+    else:
+        extra = input_nc - label_nc
+        if extra not in (0, 1):
+            raise P2PError(f"the generator reads {input_nc} channels: not {label_nc} labels (+ 1 instance "
+                           f"boundary map)", file=str(checkpoint), key="--label-nc",
+                           hint=f"give the --label_nc it was trained with ({input_nc} or {input_nc - 1}); "
+                                "generators that also read encoded instance features are not imported")
+        task = {"name": "pix2pixhd", "label_nc": label_nc, "instances": extra == 1}
+        data = {"name": "cityscapes_hd", "root": "", "instances": extra == 1}
+    nets = {"generator": generator}
+    sources = [checkpoint.name]
+    if checkpoint_d is not None:
+        state_d = load_reference_state(checkpoint_d)
+        d = import_discriminator(state_d, host, norm=norm, file=str(checkpoint_d))
+        seen = d.channels[0]
+        if seen not in (input_nc + output_nc, output_nc):
+            raise P2PError(f"the discriminator reads {seen} channels, which is neither the generator's input and "
+                           f"output ({input_nc} + {output_nc}) nor its output ({output_nc})",
+                           file=str(checkpoint_d), hint="give the discriminator trained with this generator")
+        if seen == output_nc:  # it judges photos alone
+            d = import_discriminator(state_d, host, norm=norm, conditional=False, file=str(checkpoint_d))
+        nets["discriminator"] = d
+        sources.append(checkpoint_d.name)
+
+    recipe: dict[str, Any] = {"name": out.stem, "task": task, "data": data,
+                              "model": {role: imported.spec for role, imported in nets.items()}}
+    components = [host.describe("task", task), host.describe("dataset", data)]
+    components += [host.describe(imported.kind, imported.spec) for imported in nets.values()]
+    tensors = {f"net.{role}.{key}": value for role, imported in nets.items()
+               for key, value in imported.net.state_dict().items()}
+    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0,
+                "source": "pix2pixhd:" + ",".join(sources), "p2p_version": __version__}
+    write_checkpoint(out, tensors, metadata)
+
+    console = Console()
+    for role, imported in nets.items():
+        count = sum(p.numel() for p in imported.net.parameters())
+        console.print(escape(f"{role}: {_spec_text(imported.spec)}, {count:,} parameters"))
+    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
+                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
