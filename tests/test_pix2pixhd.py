@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from conftest import SHARED, needs_shared
@@ -535,3 +536,93 @@ def test_batch_norm_biases_move_into_the_running_mean() -> None:
     with torch.no_grad():
         torch.testing.assert_close(norm2.eval()(conv2(x)), norm.eval()(conv(x)))
         torch.testing.assert_close(norm2.train()(conv2(x)), norm.train()(conv(x)))
+
+
+# -- the Cityscapes release and the paper's recipes --------------------------------------------------------------
+
+@pytest.fixture
+def release(tmp_path) -> Path:
+    """Synthetic scenes written in the Cityscapes release layout (train and test splits)."""
+    scenes = HOST.build("dataset", {"name": "synthetic_labels", "size": 64, "train_count": 4, "test_count": 2})
+    scenes.write_files("train", tmp_path / "cityscapes")
+    scenes.write_files("test", tmp_path / "cityscapes")
+    return tmp_path / "cityscapes"
+
+
+def test_cityscapes_release_is_read_directly(release: Path) -> None:
+    adapter = HOST.build("dataset", {"name": "cityscapes_hd", "root": str(release), "test_split": "test",
+                                     "load_size": 32})
+    assert adapter.channels == {"label": 2}
+    report = adapter.check("train")
+    assert report.ok and report.pairs == 4
+    item = adapter.dataset("test", train=False)[1]
+    assert item["label"].shape == (2, 32, 32) and item["b"].shape == (3, 32, 32)
+    assert item["label_file"].endswith("synthetic_000001_000019_gtFine_labelIds.png")
+    label, inst = item["label"]
+    assert set(label.unique().long().tolist()) <= {7, 8, 11, 21, 23, 24, 26}    # nearest: ids stay ids
+    assert ((inst >= 1000) == ((label == 24) | (label == 26))).all()
+    no_instances = HOST.build("dataset", {"name": "cityscapes_hd", "root": str(release), "instances": False,
+                                          "preprocess": "none"})
+    assert no_instances.dataset("train", train=False)[0]["label"].shape == (1, 64, 64)
+
+
+def test_cityscapes_release_problems_name_the_files(release: Path) -> None:
+    adapter = HOST.build("dataset", {"name": "cityscapes_hd", "root": str(release)})
+    gone = sorted((release / "gtFine" / "train").glob("*/*_instanceIds.png"))[0]
+    gone.unlink()
+    report = adapter.check("train")
+    assert report.pairs == 3 and any(str(gone) in p for p in report.problems)
+    with pytest.raises(P2PError, match="instance map of this label map is missing") as caught:
+        adapter.dataset("train", train=False)[0]
+    assert caught.value.file == str(gone)
+    nowhere = HOST.build("dataset", {"name": "cityscapes_hd", "root": str(release / "nowhere")})
+    assert "no gtFine/train folder" in nowhere.check("train").problems[0]
+    with pytest.raises(P2PError, match="no gtFine/train folder") as caught:
+        nowhere.dataset("train", train=True)
+    assert caught.value.key == "data.root"
+
+
+def test_a_label_id_beyond_label_nc_stops_training_naming_the_file(release: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    label_file = sorted((release / "gtFine" / "train").glob("*/*_labelIds.png"))[2]
+    ids = np.array(Image.open(label_file))
+    ids[5, 7] = 40
+    Image.fromarray(ids).save(label_file)
+    data = stage("recipes/quickstart_hd.toml", tmp_path, "bad_label", train={"batch_size": 4})
+    data["data"] = {"name": "cityscapes_hd", "root": str(release), "test_split": "test", "preprocess": "none"}
+    with pytest.raises(P2PError) as caught:
+        train(data, tmp_path / "bad_label")
+    assert caught.value.file == str(label_file) and "40" in caught.value.message and "0..34" in caught.value.message
+
+
+def test_translate_reads_label_and_instance_files_of_the_release(global_run: Path, release: Path) -> None:
+    translator = Translator(global_run / "checkpoints" / "latest.safetensors", HOST, device="cpu", protocol="eval")
+    label_file = sorted((release / "gtFine" / "test").glob("*/*_labelIds.png"))[0]
+    adapter = HOST.build("dataset", {"name": "cityscapes_hd", "root": ""})
+    maps = adapter.read_input(label_file, "label")
+    assert maps.shape == (2, 64, 64)
+    assert translator(maps).shape == (3, 64, 64)
+
+
+@pytest.mark.parametrize(("recipe", "generator", "count", "scales"), [
+    ("cityscapes_hd_global.toml", "global", 182_546_755, 2),
+    ("cityscapes_hd_local.toml", "local_enhancer", 182_857_059, 3),
+])
+def test_paper_recipes_build_the_papers_networks(recipe: str, generator: str, count: int, scales: int) -> None:
+    from p2pcore.api import TaskContext
+    from p2pcore.recipe import load_recipe
+
+    parsed = load_recipe(ROOT / "recipes" / recipe, HOST)
+    assert parsed.task.params.label_nc == 35 and parsed.data.params.instances
+    assert parsed.model["generator"].name == generator and parsed.train.epochs in (200, 100)
+    task = HOST.build("task", parsed.task)
+    with torch.device("meta"):
+        nets = task.build_networks(TaskContext(builder=HOST, model=parsed.model, channels={"label": 2, "b": 3},
+                                               wanted=frozenset({"generator", "discriminator"})))
+    assert n_params(nets["generator"]) == count                          # 35 labels + the boundary map in
+    assert len(nets["discriminator"].scales) == scales
+    if generator == "local_enhancer":
+        assert parsed.task.params.freeze_epochs == 10 and parsed.data.params.preprocess == "none"
+        assert dict(parsed.init.load) == {"generator.global_net": "generator.features"}
+        assert parsed.init.checkpoint.endswith("cityscapes_hd_global/checkpoints/latest.safetensors")

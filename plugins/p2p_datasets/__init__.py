@@ -9,6 +9,10 @@ checkpoint on a machine without the data) and offers:
 * ``check(split, deep=...)``: a :class:`DataReport` of the split (headers only unless `deep`);
 * ``read_input(path)`` / ``write_output(image, path)`` for ``p2p translate``.
 
+The label-map adapters (``cityscapes_hd``, ``synthetic_labels``) give ``{"label", "b", ...}`` items instead:
+``label`` holds integer label ids (and instance ids as a second channel), declared in their ``channels``,
+and their ``display`` shows label maps in a colour palette.
+
 This module imports no torch: builders import the adapter modules when called.
 """
 
@@ -21,6 +25,7 @@ from p2pcore.api import BuildContext, hookimpl
 from .params import (
     AlignedParams,
     CityscapesLabelsParams,
+    CityscapesReleaseParams,
     ColorizationParams,
     KaistParams,
     PairedFoldersParams,
@@ -97,6 +102,13 @@ def build_cityscapes_labels(params: CityscapesLabelsParams, ctx: BuildContext) -
     return CityscapesLabels(params)
 
 
+def build_cityscapes_hd(params: CityscapesReleaseParams, ctx: BuildContext) -> Any:
+    """Cityscapes as released (gtFine labelIds and instanceIds, leftImg8bit photos): label maps -> photo."""
+    from .cityscapes_release import CityscapesRelease
+
+    return CityscapesRelease(params)
+
+
 @hookimpl
 def p2p_register_datasets(register: Any) -> None:
     register("paired_folders", build_paired_folders, params=PairedFoldersParams, aliases=("paired",))
@@ -108,3 +120,4 @@ def p2p_register_datasets(register: Any) -> None:
     register("kaist", build_kaist, params=KaistParams)
     register("colorization", build_colorization, params=ColorizationParams)
     register("cityscapes_labels", build_cityscapes_labels, params=CityscapesLabelsParams)
+    register("cityscapes_hd", build_cityscapes_hd, params=CityscapesReleaseParams, aliases=("cityscapes_release",))

@@ -134,6 +134,19 @@ class SyntheticLabelsParams(Params):
     flip: bool = Field(True, description="mirror left-right at random when training")
 
 
+class CityscapesReleaseParams(Jitter):
+    root: str = Field(description='the unpacked Cityscapes release: root/gtFine and root/leftImg8bit; "" when '
+                                  "the adapter only reads files given to p2p translate")
+    instances: bool = Field(True, description="read the instance maps (*_gtFine_instanceIds.png) with the label "
+                                              "maps, for pix2pixHD's instance boundaries and features")
+    test_split: Literal["val", "test"] = Field("val", description="release split used as the test split (sample "
+                                                                 "grids): val, whose labels are public")
+    preprocess: Preprocess = Field("scale_width", description="as for paired_folders; pix2pixHD: scale_width to "
+                                   "1024 (1024 x 512) for the global stage, none (2048 x 1024) for the local one")
+    load_size: int = Field(1024, ge=1, le=MAX_SIDE, description="width after scale_width (or side after resize)")
+    crop_size: int = Field(512, ge=1, le=MAX_SIDE, description="side of the square crop (crop modes only)")
+
+
 class AlignedParams(Jitter):
     root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side A|B images")
     direction: Literal["AtoB", "BtoA"] = Field("AtoB", description="AtoB: the left half is the input; "
