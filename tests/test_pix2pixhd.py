@@ -626,3 +626,61 @@ def test_paper_recipes_build_the_papers_networks(recipe: str, generator: str, co
         assert parsed.task.params.freeze_epochs == 10 and parsed.data.params.preprocess == "none"
         assert dict(parsed.init.load) == {"generator.global_net": "generator.features"}
         assert parsed.init.checkpoint.endswith("cityscapes_hd_global/checkpoints/latest.safetensors")
+
+
+# -- instance features and style clusters -------------------------------------------------------------------------
+
+def test_kmeans_finds_the_clusters() -> None:
+    from p2p_tasks.clustering import kmeans
+
+    generator = torch.Generator().manual_seed(3)
+    means = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.5, 0.0], [0.0, -1.0, 1.0], [0.0, 1.0, -1.0]])
+    x = torch.cat([m + 0.08 * torch.randn(60, 3, generator=generator) for m in means])
+    truth = torch.arange(4).repeat_interleave(60)
+    order = torch.randperm(len(x), generator=generator)
+    centres, assignment, inertia = kmeans(x[order], 4, seed=0)
+    assignment = assignment[order.argsort()]
+    groups = [set(assignment[truth == i].tolist()) for i in range(4)]
+    assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 4   # one cluster per blob
+    for i, g in enumerate(groups):
+        assert torch.allclose(centres[g.pop()], x[truth == i].mean(0), atol=1e-5)
+    assert inertia < 240 * 3 * 0.08 ** 2 * 1.5
+    assert kmeans(x[:3], 10)[0].shape == (3, 3)                             # never more centres than rows
+
+
+def test_instance_features_per_segment_of_an_image() -> None:
+    from p2p_tasks.pix2pixhd import instance_features
+
+    segments = torch.tensor([[26000, 26000, 23], [26001, 23, 23]], dtype=torch.float32)[None, None]
+    labels = torch.tensor([[26, 26, 23], [26, 23, 23]], dtype=torch.float32)[None, None]
+    features = torch.arange(12, dtype=torch.float32).reshape(1, 2, 2, 3)
+    label_of, means, areas = instance_features(features, segments, labels)
+    assert label_of.tolist() == [23, 26, 26]                                  # segments 23, 26000, 26001
+    assert means[0].tolist() == pytest.approx([(2 + 4 + 5) / 3, (8 + 10 + 11) / 3]) and means[1].tolist() == [0.5, 6.5]
+    assert means[2].tolist() == [3.0, 9.0] and areas.tolist() == [0.5, pytest.approx(2 / 6), pytest.approx(1 / 6)]
+
+
+def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Path) -> None:
+    import typer
+    from safetensors import safe_open
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    HOST.manager.hook.p2p_add_commands(app=app)
+    recipe = tmp_path / "data.toml"
+    recipe.write_text('[data]\nname = "synthetic_labels"\nsize = 32\ntrain_count = 6\n')
+    out = tmp_path / "styles.safetensors"
+    result = CliRunner().invoke(app, ["cluster", str(global_run / "checkpoints" / "latest.safetensors"),
+                                      str(recipe), "--k", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+        centres = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    counts = json.loads(meta["instances"])
+    assert meta["k"] == "2" and meta["feat_nc"] == "3" and counts["23"] == 6     # a sky in every scene
+    assert set(centres) == {f"centres.{label}" for label in counts}
+    for key, value in centres.items():
+        assert value.shape == (min(2, counts[key.split(".")[1]]), 3) and value.abs().max() <= 1  # Tanh codes
+    no_encoder = CliRunner().invoke(app, ["cluster", str(tmp_path / "missing.safetensors"), str(recipe)])
+    assert no_encoder.exit_code != 0 and isinstance(no_encoder.exception, P2PError)

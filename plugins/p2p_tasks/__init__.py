@@ -131,3 +131,10 @@ def p2p_register_tasks(register: Any) -> None:
     register("pix2pix", build_pix2pix, params=Pix2PixParams)
     register("cyclegan", build_cyclegan, params=CycleGANParams)
     register("pix2pixhd", build_pix2pixhd, params=Pix2PixHDParams)
+
+
+@hookimpl
+def p2p_add_commands(app: Any) -> None:
+    from p2p_tasks.cluster_command import cluster
+
+    app.command("cluster")(cluster)

@@ -181,3 +181,17 @@ class Pix2PixHDTask(Task):
         semantics = self.semantics(image)
         inputs = [semantics] + ([self._no_style(semantics)] if self.features else [])
         return nets["generator"](torch.cat(inputs, dim=1))
+
+
+def instance_features(features: torch.Tensor, segments: torch.Tensor,
+                      labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per segment (instance) of one image: its label id, its mean features and its share of the image's
+    pixels. `features` 1 x C x H x W, `segments` and `labels` 1 x 1 x H x W ids."""
+    c = features.shape[1]
+    ids, index = torch.unique(segments.round().long().flatten(), return_inverse=True)
+    values = features[0].reshape(c, -1).T
+    sizes = values.new_zeros(len(ids)).index_add_(0, index, values.new_ones(index.shape[0]))
+    means = values.new_zeros(len(ids), c).index_add_(0, index, values) / sizes.unsqueeze(1)
+    label_of = torch.zeros(len(ids), dtype=torch.long, device=ids.device)
+    label_of.scatter_(0, index, labels.round().long().flatten())     # a segment lies within one class
+    return label_of, means, sizes / index.shape[0]
