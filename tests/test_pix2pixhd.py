@@ -684,3 +684,37 @@ def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Pat
         assert value.shape == (min(2, counts[key.split(".")[1]]), 3) and value.abs().max() <= 1  # Tanh codes
     no_encoder = CliRunner().invoke(app, ["cluster", str(tmp_path / "missing.safetensors"), str(recipe)])
     assert no_encoder.exit_code != 0 and isinstance(no_encoder.exception, P2PError)
+
+
+def test_a_label_map_generator_imports_as_a_pix2pixhd_checkpoint(release: Path, tmp_path: Path) -> None:
+    import typer
+    from p2p_tasks.pix2pixhd import boundaries, one_hot
+    from typer.testing import CliRunner
+
+    from p2pcore.commands.interop import register
+    from p2pcore.interop.pix2pixhd import global_layers
+
+    torch.manual_seed(0)                      # a reference-layout state_dict of a 35-label + boundary G1
+    ours = HOST.build("generator", {"name": "global", "ngf": 4, "n_downsample": 2, "n_blocks": 1},
+                      in_channels=36, out_channels=3)
+    where = dict(global_layers(2, 1))
+    reference = {f"{where[k.rpartition('.')[0]]}.{k.rpartition('.')[2]}": v for k, v in ours.state_dict().items()}
+    torch.save(reference, tmp_path / "latest_net_G.pth")
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    out = tmp_path / "labels.safetensors"
+    result = CliRunner().invoke(app, ["import", "pix2pixhd", str(tmp_path / "latest_net_G.pth"), str(out),
+                                      "--label-nc", "35"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    recipe = read_checkpoint(out).metadata["recipe"]
+    assert recipe["task"] == {"name": "pix2pixhd", "label_nc": 35, "instances": True}
+    assert recipe["data"]["name"] == "cityscapes_hd"
+    label_file = sorted((release / "gtFine" / "test").glob("*/*_labelIds.png"))[0]
+    translator = Translator(out, HOST, device="cpu", protocol="eval")
+    photo = tmp_path / "photo.png"
+    translator.translate_file(label_file, photo)
+    maps = translator.adapter.read_input(label_file, "label")[None]
+    with torch.no_grad():
+        expected = ours.eval()(torch.cat([one_hot(maps[:, :1], 35), boundaries(maps[:, 1:])], 1))[0]
+    assert float((translator(maps[0]) - expected).abs().max()) <= 1e-5 and photo.is_file()

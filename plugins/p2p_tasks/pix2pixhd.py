@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
@@ -57,14 +58,10 @@ def one_hot(ids: torch.Tensor, label_nc: int, *, ignore: int | None = None,
 
 def boundaries(instances: torch.Tensor) -> torch.Tensor:
     """N x 1 x H x W instance ids to a map that is 1 where any 4-neighbour has another id, else 0."""
-    edge = torch.zeros_like(instances, dtype=torch.bool)
-    across = instances[..., :, 1:] != instances[..., :, :-1]   # left-right neighbours differ
-    edge[..., :, 1:] |= across
-    edge[..., :, :-1] |= across
-    down = instances[..., 1:, :] != instances[..., :-1, :]     # up-down neighbours differ
-    edge[..., 1:, :] |= down
-    edge[..., :-1, :] |= down
-    return edge.to(instances.dtype)
+    across = (instances[..., :, 1:] != instances[..., :, :-1]).to(instances.dtype)  # left-right neighbours
+    down = (instances[..., 1:, :] != instances[..., :-1, :]).to(instances.dtype)    # up-down neighbours
+    touching = F.pad(across, (1, 0)) + F.pad(across, (0, 1)) + F.pad(down, (0, 0, 1, 0)) + F.pad(down, (0, 0, 0, 1))
+    return (touching > 0).to(instances.dtype)
 
 
 def instance_mean(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
