@@ -45,6 +45,7 @@ __all__ = [
     "LossParams", "LossTerm", "Side", "Role", "Player", "Direction", "TaskSpec", "TaskParams", "TaskContext",
     "Task", "ScheduleParams", "Schedule", "DatasetAdapter", "P2PError", "did_you_mean", "IMAGE_SUFFIXES",
     "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
+    "TrainedRun", "load_trained",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
