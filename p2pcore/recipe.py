@@ -498,6 +498,7 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
         task.params.check(resolved.model)
         if not inference:
             check_wiring(resolved, spec)
+            check_sizes(resolved, spec, host)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
     return resolved
@@ -545,6 +546,26 @@ def check_wiring(recipe: Recipe, spec: TaskSpec) -> None:
                 if role not in recipe.model:
                     raise P2PError(f"loss.{label} reads {tensor!r}, which needs model.{role}",
                                    key=f"model.{role}", hint=f"add a [model.{role}] table, or drop loss.{label}")
+
+
+def check_sizes(recipe: Recipe, spec: TaskSpec, host: Host) -> None:
+    """Fixed-size training images must fit each generator's size multiple (a U-Net of depth 8 needs
+    sides that are multiples of 256); padding a 64 px crop to 256 would train on padding."""
+    data = recipe.data.params
+    crop = getattr(data, "crop_size", None) if str(getattr(data, "preprocess", "")).endswith("crop") else None
+    side, key = (crop, "data.crop_size") if crop else (getattr(data, "size", None), "data.size")
+    if not isinstance(side, int):
+        return
+    for role, ref in recipe.model.items():
+        component = host.component(ref)
+        if spec.roles[role].kind != "generator" or component.facts is None:
+            continue
+        multiple = component.facts(ref.params).get("size_multiple")
+        if isinstance(multiple, int) and side % multiple:
+            raise P2PError(f"{ref.name} as configured needs image sides that are multiples of {multiple}, but "
+                           f"{key} is {side}", key=f"model.{role}",
+                           hint=f"choose a generator for {side} px images (a U-Net of depth d needs multiples of "
+                                f"2^d) or change {key}")
 
 
 def _unknown(what: str, name: str, known: Iterable[str], *, key: str, task: str, verb: str = "") -> P2PError:

@@ -79,8 +79,8 @@ def test_set_name_switches_component_and_drops_its_parameters(tmp_path, host):
     path = write(tmp_path, "r.toml", BASE)
     recipe = load_recipe(path, host, ["model.discriminator.name=pixel", "model.discriminator.ndf=16"])
     assert recipe.model["discriminator"].name == "pixel" and recipe.model["discriminator"].options["ndf"] == 16
-    recipe = load_recipe(path, host, ["data.name=synthetic_thermal", "data.size=48"])
-    assert recipe.data.options["size"] == 48
+    recipe = load_recipe(path, host, ["data.name=synthetic_thermal", "data.size=64"])
+    assert recipe.data.options["size"] == 64
 
 
 def test_parse_override_values():
@@ -248,3 +248,15 @@ def test_values_that_would_crash_later_are_refused(host, change, key):
     with pytest.raises(P2PError) as caught:
         validate_recipe({**base, **change}, host)
     assert caught.value.key == key
+
+
+def test_a_generator_that_cannot_fit_the_crop_is_refused(host):
+    from p2pcore.recipe import validate_recipe
+
+    recipe = {"data": {"name": "synthetic_thermal", "size": 64}, "model": {"generator": {"name": "unet", "depth": 8}},
+              "loss": {"l1": {"name": "l1"}}}
+    with pytest.raises(P2PError, match="multiples of 256, but data.size is 64") as caught:
+        validate_recipe(recipe, host)
+    assert caught.value.key == "model.generator"
+    recipe["model"]["generator"]["depth"] = 6
+    validate_recipe(recipe, host)
