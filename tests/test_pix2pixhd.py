@@ -718,3 +718,20 @@ def test_a_label_map_generator_imports_as_a_pix2pixhd_checkpoint(release: Path, 
     with torch.no_grad():
         expected = ours.eval()(torch.cat([one_hot(maps[:, :1], 35), boundaries(maps[:, 1:])], 1))[0]
     assert float((translator(maps[0]) - expected).abs().max()) <= 1e-5 and photo.is_file()
+
+
+def test_freezing_in_data_parallel_training_is_a_clear_error(monkeypatch) -> None:
+    import p2p_tasks.pix2pixhd as hd
+
+    task = HOST.build("task", {"name": "pix2pixhd", "freeze_epochs": 2})
+    generator = HOST.build("generator", {"name": "local_enhancer", "ngf": 2, "n_downsample": 1, "n_blocks": 1,
+                                         "n_blocks_local": 1}, in_channels=36, out_channels=3)
+    task.start_epoch(0, {"generator": generator})
+    assert not any(p.requires_grad for p in generator.global_net.parameters())
+    assert all(p.requires_grad for p in generator.enhancers.parameters())
+    monkeypatch.setattr(hd, "_data_parallel", lambda: True)
+    with pytest.raises(P2PError, match="data-parallel") as caught:
+        task.start_epoch(1, {"generator": generator})
+    assert caught.value.key == "task.freeze_epochs"
+    task.start_epoch(2, {"generator": generator})                         # past the frozen epochs: nothing held
+    assert all(p.requires_grad for p in generator.parameters())

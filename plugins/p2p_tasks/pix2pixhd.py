@@ -28,6 +28,12 @@ from torch import nn
 from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
 
 
+def _data_parallel() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def one_hot(ids: torch.Tensor, label_nc: int, *, ignore: int | None = None,
             files: Sequence[str] | None = None) -> torch.Tensor:
     """N x 1 x H x W label ids to N x label_nc x H x W one-hot (pixels with the `ignore` id: all zero).
@@ -124,8 +130,14 @@ class Pix2PixHDTask(Task):
             return None
 
     def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
-        if self.freeze_epochs:
-            self._frozen_part(nets["generator"]).requires_grad_(epoch >= self.freeze_epochs)
+        if not self.freeze_epochs:
+            return
+        if epoch < self.freeze_epochs and _data_parallel():
+            raise P2PError("freeze_epochs cannot hold part of the generator fixed in data-parallel training: "
+                           "the processes average the gradients of every parameter in every step",
+                           key="task.freeze_epochs",
+                           hint="train in one process (without --nproc), or set task.freeze_epochs = 0")
+        self._frozen_part(nets["generator"]).requires_grad_(epoch >= self.freeze_epochs)
 
     # -- tensors -------------------------------------------------------------------------------------
     def semantics(self, label: torch.Tensor, files: Sequence[str] | None = None) -> torch.Tensor:
