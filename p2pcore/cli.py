@@ -255,6 +255,8 @@ def show(kind: Annotated[str, typer.Argument(help="component kind")],
                   + (f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""))
     if spec.summary:
         console.print(escape(spec.summary))
+    if spec.kind == "task":
+        _show_task(spec.params().declare())
     rows = describe_params(spec.params)
     if not rows:
         console.print("no parameters")
@@ -265,6 +267,20 @@ def show(kind: Annotated[str, typer.Argument(help="component kind")],
     console.print(table)
     for fact, value in spec.describe_defaults().items():
         console.print(f"{fact}: {escape(str(value))}")
+
+
+def _show_task(declared: Any) -> None:
+    """What a recipe wires to a task: its roles, players, tensors and directions (defaults)."""
+    table = Table("role (a model table)", "kind", "required", "player", "description")
+    player_of = {r: name for name, player in declared.players.items() for r in player.roles}
+    for role, r in declared.roles.items():
+        table.add_row(role, r.kind, "yes" if r.required else "no", player_of.get(role, ""), escape(r.summary))
+    console.print(table)
+    console.print("tensors for loss terms: " + ", ".join(
+        f"{name}" + (f" (needs {', '.join(needs)})" if needs else "") for name, needs in declared.tensors.items()),
+        highlight=False)
+    console.print("directions: " + ", ".join(f"{name} ({d.input} -> {d.output})" for name, d in
+                                              declared.directions.items()), highlight=False)
 
 
 @app.command()

@@ -113,3 +113,10 @@ def test_a_broken_installed_plugin_is_reported_and_the_rest_work(tmp_path):
     done = subprocess.run([sys.executable, "-m", "p2pcore", "list"], capture_output=True, text=True, cwd=ROOT,
                           env={**env, "P2P_STRICT_PLUGINS": "1"})
     assert done.returncode == 2 and "p2p-broken" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_show_task_lists_what_a_recipe_wires():
+    result = runner.invoke(app, ["show", "task", "cyclegan"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "generator_ab" in result.stdout and "discriminator_a" in result.stdout
+    assert "rec_a (needs generator_ab, generator_ba)" in result.stdout and "b2a (b -> a)" in result.stdout
