@@ -735,3 +735,11 @@ def test_freezing_in_data_parallel_training_is_a_clear_error(monkeypatch) -> Non
     assert caught.value.key == "task.freeze_epochs"
     task.start_epoch(2, {"generator": generator})                         # past the frozen epochs: nothing held
     assert all(p.requires_grad for p in generator.parameters())
+
+
+def test_pix2pixhd_needs_a_label_map_dataset(tmp_path) -> None:
+    data = stage("recipes/quickstart_hd.toml", tmp_path, "photos")
+    data["data"] = {"name": "synthetic_thermal", "size": 32, "train_count": 2, "test_count": 1}
+    with pytest.raises(P2PError, match="reads label maps") as caught:
+        Trainer(validate_recipe(data, HOST), HOST, tmp_path / "photos")
+    assert caught.value.key == "data" and "cityscapes_hd" in caught.value.hint

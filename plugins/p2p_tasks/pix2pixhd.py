@@ -77,8 +77,9 @@ def instance_mean(features: torch.Tensor, segments: torch.Tensor) -> torch.Tenso
     once and summed with one index_add: no loop over instances."""
     n, c = features.shape[:2]
     ids = segments.round().long().flatten(1)                                   # N x HW
-    image = torch.arange(n, device=ids.device).unsqueeze(1).expand_as(ids)
-    _, index = torch.unique(torch.stack([image, ids]).flatten(1), dim=1, return_inverse=True)  # NHW
+    ids = ids - ids.min()
+    keys = ids + (ids.max() + 1) * torch.arange(n, device=ids.device).unsqueeze(1)   # distinct across images
+    _, index = torch.unique(keys.flatten(), return_inverse=True)               # NHW: the segment of each pixel
     count = int(index.max()) + 1
     values = features.permute(0, 2, 3, 1).reshape(-1, c)                      # NHW x C
     sums = values.new_zeros(count, c).index_add_(0, index, values)
@@ -101,10 +102,11 @@ class Pix2PixHDTask(Task):
 
     # -- networks ------------------------------------------------------------------------------------
     def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
-        label, b = ctx.channels["label"], ctx.channels["b"]
+        label, b = ctx.channels.get("label"), ctx.channels["b"]
         if label not in (1, 2):
+            given = f"{label}-channel ones" if label else "none"
             raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
-                           f"the dataset gives {label}", key="data",
+                           f"the dataset gives {given}", key="data",
                            hint="use a label-map dataset: cityscapes_hd or synthetic_labels")
         self.instances = self.use_instances and label == 2
         self.features = self.feat_nc if "encoder" in ctx.model else 0
