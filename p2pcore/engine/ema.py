@@ -20,6 +20,12 @@ class WeightAverage:
         self.nets = {role: copy.deepcopy(net).requires_grad_(False) for role, net in self.live.items()}
 
     @torch.no_grad()
+    def reset(self) -> None:
+        """Start the average at the current weights (after a data-parallel wrapper broadcast them)."""
+        for role, net in self.live.items():
+            self.nets[role].load_state_dict(net.state_dict())
+
+    @torch.no_grad()
     def update(self) -> None:
         for role, net in self.live.items():
             average = self.nets[role]

@@ -101,7 +101,6 @@ class Trainer:
                 self.placement.place(term.loss)
                 self.placement.wrap_term(term.loss)
         self.size_multiple = run.size_multiple()
-        self.forward_nets = self.placement.wrap(self.nets)
         self.optimizers = self._optimizers()
         players = {side: [p for p, player in self.spec.players.items() if player.side == side and p in self.optimizers]
                    for side in ("discriminator", "generator")}
@@ -110,13 +109,16 @@ class Trainer:
                         for side, names in players.items() if names}
         roles = {side: [r for p in names for r in self.spec.players[p].roles if r in self.nets]
                  for side, names in players.items()}
+        self.average = WeightAverage(self.nets, roles["generator"], cfg.ema) if cfg.ema else None
+        self.forward_nets = self.placement.wrap(self.nets)  # a data-parallel wrapper broadcasts rank 0's weights
+        if self.average is not None:
+            self.average.reset()
         self.frozen_in_g = roles["discriminator"]
         # the generator side runs frozen discriminators as plain modules: a data-parallel wrapper would
         # wait for gradients that frozen parameters never get
         self.generator_view = self.forward_nets if self.placement.world_size == 1 else {
             **self.forward_nets, **SingleDevice.wrap(self.placement, {r: self.nets[r] for r in self.frozen_in_g})}
         self.schedule = host.build("schedule", recipe.schedule, key="schedule")
-        self.average = WeightAverage(self.nets, roles["generator"], cfg.ema) if cfg.ema else None
         self.progress = Progress()
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl" if self.placement.is_main else Path(os.devnull))
