@@ -44,7 +44,7 @@ def one_hot(ids: torch.Tensor, label_nc: int, *, ignore: int | None = None,
     valid = (labels >= 0) & (labels < label_nc)
     if ignore is not None:
         kept = labels != ignore
-        valid |= ~kept
+        valid = valid | ~kept
     bad = ~valid
     if bool(bad.any()):
         n = int(bad.flatten(1).any(1).nonzero()[0, 0])
@@ -112,7 +112,7 @@ class Pix2PixHDTask(Task):
         self.features = self.feat_nc if "encoder" in ctx.model else 0
         semantics = self.label_nc + int(self.instances)
         nets = {"generator": ctx.build("generator", in_channels=semantics + self.features, out_channels=b)}
-        if self.freeze_epochs and not self._frozen_part(nets["generator"]):
+        if self.freeze_epochs and self._frozen_part(nets["generator"]) is None:
             raise P2PError(f"the generator has no module {self.freeze!r} to hold fixed for the first epochs",
                            key="task.freeze",
                            hint="freeze_epochs needs a local_enhancer generator (its G1 is global_net), or "
