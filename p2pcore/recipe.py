@@ -107,7 +107,9 @@ class TrainConfig(Section):
     divergence_patience: int = Field(
         20, ge=1, description="non-finite steps in a row (skipped) before training stops")
     deterministic: bool = Field(False, description="use deterministic algorithms (slower)")
-    compile: bool = Field(False, description="torch.compile the networks")
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        False, description='torch.compile the networks: true or "default", "reduce-overhead" (CUDA graphs, GPUs '
+                           'only), "max-autotune"')
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step (WGAN: 5)")
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the generator "
                                                    "weights, used by samples, translate and export (0: off; "

@@ -191,3 +191,13 @@ def test_a_training_step_never_waits_for_the_gpu(host, tmp_path):
             trainer.train_step(batch)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_compile_modes_and_why_one_is_off():
+    from p2pcore.engine.placement import compile_mode
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert compile_mode(False, cpu) is None and compile_mode(True, cpu) == "default"
+    assert compile_mode("max-autotune", cpu) == "max-autotune" and compile_mode("reduce-overhead", gpu) == "reduce-overhead"
+    with pytest.warns(UserWarning, match="CUDA graphs"):
+        assert compile_mode("reduce-overhead", cpu) == "default"

@@ -5,6 +5,7 @@ device under PyTorch's launcher (torchrun or `p2p run --nproc N`), with Distribu
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -18,10 +19,10 @@ class SingleDevice:
     world_size = 1
     is_main = True
 
-    def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool = False) -> None:
+    def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool | str = False) -> None:
         self.device = device
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
-        self.compile = compile
+        self.compile = compile_mode(compile, device)
 
     def place(self, module: nn.Module) -> nn.Module:
         """Move a network (or a loss term that owns one) to the device."""
@@ -29,13 +30,13 @@ class SingleDevice:
 
     def wrap(self, nets: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
         """The modules the forward passes run: compiled when asked, the same modules otherwise."""
-        return {role: torch.compile(net) if self.compile else net for role, net in nets.items()}
+        return {role: torch.compile(net, mode=self.compile) if self.compile else net for role, net in nets.items()}
 
     def wrap_term(self, term: nn.Module) -> None:
         """Compile the networks a loss term owns, in place, when compiling."""
         if self.compile:
             for child in term.children():
-                child.compile()
+                child.compile(mode=self.compile)
 
     def to_device(self, image: torch.Tensor) -> torch.Tensor:
         return image.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -56,7 +57,7 @@ class DataParallel(SingleDevice):
     """One process per device; gradients are averaged by DistributedDataParallel, so a step on
     `world_size` shards of a batch equals one step on the whole batch (for per-sample norms)."""
 
-    def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool = False) -> None:
+    def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool | str = False) -> None:
         import torch.distributed as dist
 
         super().__init__(device, channels_last=channels_last, compile=compile)
@@ -97,7 +98,19 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def placement_for(device: torch.device, *, channels_last: bool, compile: bool) -> SingleDevice:
+def compile_mode(compile: bool | str, device: torch.device) -> str | None:
+    """The torch.compile mode to use, or None; an option the device cannot honour says why in one line."""
+    if compile is False:
+        return None
+    mode = "default" if compile is True else compile
+    if mode == "reduce-overhead" and device.type != "cuda":
+        warnings.warn('train.compile = "reduce-overhead" captures CUDA graphs, which this device does not have; '
+                      'compiling with mode "default"', stacklevel=2)
+        return "default"
+    return mode
+
+
+def placement_for(device: torch.device, *, channels_last: bool, compile: bool | str) -> SingleDevice:
     """DataParallel when started by PyTorch's launcher with more than one process, else SingleDevice:
     gloo on CPUs, nccl on GPUs, each process on the GPU of its local rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
