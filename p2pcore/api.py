@@ -486,8 +486,11 @@ def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[s
     ``[data]`` table (``{"root": ...}`` to read the dataset elsewhere), or replaces it when it names another
     adapter. A role the recipe lacks, or a checkpoint that does not fit its recipe, is a P2PError naming
     the file."""
+    import torch
+
     from p2pcore.engine.assemble import image_channels
     from p2pcore.engine.checkpoint import load_network, read_checkpoint
+    from p2pcore.engine.translate import check_shapes
     from p2pcore.plugins import load_host
     from p2pcore.recipe import validate_recipe
 
@@ -511,6 +514,8 @@ def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[s
         adapter = host.build("dataset", recipe.data, key="data")
         context = TaskContext(builder=host, model=recipe.model, channels=image_channels(adapter),
                               wanted=frozenset(roles))
+        with torch.device("meta"):  # shapes first: a recipe that disagrees with the tensors allocates nothing
+            check_shapes(task.build_networks(context), ckpt)
         nets = task.build_networks(context)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
