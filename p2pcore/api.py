@@ -390,6 +390,13 @@ class Task:
     def after_step(self, side: Side, nets: Mapping[str, nn.Module], step: int) -> None:
         """Called after each update of a side (post-step hook)."""
 
+    def configure_translation(self, style: str | None, styles: str | None) -> None:
+        """Choose what multimodal tasks feed beside the input at translation time (`p2p translate --style
+        STYLE --styles FILE`, e.g. pix2pixHD's clustered instance features). A task without styles refuses."""
+        if style is not None or styles is not None:
+            raise P2PError(f"{type(self).__name__} translates without styles", key="--style",
+                           hint="drop --style and --styles")
+
     def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
         """Called before each epoch's first step, and again for the epoch a resumed run continues:
         where a task switches what it trains by epoch (freezing a role for the first epochs)."""

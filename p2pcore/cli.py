@@ -136,6 +136,9 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
               seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
               direction: Annotated[str | None, typer.Option(help="a direction the task offers: a2b (default), "
                                                             "b2a for CycleGAN")] = None,
+              style: Annotated[str | None, typer.Option(help="for tasks with styles (pix2pixhd): random or "
+                                                        "cluster:K")] = None,
+              styles: Annotated[Path | None, typer.Option(help="the styles file (`p2p cluster` writes one)")] = None,
               overwrite: Annotated[bool, typer.Option(help="replace output files that exist")] = False,
               fail_fast: Annotated[bool, typer.Option(help="stop at the first image that fails")] = False) -> None:
     """Translate images with a checkpoint's networks, at each image's own size."""
@@ -145,7 +148,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
 
     jobs = list(plan(input, output, overwrite=overwrite))
     translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
-                            direction=direction)
+                            direction=direction, style=style, styles=str(styles) if styles else None)
     failed: list[P2PError] = []
     for source, target in track(jobs, description="translating", console=console, disable=len(jobs) < 2):
         try:

@@ -743,3 +743,41 @@ def test_pix2pixhd_needs_a_label_map_dataset(tmp_path) -> None:
     with pytest.raises(P2PError, match="reads label maps") as caught:
         Trainer(validate_recipe(data, HOST), HOST, tmp_path / "photos")
     assert caught.value.key == "data" and "cityscapes_hd" in caught.value.hint
+
+
+def test_translate_with_styles_from_the_clusters(global_run: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from p2pcore.cli import app as p2p_app
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    HOST.manager.hook.p2p_add_commands(app=app)
+    recipe = tmp_path / "data.toml"
+    recipe.write_text('[data]\nname = "synthetic_labels"\nsize = 32\ntrain_count = 6\n')
+    styles = tmp_path / "styles.safetensors"
+    checkpoint = global_run / "checkpoints" / "latest.safetensors"
+    assert CliRunner().invoke(app, ["cluster", str(checkpoint), str(recipe), "--k", "2", "--out",
+                                    str(styles)]).exit_code == 0
+    adapter = HOST.build("dataset", {"name": "synthetic_labels", "size": 32})
+    label_file = adapter.write_files("test", tmp_path / "files", count=1)[0]
+    label = adapter.read_input(label_file, "label")
+
+    def photo(**style: str) -> torch.Tensor:
+        return Translator(checkpoint, HOST, device="cpu", protocol="eval", **style)(label)
+
+    plain, first, second = photo(), photo(style="cluster:0", styles=str(styles)), photo(style="cluster:1",
+                                                                                      styles=str(styles))
+    assert not torch.allclose(plain, first) and not torch.allclose(first, second)
+    assert torch.equal(first, photo(style="cluster:0", styles=str(styles)))
+    assert photo(style="random", styles=str(styles)).shape == plain.shape
+    with pytest.raises(P2PError, match="go together"):
+        photo(style="cluster:0")
+    with pytest.raises(P2PError, match="unknown style"):
+        photo(style="clusters", styles=str(styles))
+    out = tmp_path / "styled.png"
+    result = CliRunner().invoke(p2p_app, ["translate", str(checkpoint), str(label_file), str(out), "--style",
+                                          "cluster:1", "--styles", str(styles), "--eval"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()

@@ -125,3 +125,11 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(checkpoin
         write_checkpoint(target, ckpt.tensors, ckpt.metadata)
     assert "previous checkpoint is intact" in caught.value.hint
     assert target.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_task_without_styles_refuses_them(checkpoint, host):
+    from p2pcore.engine.translate import Translator
+
+    with pytest.raises(P2PError, match="without styles") as caught:
+        Translator(checkpoint, host, device="cpu", style="random", styles="x.safetensors")
+    assert caught.value.key == "--style"

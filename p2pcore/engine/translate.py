@@ -40,7 +40,8 @@ class Translator:
     Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's."""
 
     def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto", protocol: Protocol = "paper",
-                 seed: int = 0, direction: str | None = None) -> None:
+                 seed: int = 0, direction: str | None = None, style: str | None = None,
+                 styles: str | None = None) -> None:
         ckpt = read_checkpoint(checkpoint)
         file = str(ckpt.path)
         if not all(key in ckpt.recipe for key in ("task", "model", "data")):
@@ -56,6 +57,7 @@ class Translator:
         except P2PError as exc:
             raise exc.with_location(file=file) from None
         self.task, self.adapter, self.nets = run.task, run.adapter, run.nets
+        self.task.configure_translation(style, styles)
         self.averaged = any(name.startswith("ema.") for name in ckpt.tensors)
         for role, net in self.nets.items():
             state = ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}")

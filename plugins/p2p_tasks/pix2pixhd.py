@@ -99,6 +99,7 @@ class Pix2PixHDTask(Task):
         self.instances = False          # set from the data's channels in build_networks
         self.features = 0               # feature channels the generator reads (0: no encoder)
         self.conditional = True
+        self.style: tuple[str, int, dict[int, torch.Tensor]] | None = None  # translation: choice, K, centres
 
     # -- networks ------------------------------------------------------------------------------------
     def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
@@ -190,8 +191,63 @@ class Pix2PixHDTask(Task):
 
     def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
         semantics = self.semantics(image)
-        inputs = [semantics] + ([self._no_style(semantics)] if self.features else [])
-        return nets["generator"](torch.cat(inputs, dim=1))
+        if self.features:
+            semantics = torch.cat([semantics, self._styled(image) if self.style else self._no_style(semantics)], 1)
+        return nets["generator"](semantics)
+
+    def configure_translation(self, style: str | None, styles: str | None) -> None:
+        """`random` or `cluster:K`: each instance gets a centre of its class from a `p2p cluster` file."""
+        if style is None and styles is None:
+            self.style = None
+            return
+        if not self.features:
+            raise P2PError("this checkpoint's generator reads no instance features, so it has no styles",
+                           key="--style", hint="styles need a run trained with [model.encoder]")
+        if style is None or styles is None:
+            raise P2PError("--style and --styles go together", key="--style",
+                           hint="e.g. --style cluster:0 --styles features_clustered_010.safetensors")
+        if style != "random" and not (style.startswith("cluster:") and style[8:].isdigit()):
+            raise P2PError(f"unknown style {style!r}", key="--style", hint="random, or cluster:K with K from 0")
+        self.style = (style, int(style[8:]) if style != "random" else -1, read_styles(styles, self.features))
+
+    def _styled(self, label: torch.Tensor) -> torch.Tensor:
+        """Per image: every instance filled with a centre of its class (zeros for classes without one)."""
+        choice, k, centres = self.style
+        maps = []
+        for ids, segments in zip(label[:, 0].long(), self.segments(label)[:, 0].long(), strict=True):
+            unique, inverse = torch.unique(segments, return_inverse=True)
+            classes = torch.zeros(len(unique), dtype=torch.long, device=ids.device).scatter_(
+                0, inverse.flatten(), ids.flatten())
+            codes = torch.zeros(len(unique), self.features, device=label.device)
+            for cls in classes.unique().tolist():  # the classes present (at most label_nc), never the pixels
+                options = centres.get(cls)
+                if options is None:
+                    continue
+                members = (classes == cls).nonzero().squeeze(1)
+                pick = torch.randint(len(options), (len(members),)) if choice == "random" else \
+                    torch.full((len(members),), min(k, len(options) - 1))
+                codes[members] = options.to(codes)[pick]
+            maps.append(codes[inverse].permute(2, 0, 1))
+        return torch.stack(maps).to(label.dtype if label.is_floating_point() else torch.float32)
+
+
+def read_styles(path: str, feat_nc: int) -> dict[int, torch.Tensor]:
+    """The centres of a `p2p cluster` file by label id, checked against the generator's feature channels."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            centres = {int(key.split(".", 1)[1]): f.get_tensor(key) for key in f.keys()  # noqa: SIM118
+                       if key.startswith("centres.") and key.split(".", 1)[1].isdigit()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise P2PError(f"cannot read the styles file: {exc}", file=path, key="--styles",
+                       hint="give a file written by `p2p cluster`") from None
+    if not centres or any(c.dim() != 2 or c.shape[1] != feat_nc for c in centres.values()):
+        raise P2PError(f"the styles file holds no {feat_nc}-channel centres", file=path, key="--styles",
+                       hint=f"cluster with the same checkpoint (its encoder makes {feat_nc} channels); "
+                            f"it says feat_nc {meta.get('feat_nc', '?')}")
+    return centres
 
 
 def instance_features(features: torch.Tensor, segments: torch.Tensor,
