@@ -203,6 +203,16 @@ def _make_register(registry: Registry, kind: str, plugin: str, distribution: str
     return register
 
 
+def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
+    """A hook implementation p2p has no specification for (a misspelt name) fails its plugin."""
+    known = [name for name in dir(hookspecs) if name.startswith("p2p_")]
+    for impl_name in dir(plugin):
+        if impl_name.startswith("p2p_") and impl_name not in known and callable(getattr(plugin, impl_name, None)):
+            guess = did_you_mean(impl_name, known)
+            raise ValueError(f"unknown hook {impl_name!r}" + (f"; did you mean {guess!r}?" if guess else "")
+                             + f" (p2p's hooks: {', '.join(known)})")
+
+
 def load_host(*, strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
               entry_points: bool = True) -> Host:
     """Discover plugins through the ``p2p.plugins`` entry points and build a frozen registry.
@@ -231,7 +241,10 @@ def load_host(*, strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] 
         added: list[str] = []
         try:
             plugin = loader()
+            if manager.is_registered(plugin):  # one module listed twice (a stale install's metadata): once is enough
+                continue
             manager.register(plugin, name=f"{dist}:{name}")
+            _check_hook_names(manager, plugin)
             for kind, hook_name in HOOK_FOR_KIND.items():
                 for impl in getattr(manager.hook, hook_name).get_hookimpls():
                     if impl.plugin is plugin:

@@ -50,7 +50,7 @@ def test_list_json_and_show(host):
     result = runner.invoke(app, ["list", "norm", "--json"])
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    assert {row["name"] for row in rows if row["plugin"] == "p2p"} == {"batch", "syncbatch", "instance", "none"}
+    assert {row["name"] for row in rows if row["plugin"] == "p2pcore"} == {"batch", "syncbatch", "instance", "none"}
     result = runner.invoke(app, ["show", "generator", "unet"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "depth" in result.stdout and "ngf" in result.stdout
 

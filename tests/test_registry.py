@@ -22,8 +22,8 @@ def test_builtins_are_registered_through_entry_points(host):
     assert {"batch", "instance", "none"} <= set(names["norm"])
     assert "unet" in names["generator"] and "patch" in names["discriminator"]
     assert {"gan", "l1"} <= set(names["loss"]) and "pix2pix" in names["task"]
-    assert all(r.ok for r in host.records if r.distribution == "p2p"), [r for r in host.records if not r.ok]
-    assert host.registry.get("norm", "batch").distribution == "p2p"
+    assert all(r.ok for r in host.records if r.distribution == "p2pcore"), [r for r in host.records if not r.ok]
+    assert host.registry.get("norm", "batch").distribution == "p2pcore"
 
 
 def test_unknown_name_suggests_and_lists(host):
@@ -98,3 +98,15 @@ def test_registry_is_frozen(host):
 def test_wildcard_search(host):
     assert [s.name for s in host.registry.search("generator", "*unet*")] == ["unet"]
     assert {s.kind for s in host.registry.search(None, "patch")} == {"discriminator"}
+
+
+def test_a_misspelt_hook_fails_its_plugin_only():
+    import types
+
+    from p2pcore.api import hookimpl
+
+    misspelt = types.SimpleNamespace(p2p_register_metric=hookimpl(lambda register: None))
+    host = load_host(extra_plugins=[("typo", misspelt)])
+    record = next(r for r in host.records if r.name == "typo")
+    assert not record.ok and "did you mean 'p2p_register_metrics'" in record.error
+    assert all(r.ok for r in host.records if r.name != "typo")
