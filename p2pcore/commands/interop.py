@@ -63,11 +63,8 @@ def junyanz(
     output_nc: Annotated[int, typer.Option("--output-nc", help="channels of the output images")] = 3,
 ) -> None:
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
-    from rich.console import Console
     from rich.markup import escape
 
-    from p2pcore import __version__
-    from p2pcore.engine.checkpoint import write_checkpoint
     from p2pcore.interop.junyanz import import_discriminator, import_generator, load_reference_state
     from p2pcore.plugins import load_host
 
@@ -90,22 +87,34 @@ def junyanz(
         sources.append(d_file.name)
 
     data = {"name": "single", "channels": input_nc, "out_channels": output_nc}
-    recipe: dict[str, Any] = {"name": out.stem, "task": "pix2pix", "data": data,
+    console = _write_imported(out, host, "pix2pix", data, nets, "junyanz:" + ",".join(sources))
+    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
+                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
+
+
+def _write_imported(out: Path, host: Any, task: Any, data: dict[str, Any], nets: dict[str, Any],
+                    source: str) -> Any:
+    """Write imported networks as a p2p checkpoint with the recipe that rebuilds them; print each one."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from p2pcore import __version__
+    from p2pcore.engine.checkpoint import write_checkpoint
+
+    recipe: dict[str, Any] = {"name": out.stem, "task": task, "data": data,
                               "model": {role: imported.spec for role, imported in nets.items()}}
-    components = [host.describe("task", "pix2pix"), host.describe("dataset", data)]
+    components = [host.describe("task", task), host.describe("dataset", data)]
     components += [host.describe(imported.kind, imported.spec) for imported in nets.values()]
     tensors = {f"net.{role}.{key}": value for role, imported in nets.items()
                for key, value in imported.net.state_dict().items()}
-    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0,
-                "source": "junyanz:" + ",".join(sources), "p2p_version": __version__}
+    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0, "source": source,
+                "p2p_version": __version__}
     write_checkpoint(out, tensors, metadata)
-
     console = Console()
     for role, imported in nets.items():
         count = sum(p.numel() for p in imported.net.parameters())
         console.print(escape(f"{role}: {_spec_text(imported.spec)}, {count:,} parameters"))
-    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
-                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
+    return console
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -141,11 +150,8 @@ def pix2pixhd(
                                                  "generator reads one-hot (35 for Cityscapes)")] = None,
 ) -> None:
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
-    from rich.console import Console
     from rich.markup import escape
 
-    from p2pcore import __version__
-    from p2pcore.engine.checkpoint import write_checkpoint
     from p2pcore.interop.junyanz import load_reference_state
     from p2pcore.interop.pix2pixhd import import_discriminator, import_generator
     from p2pcore.plugins import load_host
@@ -184,19 +190,6 @@ def pix2pixhd(
         nets["discriminator"] = d
         sources.append(checkpoint_d.name)
 
-    recipe: dict[str, Any] = {"name": out.stem, "task": task, "data": data,
-                              "model": {role: imported.spec for role, imported in nets.items()}}
-    components = [host.describe("task", task), host.describe("dataset", data)]
-    components += [host.describe(imported.kind, imported.spec) for imported in nets.values()]
-    tensors = {f"net.{role}.{key}": value for role, imported in nets.items()
-               for key, value in imported.net.state_dict().items()}
-    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0,
-                "source": "pix2pixhd:" + ",".join(sources), "p2p_version": __version__}
-    write_checkpoint(out, tensors, metadata)
-
-    console = Console()
-    for role, imported in nets.items():
-        count = sum(p.numel() for p in imported.net.parameters())
-        console.print(escape(f"{role}: {_spec_text(imported.spec)}, {count:,} parameters"))
+    console = _write_imported(out, host, task, data, nets, "pix2pixhd:" + ",".join(sources))
     console.print(f"[green]imported[/green] -> {escape(str(out))}; "
                   f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")

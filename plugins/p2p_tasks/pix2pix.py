@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from p2pcore.api import Side, Task, TaskContext, Tensors
+
+
+def judging(d: nn.Module, seen: Callable[[Tensors, torch.Tensor], torch.Tensor], *, detach: bool) -> dict[str, Any]:
+    """Producers of the d_* tensors: what D sees of real_b and fake_b (`seen` adds the condition) and its
+    predictions; the discriminator side sees the fake detached."""
+    return {
+        "d_net": lambda t: d,
+        "d_in_real": lambda t: seen(t, t["real_b"]),
+        "d_in_fake": lambda t: seen(t, t["fake_b"].detach() if detach else t["fake_b"]),
+        "d_real": lambda t: d(t["d_in_real"]),
+        "d_fake": lambda t: d(t["d_in_fake"]),
+    }
 
 
 class Pix2PixTask(Task):
@@ -35,15 +47,7 @@ class Pix2PixTask(Task):
     def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
         if "discriminator" not in nets:
             return base
-        d = nets["discriminator"]
-        detach = side == "discriminator"
-        return base.extend({
-            "d_net": lambda t: d,
-            "d_in_real": lambda t: self._seen(t, t["real_b"]),
-            "d_in_fake": lambda t: self._seen(t, t["fake_b"].detach() if detach else t["fake_b"]),
-            "d_real": lambda t: d(t["d_in_real"]),
-            "d_fake": lambda t: d(t["d_in_fake"]),
-        })
+        return base.extend(judging(nets["discriminator"], self._seen, detach=side == "discriminator"))
 
     def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
         return nets["generator"](image)

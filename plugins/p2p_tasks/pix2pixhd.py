@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from p2p_tasks.pix2pix import judging
 from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
 
 
@@ -179,15 +180,7 @@ class Pix2PixHDTask(Task):
     def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
         if "discriminator" not in nets:
             return base
-        d = nets["discriminator"]
-        detach = side == "discriminator"
-        return base.extend({
-            "d_net": lambda t: d,
-            "d_in_real": lambda t: self._seen(t, t["real_b"]),
-            "d_in_fake": lambda t: self._seen(t, t["fake_b"].detach() if detach else t["fake_b"]),
-            "d_real": lambda t: d(t["d_in_real"]),
-            "d_fake": lambda t: d(t["d_in_fake"]),
-        })
+        return base.extend(judging(nets["discriminator"], self._seen, detach=side == "discriminator"))
 
     def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
         semantics = self.semantics(image)
