@@ -249,10 +249,11 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
     return np.clip(thermal, 0, 1).astype(np.float32), np.clip(colour, 0, 1).astype(np.float32)
 
 
-class SyntheticScenes(Dataset):
-    """Rendered items; when training, both images are mirrored together at random."""
+class RenderedScenes(Dataset):
+    """Items rendered on demand from (seed, split, index); when training, the images of an item are
+    mirrored together at random. Subclasses render one item in `item`."""
 
-    def __init__(self, params: SyntheticThermalParams, split: str, count: int, train: bool) -> None:
+    def __init__(self, params: Any, split: str, count: int, train: bool) -> None:
         self.params = params
         self.split = split
         self.count = count
@@ -264,16 +265,28 @@ class SyntheticScenes(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -self.count <= index < self.count:
             raise IndexError(index)
-        index %= self.count
+        return self.item(index % self.count)
+
+    def item(self, index: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def mirrored(self, *images: torch.Tensor) -> list[torch.Tensor]:
+        if self.train and self.params.flip and torch.rand(()) < 0.5:
+            return [image.flip(-1).contiguous() for image in images]
+        return [image.contiguous() for image in images]
+
+
+class SyntheticScenes(RenderedScenes):
+    """Thermal and colour renderings of one scene (or, unpaired, of two)."""
+
+    def item(self, index: int) -> dict[str, Any]:
         thermal, colour = render(self.params.size, self.params.seed, self.split, index)
         if not self.params.paired and self.count > 1:  # the colour of another scene: no pairing to learn from
             other = int(torch.randint(self.count - 1, ())) if self.train else 0
             _, colour = render(self.params.size, self.params.seed, self.split, (index + 1 + other) % self.count)
-        a = torch.from_numpy(thermal)[None].mul_(2).sub_(1)
-        b = torch.from_numpy(colour).permute(2, 0, 1).mul(2).sub_(1)
-        if self.train and self.params.flip and torch.rand(()) < 0.5:
-            a, b = a.flip(-1), b.flip(-1)
-        return {"a": a.contiguous(), "b": b.contiguous(), "name": f"{self.split}_{index:05d}", "skipped": 0}
+        a, b = self.mirrored(torch.from_numpy(thermal)[None].mul_(2).sub_(1),
+                             torch.from_numpy(colour).permute(2, 0, 1).mul(2).sub_(1))
+        return {"a": a, "b": b, "name": f"{self.split}_{index:05d}", "skipped": 0}
 
 
 class SyntheticThermal:

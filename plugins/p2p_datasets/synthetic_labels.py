@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from p2pcore.api import P2PError
 
 from .imagefiles import read_image, write_image
 from .labelmaps import display, read_label_maps
 from .report import DataReport
+from .synthetic import RenderedScenes
 
 SPLITS = {"train": 0, "test": 1}
 SKY, ROAD, SIDEWALK, BUILDING, VEGETATION, PERSON, CAR = 23, 7, 8, 11, 21, 24, 26
@@ -108,31 +108,16 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
     return label, inst, np.clip(photo, 0, 1).astype(np.float32)
 
 
-class SyntheticLabelScenes(Dataset):
-    """Rendered items; when training, the maps and the photo are mirrored together at random."""
+class SyntheticLabelScenes(RenderedScenes):
+    """Label and instance maps with the photo they describe."""
 
-    def __init__(self, params: Any, split: str, count: int, train: bool) -> None:
-        self.params = params
-        self.split = split
-        self.count = count
-        self.train = train
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -self.count <= index < self.count:
-            raise IndexError(index)
-        index %= self.count
+    def item(self, index: int) -> dict[str, Any]:
         label, inst, photo = render(self.params.size, self.params.seed, self.split, index)
         maps = [label] + ([inst] if self.params.instances else [])
-        ids = torch.from_numpy(np.stack(maps)).to(torch.float32)
-        b = torch.from_numpy(photo).permute(2, 0, 1).mul(2).sub_(1)
-        if self.train and self.params.flip and torch.rand(()) < 0.5:
-            ids, b = ids.flip(-1), b.flip(-1)
+        ids, b = self.mirrored(torch.from_numpy(np.stack(maps)).to(torch.float32),
+                               torch.from_numpy(photo).permute(2, 0, 1).mul(2).sub_(1))
         name = f"{self.split}_{index:05d}"
-        return {"label": ids.contiguous(), "b": b.contiguous(), "name": name, "label_file": f"scene {name}",
-                "skipped": 0}
+        return {"label": ids, "b": b, "name": name, "label_file": f"scene {name}", "skipped": 0}
 
 
 class SyntheticLabels:
