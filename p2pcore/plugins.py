@@ -95,6 +95,37 @@ class Host:
         return {"kind": kind, "name": component.name, "qualified_name": component.qualified_name,
                 "distribution": component.distribution, "version": component.version}
 
+    def describe_all(self, refs: Iterable[ComponentRef]) -> list[dict[str, str]]:
+        """`describe` for resolved references and every component nested in their parameters
+        (a third-party norm inside a built-in generator), each once."""
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        pending = list(refs)
+        while pending:
+            ref = pending.pop(0)
+            entry = self.describe(ref.kind, ref)
+            found.setdefault((entry["kind"], entry["qualified_name"]), entry)
+            if ref.params is not None:
+                for _, value in ref.params:
+                    pending.extend(_refs_in(value))
+        return list(found.values())
+
+    def check_installed(self, recorded: Iterable[Any], *, file: str, kinds: Iterable[str]) -> None:
+        """The components of `kinds` a checkpoint was made with must be installed: a missing one names
+        the distribution and version to install; another version, or another provider, is a warning."""
+        import warnings
+
+        for entry in (e for e in recorded if e.kind in set(kinds)):
+            component = next((c for c in self.registry.specs(entry.kind) if c.qualified_name == entry.qualified_name),
+                             None) or next((c for c in self.registry.specs(entry.kind) if c.name == entry.name), None)
+            if component is None:
+                raise P2PError(f"the checkpoint needs {entry.kind} {entry.name!r} from {entry.distribution} "
+                               f"{entry.version}, which is not installed", file=file,
+                               hint=f"pip install '{entry.distribution}=={entry.version}'")
+            if (component.distribution, component.version) != (entry.distribution, entry.version):
+                warnings.warn(f"{file} was made with {entry.kind} {entry.name!r} of {entry.distribution} "
+                              f"{entry.version}; {component.distribution} {component.version} provides it here",
+                              stacklevel=2)
+
 
 def _resolve_nested(host: Host, value: Any, key: str) -> Any:
     """`value` with every component reference in it resolved (the same object when it holds none)."""
@@ -116,6 +147,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _refs_in(value: Any) -> list[ComponentRef]:
+    if isinstance(value, ComponentRef):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, ComponentRef)]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, ComponentRef)]
+    return []
 
 
 def validate_params(component: ComponentSpec, options: Mapping[str, Any], *, key: str = "") -> BaseModel:

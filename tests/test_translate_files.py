@@ -133,3 +133,22 @@ def test_a_task_without_styles_refuses_them(checkpoint, host):
     with pytest.raises(P2PError, match="without styles") as caught:
         Translator(checkpoint, host, device="cpu", style="random", styles="x.safetensors")
     assert caught.value.key == "--style"
+
+
+def test_a_checkpoint_names_the_plugin_it_needs(checkpoint, tmp_path, host):
+    from p2pcore.engine.translate import Translator
+
+    ckpt = read_checkpoint(checkpoint)
+    recorded = ckpt.metadata["components"]
+    assert {"norm"} <= {c["kind"] for c in recorded}  # nested components are recorded too
+    missing = {"kind": "generator", "name": "hourglass", "qualified_name": "p2p-hourglass:hourglass",
+               "distribution": "p2p-hourglass", "version": "1.2.0"}
+    crafted = tmp_path / "needs.safetensors"
+    write_checkpoint(crafted, ckpt.tensors, {**ckpt.metadata, "components": [*recorded, missing]})
+    with pytest.raises(P2PError, match="from p2p-hourglass 1.2.0, which is not installed") as caught:
+        Translator(crafted, host, device="cpu")
+    assert "pip install 'p2p-hourglass==1.2.0'" in caught.value.hint
+    older = [{**c, "version": "0.0.1"} if c["kind"] == "generator" else c for c in recorded]
+    write_checkpoint(crafted, ckpt.tensors, {**ckpt.metadata, "components": older})
+    with pytest.warns(UserWarning, match="0.0.1"):
+        Translator(crafted, host, device="cpu")

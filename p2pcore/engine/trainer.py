@@ -399,12 +399,10 @@ class Trainer:
         return bool(minutes) and time.monotonic() - self._last_save >= minutes * 60
 
     def components(self) -> list[dict[str, str]]:
+        """Every component of the run, nested ones included, with its distribution and version."""
         r = self.recipe
-        parts = [self.host.describe("task", r.task), self.host.describe("dataset", r.data),
-                 self.host.describe("schedule", r.schedule)]
-        parts += [self.host.describe(ref.kind, ref) for ref in r.model.values()]
-        parts += [self.host.describe("loss", spec.ref()) for spec in r.loss.values()]
-        return parts
+        return self.host.describe_all([r.task, r.data, r.schedule, *r.model.values(),
+                                       *(spec.ref() for spec in r.loss.values())])
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return capture(self)

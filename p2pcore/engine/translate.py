@@ -47,6 +47,8 @@ class Translator:
         if not all(key in ckpt.recipe for key in ("task", "model", "data")):
             raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
                            hint="use a checkpoint written by `p2p run` or `p2p import`")
+        host.check_installed(ckpt.header.meta.components, file=file,
+                             kinds=("task", "dataset", "generator", "discriminator", "norm"))
         try:
             recipe = validate_recipe(ckpt.recipe, host, inference=True)
             spec = task_spec(recipe)
