@@ -232,7 +232,10 @@ def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, disc
     """Registered components."""
     host = _host()
     specs = host.registry.search(kind, pattern)
-    rows = [{"kind": s.kind, "name": s.name, "aliases": list(s.aliases), "plugin": s.distribution,
+    ambiguous = {(s.kind, s.name) for s in specs
+                 if sum(o.name == s.name for o in host.registry.specs(s.kind)) > 1}
+    rows = [{"kind": s.kind, "name": s.qualified_name if (s.kind, s.name) in ambiguous else s.name,
+             "aliases": list(s.aliases), "plugin": s.distribution,
              "version": s.version, "summary": s.summary} for s in specs]
     if as_json:
         console.print_json(json.dumps(rows))

@@ -452,7 +452,9 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             node[part] = child if isinstance(child, dict) else {}
             node = node[part]
         if path[-1] == "name" and len(path) > 1 and node.get("name", value) != value:
-            node.clear()  # another component: the old one's parameters do not apply to it
+            kept = {"weight": node["weight"]} if path[0] == "loss" and len(path) == 3 and "weight" in node else {}
+            node.clear()  # another component: the old one's parameters do not apply to it (a term keeps its weight)
+            node.update(kept)
         node[path[-1]] = value
     return data
 

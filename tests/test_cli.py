@@ -120,3 +120,20 @@ def test_show_task_lists_what_a_recipe_wires():
     assert result.exit_code == 0
     assert "generator_ab" in result.stdout and "discriminator_a" in result.stdout
     assert "rec_a (needs generator_ab, generator_ba)" in result.stdout and "b2a (b -> a)" in result.stdout
+
+
+def test_list_shows_qualified_names_where_two_plugins_clash(monkeypatch):
+    import types
+
+    from p2pcore import load_host
+    from p2pcore.api import hookimpl
+
+    def plugin(dist: str) -> types.SimpleNamespace:
+        return types.SimpleNamespace(__p2p_distribution__=dist, p2p_register_norms=hookimpl(
+            lambda register: register("twin", lambda params, ctx: None)))
+
+    host = load_host(extra_plugins=[("a", plugin("dist-a")), ("b", plugin("dist-b"))])
+    monkeypatch.setattr("p2pcore.cli._host", lambda: host)
+    result = runner.invoke(app, ["list", "norm", "--json"])
+    names = {row["name"] for row in json.loads(result.stdout)}
+    assert {"dist-a:twin", "dist-b:twin", "batch"} <= names and "twin" not in names

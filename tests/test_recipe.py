@@ -260,3 +260,9 @@ def test_a_generator_that_cannot_fit_the_crop_is_refused(host):
     assert caught.value.key == "model.generator"
     recipe["model"]["generator"]["depth"] = 6
     validate_recipe(recipe, host)
+
+
+def test_switching_a_loss_terms_component_keeps_its_weight(tmp_path, host):
+    path = write(tmp_path, "r.toml", BASE)
+    recipe = load_recipe(path, host, ["loss.l1.name=tv"])
+    assert recipe.loss["l1"].name == "tv" and recipe.loss["l1"].weight == 100.0
