@@ -212,6 +212,7 @@ class Trainer:
                 stop = self._stop_requested() if self.placement.world_size == 1 else \
                     logging and self.placement.any(self._stop_requested())
                 if stop:
+                    self.guard.sync(p, force=True)
                     self.save_latest()
                     raise KeyboardInterrupt
                 if self._due_for_save():
@@ -408,8 +409,8 @@ class Trainer:
         return capture(self)
 
     def save_latest(self) -> None:
-        if hasattr(self, "guard"):
-            self.guard.sync(self.progress, force=True)
+        """Write latest.safetensors (the main process of a data-parallel run); the caller has synced
+        the divergence guard's counts into `progress`."""
         if not self.placement.is_main:
             return
         tensors, metadata = self.state()
@@ -437,9 +438,9 @@ class Trainer:
         for leftover in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a crash
             leftover.unlink(missing_ok=True)
         latest = self.checkpoint_dir / "latest.safetensors"
-        problems = [] if resume_candidates(self.checkpoint_dir)[:1] == [latest] or not latest.exists() else \
-            [f"{latest.name} is damaged"]
-        for path in resume_candidates(self.checkpoint_dir):
+        candidates = resume_candidates(self.checkpoint_dir)
+        problems = [] if candidates[:1] == [latest] or not latest.exists() else [f"{latest.name} is damaged"]
+        for path in candidates:
             try:
                 ckpt = read_checkpoint(path)
             except P2PError as exc:  # a header that reads, tensors that do not
