@@ -493,40 +493,12 @@ def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[s
     ``[data]`` table (``{"root": ...}`` to read the dataset elsewhere), or replaces it when it names another
     adapter. A role the recipe lacks, or a checkpoint that does not fit its recipe, is a P2PError naming
     the file."""
-    import torch
-
-    from p2pcore.engine.assemble import image_channels
-    from p2pcore.engine.checkpoint import load_network, read_checkpoint
-    from p2pcore.engine.translate import check_shapes
+    from p2pcore.engine.assemble import assemble_trained
+    from p2pcore.engine.checkpoint import read_checkpoint
     from p2pcore.plugins import load_host
-    from p2pcore.recipe import validate_recipe
 
-    ckpt = read_checkpoint(checkpoint)
-    file = str(ckpt.path)
-    if not all(key in ckpt.recipe for key in ("task", "model", "data")):
-        raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
-                       hint="use a checkpoint written by `p2p run`")
-    recorded = dict(ckpt.recipe)
-    if data:
-        same = data.get("name", recorded["data"].get("name")) == recorded["data"].get("name")
-        recorded["data"] = {**recorded["data"], **data} if same else dict(data)
-    host = builder if builder is not None else load_host()
-    try:
-        recipe = validate_recipe(recorded, host, inference=True)
-        for role in roles:
-            if role not in recipe.model:
-                raise P2PError(f"the checkpoint's recipe has no model.{role}", key=f"model.{role}",
-                               hint=f"its networks: {', '.join(recipe.model)}")
-        task = host.build("task", recipe.task, key="task")
-        adapter = host.build("dataset", recipe.data, key="data")
-        context = TaskContext(builder=host, model=recipe.model, channels=image_channels(adapter),
-                              wanted=frozenset(roles))
-        with torch.device("meta"):  # shapes first: a recipe that disagrees with the tensors allocates nothing
-            check_shapes(task.build_networks(context), ckpt)
-        nets = task.build_networks(context)
-    except P2PError as exc:
-        raise exc.with_location(file=file) from None
-    for role, net in nets.items():
-        load_network(net, ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}"), role=role, file=file)
+    run = assemble_trained(read_checkpoint(checkpoint), builder if builder is not None else load_host(),
+                           roles=list(roles), data=data)
+    for net in run.nets.values():
         net.to(device)
-    return TrainedRun(recipe, task, adapter, nets)
+    return TrainedRun(run.recipe, run.task, run.adapter, run.nets)

@@ -33,18 +33,25 @@ def safe_name(name: str, *, key: str = "name") -> str:
     return name
 
 
+def check_writable(path: Path, *, hint: str) -> None:
+    """The nearest existing folder at or above `path` must be a folder this process can write into:
+    checked before any work, so nothing is computed that cannot be saved."""
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise P2PError(f"{existing} is a file, so {path} cannot be created", file=str(path), hint=hint)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise P2PError(f"cannot write into {existing}", file=str(path), hint=hint)
+
+
 def check_run_dir(out: Path, *, resume: bool) -> None:
     """`--out` must be a folder that is empty, missing, or a p2p run (with --resume, one that has a
     recipe to continue from): nothing of the user's is ever overwritten."""
     if out.exists() and not out.is_dir():
         raise P2PError("the run directory is a file", file=str(out), hint="give --out a folder (it is created if "
                                                                           "missing)")
-    parent = next((p for p in [out, *out.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise P2PError(f"{parent} is a file, so {out} cannot be created", file=str(out),
-                       hint="give --out a folder path")
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-        raise P2PError(f"{parent} is not writable", file=str(out), hint="choose another --out, or fix permissions")
+    check_writable(out, hint="give --out a writable folder path")
     entries = set(os.listdir(out)) if out.is_dir() else set()
     if resume:
         if RECIPE_FILE not in entries:

@@ -8,7 +8,6 @@ where it keeps one. The exported network is in inference mode (dropout off, batc
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from torch import nn
 from p2pcore.engine.translate import Translator
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
+from p2pcore.rundir import check_writable
 
 Format = Literal["onnx", "torchscript"]
 
@@ -41,9 +41,7 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
     output = Path(output)
     if output.is_dir():
         raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. generator.onnx")
-    folder = next(p for p in [output.parent, *output.parent.parents] if p.exists())
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise P2PError(f"cannot write into {folder}", file=str(output), hint="choose an output in a writable folder")
+    check_writable(output.parent, hint="choose an output in a writable folder")
     translator = Translator(checkpoint, host, device="cpu", protocol="eval", direction=direction)
     model = _Translation(translator).eval()
     side = translator.multiple * max(1, 64 // translator.multiple)

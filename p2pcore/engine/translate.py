@@ -9,29 +9,15 @@ from pathlib import Path
 import torch
 
 from p2pcore.checkpoint_format import file_identity
-from p2pcore.engine.assemble import assemble, check_direction, image_channels
-from p2pcore.engine.checkpoint import Checkpoint, load_network, read_checkpoint
+from p2pcore.engine.assemble import assemble_trained, check_direction, image_channels
+from p2pcore.engine.checkpoint import read_checkpoint
 from p2pcore.engine.device import resolve_device
 from p2pcore.engine.evaluation import protocol
 from p2pcore.engine.inference import Protocol, translate_image
 from p2pcore.errors import P2PError
 from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
 from p2pcore.plugins import Host
-from p2pcore.recipe import task_spec, validate_recipe
-
-
-def check_shapes(nets: dict[str, torch.nn.Module], ckpt: Checkpoint) -> None:
-    """The networks the checkpoint's recipe builds must have exactly the tensors the file holds."""
-    for role, net in nets.items():
-        held = ckpt.header.shapes(f"ema.{role}") or ckpt.header.shapes(f"net.{role}")
-        built = {key: tuple(value.shape) for key, value in net.state_dict().items()}
-        if held == built:
-            continue
-        differing = sorted(k for k in held.keys() | built.keys() if held.get(k) != built.get(k))
-        key = differing[0]
-        raise P2PError(f"the checkpoint's recipe does not match its tensors: {role} {key} is "
-                       f"{held.get(key, 'absent')} in the file but {built.get(key, 'absent')} in the recipe",
-                       key=f"model.{role}", hint="the file is damaged or was altered; use another checkpoint")
+from p2pcore.rundir import check_writable
 
 
 class Translator:
@@ -43,27 +29,14 @@ class Translator:
                  seed: int = 0, direction: str | None = None, style: str | None = None,
                  styles: str | None = None) -> None:
         ckpt = read_checkpoint(checkpoint)
-        file = str(ckpt.path)
-        if not all(key in ckpt.recipe for key in ("task", "model", "data")):
-            raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
-                           hint="use a checkpoint written by `p2p run` or `p2p import`")
-        host.check_installed(ckpt.header.meta.components, file=file,
+        host.check_installed(ckpt.header.meta.components, file=str(ckpt.path),
                              kinds=("task", "dataset", "generator", "discriminator", "norm"))
-        try:
-            recipe = validate_recipe(ckpt.recipe, host, inference=True)
-            spec = task_spec(recipe)
-            self.direction = check_direction(spec, direction, recipe.task.name)
-            with torch.device("meta"):  # shapes only: a recipe that disagrees with the tensors allocates nothing
-                check_shapes(assemble(recipe, host, direction=self.direction).nets, ckpt)
-            run = assemble(recipe, host, direction=self.direction)
-        except P2PError as exc:
-            raise exc.with_location(file=file) from None
+        run = assemble_trained(ckpt, host, direction=direction)
+        spec = run.spec
+        self.direction = check_direction(spec, direction, run.recipe.task.name)
         self.task, self.adapter, self.nets = run.task, run.adapter, run.nets
         self.task.configure_translation(style, styles)
         self.averaged = any(name.startswith("ema.") for name in ckpt.tensors)
-        for role, net in self.nets.items():
-            state = ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}")
-            load_network(net, state, role=role, file=file)
         self.device = resolve_device(device, key="--device")
         for net in self.nets.values():
             net.to(self.device)
@@ -134,10 +107,7 @@ def plan(source: Path, target: Path, *, overwrite: bool = False) -> list[tuple[P
     if existing and not overwrite:
         raise P2PError(f"{len(existing)} output file(s) exist already", file=str(existing[0]),
                        hint="add --overwrite to replace them, or choose another output")
-    folder = next(p for p in [jobs[0][1].parent, *jobs[0][1].parent.parents] if p.exists())
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise P2PError(f"cannot write into {folder}", file=str(jobs[0][1]),
-                       hint="choose an output in a writable folder")
+    check_writable(jobs[0][1].parent, hint="choose an output in a writable folder")
     return jobs
 
 
