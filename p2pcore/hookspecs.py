@@ -65,7 +65,14 @@ def p2p_register_schedules(register: Any) -> None:
 
 @hookspec
 def p2p_register_metrics(register: Any) -> None:
-    """Register evaluation metrics. ``build`` returns a callable ``metric(fake, real) -> float``."""
+    """Register evaluation metrics. ``params`` subclasses :class:`p2pcore.api.MetricParams` (its ``figures()``
+    names what it reports); ``build`` returns a :class:`p2pcore.api.Metric`."""
+
+
+@hookspec
+def p2p_register_segmenters(register: Any) -> None:
+    """Register semantic segmentation networks (for the FCN-score). ``build`` returns an ``nn.Module``
+    meeting :class:`p2pcore.api.Segmenter`, loading its weights from a local path its parameters name."""
 
 
 @hookspec

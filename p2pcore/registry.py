@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from p2pcore.errors import P2PError, did_you_mean
 
-KINDS: tuple[str, ...] = ("norm", "generator", "discriminator", "loss", "dataset", "task", "schedule", "metric")
+KINDS: tuple[str, ...] = ("norm", "generator", "discriminator", "loss", "dataset", "task", "schedule", "metric",
+                          "segmenter")
 BUILTIN_DISTRIBUTION = "p2pcore"  # the distribution on the package index; the command is `p2p`
 
 
