@@ -415,10 +415,14 @@ class Task:
 # -- schedules --------------------------------------------------------------------------------------
 
 class ScheduleParams(Params):
-    """Base of learning-rate schedules' parameters."""
+    """Base of learning-rate schedules' parameters. `reads` names the figures logged at epoch ends that the
+    schedule observes (``eval/psnr``), so `p2p validate` checks that the run logs them."""
 
     per: Literal["epoch", "step"] = Field(
         "epoch", description="epoch: the rate changes between epochs; step: after every step")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset()
 
 
 class Schedule:
@@ -432,7 +436,8 @@ class Schedule:
         raise NotImplementedError
 
     def observe(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Called at the end of each epoch with the metrics logged in it."""
+        """Called at the end of each epoch with the figures logged at it: the sample images' L1 and, at
+        epochs that evaluate, the `[eval]` figures."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}

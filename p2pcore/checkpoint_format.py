@@ -87,6 +87,7 @@ class CheckpointMeta(Record):
     task_state: dict[str, Any] = {}
     schedule: dict[str, Any] = {}
     rng: RngState | None = None
+    best: dict[str, Any] = {}
 
 
 class TensorEntry(Record):

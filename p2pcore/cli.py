@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
-COMMAND_MODULES: tuple[str, ...] = ("interop", "data")
+COMMAND_MODULES: tuple[str, ...] = ("interop", "data", "evaluate", "study")
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
 
@@ -140,28 +140,41 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                         "cluster:K")] = None,
               styles: Annotated[Path | None, typer.Option(help="the styles file (`p2p cluster` writes one)")] = None,
               overwrite: Annotated[bool, typer.Option(help="replace output files that exist")] = False,
-              fail_fast: Annotated[bool, typer.Option(help="stop at the first image that fails")] = False) -> None:
+              fail_fast: Annotated[bool, typer.Option(help="stop at the first image that fails")] = False,
+              batch_size: Annotated[int, typer.Option(min=1, help="images of one size (or tiles of one image) per "
+                                                      "forward pass, where sharing a pass cannot change an "
+                                                      "output: never with batch-statistics norm layers (batch "
+                                                      "norm under the paper protocol) or random draws (dropout "
+                                                      "under the paper protocol, a random style); there each "
+                                                      "image has its own pass, seeded alike, so outputs are the "
+                                                      "same for any batch size")] = 8,
+              tile: Annotated[int | None, typer.Option(min=1, help="translate images larger than SIZE x SIZE as "
+                                                       "overlapping tiles blended together: memory bounded by "
+                                                       "the tile; SIZE a multiple of the generator's size "
+                                                       "multiple", metavar="SIZE")] = None,
+              overlap: Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by "
+                                                          "neighbouring tiles, less than SIZE/2 (default "
+                                                          "SIZE/8)", metavar="PX")] = None,
+              workers: Annotated[int | None, typer.Option(min=1, help="threads reading and writing files "
+                                                          "while the networks run (default: up to 4)")] = None
+              ) -> None:
     """Translate images with a checkpoint's networks, at each image's own size."""
-    from rich.progress import track
-
+    from p2pcore.engine.pipeline import translate_files
     from p2pcore.engine.translate import Translator, plan
+    from p2pcore.progress import file_progress
 
     jobs = list(plan(input, output, overwrite=overwrite))
     translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
-                            direction=direction, style=style, styles=str(styles) if styles else None)
-    failed: list[P2PError] = []
-    for source, target in track(jobs, description="translating", console=console, disable=len(jobs) < 2):
-        try:
-            translator.translate_file(source, target)
-        except P2PError as error:
-            if fail_fast or len(jobs) == 1:
-                raise
-            failed.append(error)
-            render_error(error)
-    done = len(jobs) - len(failed)
-    console.print(f"[green]translated[/green] {done} image(s) -> {output} ({translator.direction}, "
-                  f"{translator.protocol} protocol{', weight average' if translator.averaged else ''}, "
-                  f"{translator.device})")
+                            direction=direction, style=style, styles=str(styles) if styles else None,
+                            batch_size=batch_size, tile=tile, overlap=overlap)
+    with file_progress(console, len(jobs), disable=len(jobs) < 2) as advance:
+        outcome = translate_files(translator, jobs, fail_fast=fail_fast, workers=workers, on_progress=advance,
+                                  on_error=render_error)
+    failed, done = outcome.failed, outcome.written
+    console.print(f"[green]translated[/green] {done} image(s) in {outcome.seconds:.1f} s ({outcome.rate:.1f} "
+                  f"files/s) -> {output} ({translator.direction}, {translator.protocol} protocol"
+                  f"{', weight average' if translator.averaged else ''}, {translator.device}, "
+                  f"{translator.batching()})")
     if failed:
         raise P2PError(f"{len(failed)} of {len(jobs)} image(s) failed; the other {done} were written",
                        details=[f"{e.file}: {e.message}" for e in failed], hint="fix or remove the files listed")

@@ -13,6 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from p2pcore.api import Checked, ComponentRef, DatasetRef, ScheduleRef, TaskRef, TaskSpec
+from p2pcore.api import Checked, ComponentRef, DatasetRef, MetricRef, ScheduleRef, TaskRef, TaskSpec
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
 
@@ -116,6 +117,54 @@ class TrainConfig(Section):
                                                    "e.g. 0.999)")
 
 
+class EvalConfig(Section):
+    """Metrics over a whole dataset split, every few epochs of training and in `p2p eval`."""
+
+    metrics: list[MetricRef] = Field(default_factory=list, description="metrics computed over `split`, each a name "
+                                     "or a table with `name` and its parameters (see `p2p list metric`)")
+    split: str = Field("test", description="the dataset split evaluated")
+    every: int = Field(1, ge=1, description="epochs between evaluations; the last epoch is always evaluated")
+    best: str | None = Field(None, description='a figure as metrics.jsonl logs it (e.g. "eval/psnr") that selects '
+                             "checkpoints/best.safetensors; whether higher is better comes from its metric")
+    directions: list[str] = Field(default_factory=list, description="the task's directions evaluated (empty: all)")
+    batch_size: int = Field(1, ge=1, description="images per forward pass; under the paper protocol batch norm uses "
+                            "each batch's statistics, so 1 evaluates exactly as `p2p translate` translates")
+    max_items: int = Field(0, ge=0, description="evaluate the first N items of the split (0: all of them)")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number an evaluation logs: its direction, its metric's label and part, and which way is better."""
+
+    direction: str
+    metric: str
+    part: str
+    higher_is_better: bool
+
+
+def eval_figures(recipe: Recipe, spec: TaskSpec) -> dict[str, Figure]:
+    """The keys `[eval]` logs in metrics.jsonl: ``eval/<metric>[/<part>]``, with the direction after ``eval/``
+    when the task offers more than one. Paired metrics are computed on the directions that have a target."""
+    multi = len(spec.directions) > 1
+    out: dict[str, Figure] = {}
+    for direction in recipe.eval.directions or list(spec.directions):
+        for ref in recipe.eval.metrics:
+            if ref.params.paired() and not spec.directions[direction].target:
+                continue
+            for part, higher in ref.params.figures().items():
+                key = "/".join(x for x in ("eval", direction if multi else "", ref.name, part) if x)
+                out[key] = Figure(direction, ref.name, part, bool(higher))
+    return out
+
+
+def sample_figures(spec: TaskSpec) -> dict[str, str]:
+    """Direction -> the key of the L1 on the sample images logged at each epoch's end: `samples/l1`, or
+    `samples/<direction>/l1` when the task offers more than one direction."""
+    multi = len(spec.directions) > 1
+    return {name: f"samples/{name}/l1" if multi else "samples/l1"
+            for name, d in spec.directions.items() if d.target}
+
+
 class LossSpec(Section):
     """One weighted term of the objective: `name` of a registered loss, `weight`, its params."""
 
@@ -147,6 +196,7 @@ class Recipe(Section):
                                   description="a registered learning-rate schedule (see `p2p list schedule`)")
     init: InitConfig = InitConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
     @field_validator("model", mode="before")
     @classmethod
@@ -466,8 +516,9 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
 
     `inference`: only what translating needs (the loss terms are dropped, the wiring not checked)."""
     data = dict(data)
-    if inference:
+    if inference:  # translating needs neither the objective nor the metrics (nor their plugins)
         data.pop("loss", None)
+        data.pop("eval", None)
     try:
         task = host.resolve("task", data.get("task", Recipe.model_fields["task"].default), key="task")
         spec = declared(task, host)
@@ -498,11 +549,14 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
             "model": {role: host.resolve(ref.kind, ref, key=f"model.{role}") for role, ref in recipe.model.items()},
             "loss": {label: _resolved_loss(host, label, spec) for label, spec in recipe.loss.items()},
             "schedule": host.resolve("schedule", recipe.schedule, key="schedule"),
+            "eval": recipe.eval.model_copy(update={"metrics": [
+                host.resolve("metric", ref, key=f"eval.metrics.{ref.name}") for ref in recipe.eval.metrics]}),
         })
         task.params.check(resolved.model)
         if not inference:
             check_wiring(resolved, spec)
             check_sizes(resolved, spec, host)
+            check_evaluation(resolved, spec)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
     return resolved
@@ -550,6 +604,57 @@ def check_wiring(recipe: Recipe, spec: TaskSpec) -> None:
                 if role not in recipe.model:
                     raise P2PError(f"loss.{label} reads {tensor!r}, which needs model.{role}",
                                    key=f"model.{role}", hint=f"add a [model.{role}] table, or drop loss.{label}")
+
+
+def check_evaluation(recipe: Recipe, spec: TaskSpec, *, training: bool = True) -> None:
+    """`[eval]` names directions the task offers, each metric once and each applicable somewhere; for
+    training, `best` and what the schedule reads are figures the run logs at epoch ends."""
+    task = recipe.task.name
+    for direction in recipe.eval.directions:
+        if direction not in spec.directions:
+            raise _unknown("direction", direction, spec.directions, key="eval.directions", task=task)
+    seen: set[str] = set()
+    scope = recipe.eval.directions or list(spec.directions)
+    for ref in recipe.eval.metrics:
+        if ref.name in seen:
+            raise P2PError(f"metric {ref.name!r} is listed twice", key=f"eval.metrics.{ref.name}",
+                           hint="list each metric once")
+        seen.add(ref.name)
+        if ref.params.paired() and not any(spec.directions[d].target for d in scope):
+            raise P2PError(f"metric {ref.name!r} compares each output with its target, but task {task!r} has no "
+                           "target for " + ("the directions evaluated" if recipe.eval.directions else
+                                            "any direction"), key=f"eval.metrics.{ref.name}",
+                           hint="use metrics that compare sets of images (frechet_distance, "
+                                "lab_histogram_intersection), or a paired task")
+    if not training:
+        return
+    logged = set(eval_figures(recipe, spec))
+    if recipe.eval.best is not None and recipe.eval.best not in logged:
+        raise _unlogged(recipe.eval.best, logged, key="eval.best")
+    at_epoch_ends = logged | set(sample_figures(spec).values())
+    for figure in sorted(recipe.schedule.params.reads()):
+        if figure not in at_epoch_ends:
+            raise _unlogged(figure, at_epoch_ends, key="schedule")
+
+
+def resolve_eval(table: Mapping[str, Any], recipe: Recipe, host: Host) -> EvalConfig:
+    """An `[eval]` table validated for a recipe (its metrics resolved) and checked against its task: for
+    evaluating a checkpoint, whose recipe was read without its `[eval]`. `best` plays no part there."""
+    try:
+        config = EvalConfig.model_validate({**table, "best": None})
+    except ValidationError as exc:
+        raise params_error(exc, EvalConfig, key="eval", what="an [eval] table") from None
+    config = config.model_copy(update={"metrics": [host.resolve("metric", ref, key=f"eval.metrics.{ref.name}")
+                                                   for ref in config.metrics]})
+    check_evaluation(recipe.model_copy(update={"eval": config}), task_spec(recipe), training=False)
+    return config
+
+
+def _unlogged(figure: str, logged: Iterable[str], *, key: str) -> P2PError:
+    guess = did_you_mean(figure, logged)
+    return P2PError(f"{figure!r} is not a figure this run logs at epoch ends", key=key,
+                    hint=(f"did you mean {guess!r}? " if guess else "")
+                    + (f"logged: {', '.join(sorted(logged))}" if logged else "add the metric to [eval] metrics"))
 
 
 def check_sizes(recipe: Recipe, spec: TaskSpec, host: Host) -> None:

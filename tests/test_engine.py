@@ -44,13 +44,13 @@ def test_training_lowers_l1_and_writes_the_run(host, tmp_path):
     recipe = tiny_recipe(epochs=4, batch_size=4)
     recipe["data"]["train_count"] = 64
     trainer = make(host, tmp_path, recipe=recipe)
-    before = trainer.sample(trainer.sample_batch(), tmp_path / "before.png")["eval/l1"]
+    before = trainer.sample(trainer.sample_batch(), tmp_path / "before.png")["samples/l1"]
     result = trainer.fit()
     run = tmp_path / "run"
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [line for line in lines if "G/l1" in line]
     assert {"G/gan", "G/l1", "D/gan", "lr", "skipped_files"} <= set(steps[0])
-    evals = [line["eval/l1"] for line in lines if "eval/l1" in line]
+    evals = [line["samples/l1"] for line in lines if "samples/l1" in line]
     assert len(evals) == 4
     assert evals[-1] < 0.85 * before, (before, evals)
     assert evals[-1] < evals[0]

@@ -40,7 +40,7 @@ def test_step_cosine_and_constant(host):
     assert schedule(host, "constant").factor(123.5, 200) == 1.0
 
 
-def test_plateau_drops_after_patience_and_needs_its_metric(host):
+def test_plateau_drops_after_patience_and_waits_for_epochs_that_evaluate(host):
     plateau = schedule(host, "plateau", patience=2, gamma=0.5)
     for epoch, value in enumerate([1.0, 0.9, 0.95, 0.92, 0.91]):
         plateau.observe(epoch, {"eval/l1": value})
@@ -48,9 +48,14 @@ def test_plateau_drops_after_patience_and_needs_its_metric(host):
     restored = schedule(host, "plateau", patience=2, gamma=0.5)
     restored.load_state_dict(plateau.state_dict())
     assert restored.state_dict() == plateau.state_dict()
-    with pytest.raises(P2PError, match="does not log") as caught:
-        plateau.observe(6, {"eval/a2b/l1": 1.0})
-    assert caught.value.key == "schedule.metric"
+    plateau.observe(6, {"samples/l1": 1.0})  # an epoch without evaluation changes nothing
+    assert plateau.state_dict() == restored.state_dict()
+
+
+def test_a_plateau_on_a_figure_the_run_never_logs_is_refused(host):
+    with pytest.raises(P2PError, match="not a figure this run logs") as caught:
+        validate_recipe(tiny(schedule={"name": "plateau", "metric": "eval/psnr"}), host)
+    assert caught.value.key == "schedule" and "samples/l1" in caught.value.hint
 
 
 def tiny(**changes) -> dict:
@@ -80,7 +85,7 @@ def test_per_step_schedule_changes_the_rate_within_an_epoch(host, tmp_path):
 
 
 def test_plateau_schedule_resumes_exactly(host, tmp_path):
-    data = tiny(schedule={"name": "plateau", "patience": 0, "gamma": 0.5, "threshold": 10.0})
+    data = tiny(schedule={"name": "plateau", "metric": "samples/l1", "patience": 0, "gamma": 0.5, "threshold": 10.0})
     Trainer(validate_recipe(data, host), host, tmp_path / "whole").fit()
     parts = {**data, "train": {**data["train"], "max_steps": 9}}
     Trainer(validate_recipe(parts, host), host, tmp_path / "parts").fit()

@@ -57,8 +57,8 @@ def test_third_party_task_trains_with_its_players_and_state(host, tmp_path):
     assert int(run.task.seen) == result.steps == 8
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"G/to_a", "G/to_b", "G/gan", "D/gan"} <= set(lines[0])
-    evals = [x for x in lines if "eval/a2b/l1" in x]
-    assert len(evals) == 2 and "eval/b2a/l1" in evals[0]
+    evals = [x for x in lines if "samples/a2b/l1" in x]
+    assert len(evals) == 2 and "samples/b2a/l1" in evals[0]
     ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.safetensors")
     assert int(ckpt.tensors["task.seen"]) == 8
     assert {"optim.generators.0.exp_avg", "optim.critic.0.exp_avg"} <= set(ckpt.tensors)

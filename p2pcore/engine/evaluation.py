@@ -1,5 +1,6 @@
-"""Sample grids and the figures computed on them at epoch ends: every network of the run in the
-test-time protocol, the task's visuals as columns, and the L1 of each direction that has a target."""
+"""Sample grids and the figure computed on them at epoch ends: every network of the run in the
+test-time protocol, the task's visuals as columns, and the L1 of each direction that has a target
+(`samples/l1`; the `[eval]` metrics over a whole split are in `evaluate.py`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from p2pcore.api import Task, TaskSpec
 from p2pcore.engine.device import autocast
 from p2pcore.engine.inference import Protocol, protocol_mode
 from p2pcore.engine.samples import save_grid
+from p2pcore.recipe import sample_figures
 
 
 @contextlib.contextmanager
@@ -24,13 +26,6 @@ def protocol(nets: Mapping[str, nn.Module], mode: Protocol) -> Any:
         for net in nets.values():
             stack.enter_context(protocol_mode(net, mode))
         yield
-
-
-def metric_names(spec: TaskSpec) -> dict[str, str]:
-    """Direction -> the key of its L1 in metrics.jsonl: `eval/l1` when a task has one direction with a
-    target, `eval/<direction>/l1` otherwise."""
-    paired = [name for name, d in spec.directions.items() if d.target]
-    return {name: "eval/l1" if len(spec.directions) == 1 else f"eval/{name}/l1" for name in paired}
 
 
 @torch.no_grad()
@@ -46,7 +41,7 @@ def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Map
             columns = [(t[name].float(), key) for name, key in spec.visuals.items()]
             figures = {key: float((t[spec.directions[name].tensor].float()
                                    - t[spec.directions[name].target].float()).abs().mean())
-                       for name, key in metric_names(spec).items()}
+                       for name, key in sample_figures(spec).items()}
     if path is not None:
         save_grid([display(image, key) if display else image for image, key in columns], path)
     return figures

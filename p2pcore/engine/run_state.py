@@ -52,6 +52,7 @@ def capture(run: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         "task_state": task_json,
         "schedule": run.schedule.state_dict(),
         "rng": rng_meta,
+        "best": run.best,
     }
     return tensors, metadata
 
@@ -94,6 +95,7 @@ def restore(run: Trainer, ckpt: Checkpoint) -> None:
     with _fits(file, "rng"):
         flat.rng_from_flat(ckpt.tensors, meta["rng"])
     run.progress = Progress(**meta["progress"])
+    run.best = dict(meta.get("best", {}))
 
 
 @contextlib.contextmanager

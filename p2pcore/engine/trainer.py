@@ -9,6 +9,7 @@ by both sides.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, resume_c
 from p2pcore.engine.data import Collate, EpochOrder, SeededItems, raise_carried
 from p2pcore.engine.device import autocast, resolve_device
 from p2pcore.engine.ema import WeightAverage
+from p2pcore.engine.evaluate import EvalResult, Evaluator
 from p2pcore.engine.evaluation import sample
 from p2pcore.engine.inference import pad_to_multiple
 from p2pcore.engine.init import init_weights, load_pretrained
@@ -125,6 +127,10 @@ class Trainer:
         self.collate = Collate(self.spec.images)
         self._last_save = time.monotonic()
         self._last_metrics: dict[str, float] = {}
+        # every process evaluates alike (same weights, data and seed), so schedules that read figures agree
+        self.evaluator = Evaluator(recipe, self.spec, host, device=self.device, precision=cfg.precision) \
+            if recipe.eval.metrics else None
+        self.best: dict[str, Any] = {}  # the figure that selects best.safetensors: its value and epoch
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         out = {}
@@ -367,16 +373,50 @@ class Trainer:
         p = self.progress
         self.guard.sync(p, force=True)
         figures: dict[str, float] = {}
-        if samples is not None and (p.epoch % self.cfg.sample_every == 0 or p.epoch == self.cfg.epochs):
+        last = p.epoch == self.cfg.epochs
+        if samples is not None and (p.epoch % self.cfg.sample_every == 0 or last):
             figures = self.sample(samples, self.out_dir / "samples" / f"epoch_{p.epoch:03d}.png"
                                   if self.placement.is_main else None)
             if figures:
                 self._last_metrics.update(figures)
                 self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
                              **{k: round(v, 6) for k, v in figures.items()}})
+        improved = False
+        if self.evaluator and (p.epoch % self.recipe.eval.every == 0 or last):
+            result = self.evaluate()
+            found = {k: v for k, v in result.figures.items() if v is not None}
+            figures.update(found)
+            self._last_metrics.update(found)
+            self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
+                         **{k: None if v is None else round(v, 6) for k, v in result.figures.items()}})
+            improved = self._track_best(result)
+            if self.placement.is_main:
+                result.write(self.out_dir / "eval" / f"epoch_{p.epoch:03d}.json")
         self.schedule.observe(p.epoch, figures)
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
-            self._save_epoch()
+            self._save_epoch(best=improved)
+
+    def evaluate(self) -> EvalResult:
+        """The `[eval]` metrics over their split, with the networks samples use (the weight average when kept)."""
+        assert self.evaluator is not None
+        nets = {**self.nets, **(self.average.nets if self.average else {})}
+        result = self.evaluator(self.task, nets, self.adapter, size_multiple=self.size_multiple,
+                                seed=self.recipe.seed)
+        result.epoch, result.step = self.progress.epoch, self.progress.step
+        return result
+
+    def _track_best(self, result: EvalResult) -> bool:
+        """Whether this evaluation improved the figure `[eval] best` names (a non-finite one never does)."""
+        key = self.recipe.eval.best
+        value = result.figures.get(key) if key else None
+        if value is None:
+            return False
+        higher = result.higher_is_better[key]
+        previous = self.best.get("value")
+        if previous is not None and not (value > previous if higher else value < previous):
+            return False
+        self.best = {"metric": key, "value": value, "epoch": self.progress.epoch, "step": self.progress.step}
+        return True
 
     def sample(self, samples: Mapping[str, Any], path: Path | None) -> dict[str, float]:
         """Write the task's sample grid with the paper's test protocol (the weight average when kept);
@@ -417,8 +457,9 @@ class Trainer:
         write_checkpoint(self.checkpoint_dir / "latest.safetensors", tensors, metadata)
         self._last_save = time.monotonic()
 
-    def _save_epoch(self) -> None:
-        """Write epoch_XXX once and make latest the same file (a link, else a copy), both atomically."""
+    def _save_epoch(self, *, best: bool = False) -> None:
+        """Write epoch_XXX once and make latest (and best, when this epoch improved `[eval] best`) the same
+        file (a link, else a copy), all atomically."""
         if not self.placement.is_main:
             return
         epoch = self.progress.epoch
@@ -426,6 +467,12 @@ class Trainer:
         tensors, metadata = self.state()
         write_checkpoint(target, tensors, metadata)
         link_checkpoint(target, self.checkpoint_dir / "latest.safetensors")
+        if best:
+            link_checkpoint(target, self.checkpoint_dir / "best.safetensors")
+            tmp = self.out_dir / "eval" / ".best.json.tmp"
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.best, indent=2) + "\n")
+            os.replace(tmp, self.out_dir / "eval" / "best.json")
         self._last_save = time.monotonic()
         keep_every = self.cfg.keep_every
         epochs = sorted(int(m.group(1)) for f in self.checkpoint_dir.iterdir()

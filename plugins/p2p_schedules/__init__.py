@@ -30,12 +30,16 @@ class CosineParams(ScheduleParams):
 
 class PlateauParams(ScheduleParams):
     per: Literal["epoch"] = Field("epoch", description="plateau reacts to epoch-end metrics")
-    metric: str = Field("eval/l1", description="a metric logged at epoch ends (metrics.jsonl)")
+    metric: str = Field("eval/l1", description="a figure logged at epoch ends, as metrics.jsonl names it: an [eval] "
+                                               "figure (eval/l1, eval/psnr) or the sample images' samples/l1")
     mode: Literal["min", "max"] = Field("min", description="min: lower is better")
     patience: int = Field(10, ge=0, description="epochs without improvement before the rate drops")
     gamma: float = Field(0.1, gt=0, lt=1, description="multiplier at each drop")
     threshold: float = Field(1e-4, ge=0, description="relative improvement that counts")
     min_factor: float = Field(0.0, ge=0, le=1, description="the multiplier never goes below this")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.metric})
 
 
 def build_constant(params: ConstantParams, ctx: BuildContext) -> Any:

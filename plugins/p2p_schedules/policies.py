@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from p2pcore.api import P2PError, Schedule
+from p2pcore.api import Schedule
 
 
 class Constant(Schedule):
@@ -62,10 +62,8 @@ class Plateau(Schedule):
 
     def observe(self, epoch: int, metrics: Mapping[str, float]) -> None:
         p = self.params
-        if p.metric not in metrics:
-            raise P2PError(f"the plateau schedule reads {p.metric!r}, which this run does not log at epoch ends",
-                           key="schedule.metric",
-                           hint=f"logged: {', '.join(sorted(metrics)) or '(nothing)'}; or use another schedule")
+        if p.metric not in metrics:  # an epoch that does not evaluate (`[eval] every`)
+            return
         value = metrics[p.metric]
         sign = 1.0 if p.mode == "min" else -1.0
         if self.best is None or sign * (value - self.best) < -p.threshold * abs(self.best):

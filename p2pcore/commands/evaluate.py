@@ -1,0 +1,89 @@
+"""`p2p eval`: a checkpoint's metrics over a dataset split, as a JSON file, a Markdown table and a printed table.
+
+The metrics are the checkpoint's recipe's `[eval]` unless `--metric` names others; torch is imported inside.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from p2pcore.errors import P2PError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)
+
+
+def parse_metric(text: str) -> Any:
+    """`psnr`, or a TOML inline table with `name` and parameters: `{ name = "fcn_score", segmenter = ... }`."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return text
+    try:
+        return tomllib.loads(f"metric = {text}")["metric"]
+    except tomllib.TOMLDecodeError as exc:
+        raise P2PError(f"--metric {text!r} is not a TOML inline table: {exc}", key="--metric",
+                       hint='write a name (psnr) or a table: --metric \'{ name = "fcn_score", segmenter = '
+                            '{ name = "espnet", weights = "espnet.pth" } }\'') from None
+
+
+def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
+             data: Annotated[Path | None, typer.Option(help="the dataset's root folder, if not the recipe's")] = None,
+             split: Annotated[str | None, typer.Option(help="the split evaluated (default: the recipe's "
+                                                       "[eval] split, else test)")] = None,
+             metric: Annotated[list[str] | None, typer.Option(help="a metric instead of the recipe's [eval] ones: a "
+                                                              "name or a TOML inline table; repeatable")] = None,
+             direction: Annotated[list[str] | None, typer.Option(help="a direction to evaluate (default: all); "
+                                                                 "repeatable")] = None,
+             max_items: Annotated[int | None, typer.Option(min=0, help="the first N items only (0: all)")] = None,
+             batch_size: Annotated[int | None, typer.Option(min=1, help="images per forward pass")] = None,
+             eval_: Annotated[bool, typer.Option("--eval-protocol", help="dropout off and batch-norm running "
+                                                 "statistics, instead of the paper's test protocol")] = False,
+             device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+             seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
+             out: Annotated[Path | None, typer.Option(help="where the .json and .md go (default: the run's eval/ "
+                                                      "folder)")] = None) -> None:
+    """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from p2pcore.cli import _host
+    from p2pcore.engine.evaluate import evaluate_checkpoint, markdown, table
+
+    overrides: dict[str, Any] = {}
+    if split is not None:
+        overrides["split"] = split
+    if metric:
+        overrides["metrics"] = [parse_metric(m) for m in metric]
+    if direction:
+        overrides["directions"] = direction
+    if max_items is not None:
+        overrides["max_items"] = max_items
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    result = evaluate_checkpoint(checkpoint, _host(), overrides, data={"root": str(data)} if data else None,
+                                 device=device, seed=seed, mode="eval" if eval_ else "paper")
+    target = out or _default_folder(checkpoint)
+    stem = f"{checkpoint.stem}_{result.split}"
+    result.write(target / f"{stem}.json")
+    (target / f"{stem}.md").write_text(markdown(result, f"{checkpoint.name}: {result.split} split"))
+    shown = Table(title=f"{escape(checkpoint.name)}: {result.items} items of {escape(result.split)} "
+                        f"({result.seconds:.1f} s)", title_justify="left")
+    for column in ("figure", "value", "better"):
+        shown.add_column(column, justify="right" if column == "value" else "left")
+    for row in table(result):
+        shown.add_row(*map(escape, row))
+    console = Console()
+    console.print(shown)
+    console.print(f"wrote {escape(str(target / stem))}.json and .md")
+
+
+def _default_folder(checkpoint: Path) -> Path:
+    """`RUN/eval` for a checkpoint in `RUN/checkpoints`, else the checkpoint's own folder."""
+    folder = checkpoint.resolve().parent
+    return folder.parent / "eval" if folder.name == "checkpoints" else folder

@@ -1,0 +1,200 @@
+"""`[eval]`: the recipe's metrics over a whole dataset split, on the task's translations exactly as
+`p2p translate` makes them (the test-time protocol, native sizes), accumulated on the device."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from p2pcore.api import Comparison, Metric, Task, TaskSpec
+from p2pcore.engine.data import Collate, raise_carried
+from p2pcore.engine.device import autocast
+from p2pcore.engine.evaluation import protocol
+from p2pcore.engine.inference import Protocol, translate_image
+from p2pcore.errors import P2PError
+from p2pcore.plugins import Host
+from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured: each figure by its metrics.jsonl key (None where not finite)."""
+
+    split: str
+    items: int
+    figures: dict[str, float | None]
+    higher_is_better: dict[str, bool]
+    seconds: float
+    epoch: int | None = None
+    step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "split": self.split, "items": self.items,
+                "seconds": round(self.seconds, 3), "metrics": self.figures,
+                "higher_is_better": self.higher_is_better, **self.extra}
+
+    def write(self, path: Path) -> None:
+        """Write as JSON through a temporary file, so a reader never sees half of it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.as_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+class Evaluator:
+    """The metrics of `[eval]`, built once (one instance per direction, since each accumulates its own
+    state) and run over the split whenever called."""
+
+    def __init__(self, recipe: Recipe, spec: TaskSpec, host: Host, *, device: torch.device,
+                 precision: str = "fp32", config: EvalConfig | None = None) -> None:
+        self.config = config or recipe.eval
+        self.spec = spec
+        self.device = device
+        self.precision = precision
+        self.figures: dict[str, Figure] = eval_figures(recipe.model_copy(update={"eval": self.config}), spec)
+        refs = {ref.name: ref for ref in self.config.metrics}
+        self.metrics: dict[tuple[str, str], Metric] = {}
+        for figure in self.figures.values():
+            key = (figure.direction, figure.metric)
+            if key not in self.metrics:
+                self.metrics[key] = self._build(host, refs[figure.metric])
+        self.directions = list(dict.fromkeys(direction for direction, _ in self.metrics))
+
+    def _build(self, host: Host, ref: Any) -> Metric:
+        metric = host.build("metric", ref, key=f"eval.metrics.{ref.name}")
+        if isinstance(metric, nn.Module):  # a segmenter or feature network: never trained, never saved
+            metric.to(self.device).eval().requires_grad_(False)
+        return metric
+
+    def __bool__(self) -> bool:
+        return bool(self.metrics)
+
+    @torch.no_grad()
+    def __call__(self, task: Task, nets: Mapping[str, nn.Module], adapter: Any, *, size_multiple: int,
+                 seed: int, mode: Protocol = "paper") -> EvalResult:
+        """Translate the split with every evaluated direction and return the figures."""
+        start = time.perf_counter()
+        items = self._items(adapter)
+        loader = DataLoader(items, batch_size=self.config.batch_size, shuffle=False,
+                            collate_fn=Collate(self.spec.images), num_workers=0)
+        for metric in self.metrics.values():
+            metric.reset()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), protocol(nets, mode):
+            torch.manual_seed(seed)
+            for batch in loader:
+                self._update(task, nets, raise_carried(batch), size_multiple)
+        figures: dict[str, float | None] = {}
+        for (direction, name), metric in self.metrics.items():
+            values = self._computed(metric, direction, name)
+            for key, figure in self.figures.items():
+                if figure.direction == direction and figure.metric == name:
+                    value = float(values[figure.part])
+                    figures[key] = value if math.isfinite(value) else None
+        return EvalResult(self.config.split, len(items), figures,
+                          {key: f.higher_is_better for key, f in self.figures.items()}, time.perf_counter() - start)
+
+    def _items(self, adapter: Any) -> Sequence[Any]:
+        data = adapter.dataset(self.config.split, train=False)
+        if len(data) == 0:
+            raise P2PError(f"the {self.config.split!r} split is empty", key="eval.split",
+                           hint="choose a split with images (`p2p data check RECIPE` lists them)")
+        if self.config.max_items and self.config.max_items < len(data):
+            return Subset(data, range(self.config.max_items))
+        return data
+
+    def _update(self, task: Task, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], multiple: int) -> None:
+        for direction in self.directions:
+            declared = self.spec.directions[direction]
+            image = batch[declared.input].to(self.device, non_blocking=True)
+            real = batch[declared.output].to(self.device, non_blocking=True)
+            with autocast(self.device, self.precision):
+                output = translate_image(lambda x, d=direction: task.translate(d, nets, x), image, multiple)
+            comparison = Comparison(direction, image, output.float(), real, real if declared.target else None)
+            for (metric_direction, name), metric in self.metrics.items():
+                if metric_direction == direction:
+                    try:
+                        metric.update(comparison)
+                    except P2PError as error:
+                        raise _located(error, name) from None
+
+    def _computed(self, metric: Metric, direction: str, name: str) -> dict[str, float]:
+        try:
+            values = metric.compute()
+        except P2PError as error:
+            raise _located(error, name) from None
+        wanted = {f.part for f in self.figures.values() if f.direction == direction and f.metric == name}
+        missing = wanted - set(values)
+        if missing:
+            raise P2PError(f"metric {name!r} did not report {', '.join(sorted(map(repr, missing)))}",
+                           key=f"eval.metrics.{name}", hint="its plugin's figures() and compute() disagree; "
+                                                            "report this to the plugin's authors")
+        return values
+
+
+def _located(error: P2PError, name: str) -> P2PError:
+    return P2PError(error.message, file=error.file, key=error.key or f"eval.metrics.{name}", hint=error.hint,
+                    details=error.details)
+
+
+def table(result: EvalResult) -> list[tuple[str, str, str]]:
+    """Rows of (figure, value, better) for printing."""
+    return [(key, "n/a" if value is None else f"{value:.4f}", "higher" if result.higher_is_better[key] else "lower")
+            for key, value in result.figures.items()]
+
+
+def markdown(result: EvalResult, title: str) -> str:
+    """The figures as a Markdown table, with what was evaluated."""
+    lines = [f"# {title}", "", f"{result.items} items of the `{result.split}` split, {result.seconds:.1f} s.", "",
+             "| figure | value | better |", "|---|---:|---|"]
+    lines += [f"| `{key}` | {value} | {better} |" for key, value, better in table(result)]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, Any], *,
+                        data: Mapping[str, Any] | None = None, device: str = "auto", seed: int = 0,
+                        mode: Protocol = "paper") -> EvalResult:
+    """Score a checkpoint (its weight average where it keeps one) with its recipe's `[eval]`, updated by
+    `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root)."""
+    from p2pcore.engine.assemble import assemble_trained
+    from p2pcore.engine.checkpoint import read_checkpoint
+    from p2pcore.engine.device import resolve_device
+    from p2pcore.recipe import resolve_eval, task_spec, validate_recipe
+
+    ckpt = read_checkpoint(path)
+    file = str(ckpt.path)
+    host.check_installed(ckpt.header.meta.components, file=file,
+                         kinds=("task", "dataset", "generator", "discriminator", "norm"))
+    try:
+        recipe = validate_recipe(ckpt.recipe, host, inference=True)
+        config = resolve_eval({**ckpt.recipe.get("eval", {}), **overrides}, recipe, host)
+    except P2PError as error:
+        raise error.with_location(file=file) from None
+    if not config.metrics:
+        raise P2PError("nothing to evaluate: the checkpoint's recipe names no [eval] metrics", file=file,
+                       key="--metric", hint="name metrics with --metric (repeatable), e.g. --metric psnr "
+                                            "--metric ssim; `p2p list metric` shows them")
+    spec = task_spec(recipe)
+    figures = eval_figures(recipe.model_copy(update={"eval": config}), spec)
+    roles = {role for f in figures.values() for role in spec.directions[f.direction].roles}
+    run = assemble_trained(ckpt, host, roles=sorted(roles), data=data)
+    target = resolve_device(device, key="--device")
+    for net in run.nets.values():
+        net.to(target)
+    evaluator = Evaluator(run.recipe, spec, host, device=target, config=config)
+    result = evaluator(run.task, run.nets, run.adapter, size_multiple=run.size_multiple(), seed=seed, mode=mode)
+    result.epoch, result.step = ckpt.header.meta.epoch, ckpt.header.meta.step
+    result.extra = {"checkpoint": file, "protocol": mode,
+                    "weights": "average" if any(k.startswith("ema.") for k in ckpt.tensors) else "last"}
+    return result
