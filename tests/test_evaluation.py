@@ -129,3 +129,13 @@ def test_a_paired_metric_on_an_unpaired_task_is_refused(host):
 def test_plateau_reads_an_eval_figure(host):
     parsed = validate_recipe(recipe(schedule={"name": "plateau", "metric": "eval/psnr", "mode": "max"}), host)
     assert parsed.schedule.params.reads() == {"eval/psnr"}
+
+
+def test_a_metric_that_cannot_score_the_data_fails_before_training(host, tmp_path):
+    cyclegan = Path(__file__).parents[1] / "recipes" / "quickstart_cyclegan.toml"
+    both = load_recipe(cyclegan, host, ["eval.directions=[]", "train.num_workers=0"])  # b2a outputs thermal
+    trainer = Trainer(both, host, tmp_path)
+    with pytest.raises(P2PError, match="colour") as caught:
+        trainer.fit()
+    assert caught.value.key.startswith("eval.metrics.lab_histogram_intersection")
+    assert trainer.progress.step == 0

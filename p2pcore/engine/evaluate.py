@@ -82,10 +82,13 @@ class Evaluator:
 
     @torch.no_grad()
     def __call__(self, task: Task, nets: Mapping[str, nn.Module], adapter: Any, *, size_multiple: int,
-                 seed: int, mode: Protocol = "paper") -> EvalResult:
-        """Translate the split with every evaluated direction and return the figures."""
+                 seed: int, mode: Protocol = "paper", limit: int | None = None) -> EvalResult:
+        """Translate the split (its first `limit` items, if given) with every evaluated direction and return
+        the figures."""
         start = time.perf_counter()
         items = self._items(adapter)
+        if limit is not None and limit < len(items):
+            items = Subset(items, range(limit))
         loader = DataLoader(items, batch_size=self.config.batch_size, shuffle=False,
                             collate_fn=Collate(self.spec.images), num_workers=0)
         for metric in self.metrics.values():

@@ -182,6 +182,8 @@ class Trainer:
                            world=self.placement.world_size, batch=self.cfg.batch_size)
         loader = self._loader(SeededItems(self.train_set, self.recipe.seed), order)
         samples = self.sample_batch()
+        if self.evaluator:  # a metric that cannot score this data fails now, not after the first epoch
+            self.evaluate(limit=self.recipe.eval.batch_size)
         with self.metrics, deferred_interrupts() as self._stop_requested:
             self._loop(loader, order, samples)
         return RunResult(self.out_dir, self.progress.step, self.progress.epoch, self._last_metrics)
@@ -383,7 +385,12 @@ class Trainer:
                              **{k: round(v, 6) for k, v in figures.items()}})
         improved = False
         if self.evaluator and (p.epoch % self.recipe.eval.every == 0 or last):
-            result = self.evaluate()
+            try:
+                result = self.evaluate()
+            except BaseException:  # the epoch's training is kept, whatever went wrong in scoring it
+                if not p.bad_steps:
+                    self._save_epoch()
+                raise
             found = {k: v for k, v in result.figures.items() if v is not None}
             figures.update(found)
             self._last_metrics.update(found)
@@ -396,12 +403,13 @@ class Trainer:
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
             self._save_epoch(best=improved)
 
-    def evaluate(self) -> EvalResult:
-        """The `[eval]` metrics over their split, with the networks samples use (the weight average when kept)."""
+    def evaluate(self, limit: int | None = None) -> EvalResult:
+        """The `[eval]` metrics over their split (or its first `limit` items), with the networks samples use
+        (the weight average when kept)."""
         assert self.evaluator is not None
         nets = {**self.nets, **(self.average.nets if self.average else {})}
         result = self.evaluator(self.task, nets, self.adapter, size_multiple=self.size_multiple,
-                                seed=self.recipe.seed)
+                                seed=self.recipe.seed, limit=limit)
         result.epoch, result.step = self.progress.epoch, self.progress.step
         return result
 
