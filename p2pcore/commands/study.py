@@ -105,12 +105,12 @@ def _summarize(paths: list[Path], *, seed: int, resamples: int) -> None:
 
 
 def _print_summary(result: StudySummary) -> None:
-    table = Table(title="perceptual study: how often the generated image was chosen as real", show_header=False,
-                  title_justify="left")
+    console.print("[bold]perceptual study[/bold]: how often the generated image was chosen as real")
+    table = Table(show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("participants", str(len(result.participants)))
-    table.add_row("judged trials", f"{result.trials} (practice excluded)")
+    table.add_row("judged trials", f"{result.trials} (practice trials excluded)")
     table.add_row("fooling rate", f"{result.rate:.1%} ({result.fooled} of {result.trials})")
     table.add_row("95% interval", f"{result.low:.1%} to {result.high:.1%}")
     console.print(table)

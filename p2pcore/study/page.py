@@ -21,21 +21,20 @@ _PAGE = """<!doctype html>
   :root { color-scheme: light; font: 18px/1.5 system-ui, sans-serif; }
   body { margin: 0; background: #f4f4f2; color: #202020; }
   main { max-width: 96vw; margin: 0 auto; padding: 2vh 2vw; text-align: center; }
-  section[hidden], p[hidden] { display: none; }
+  [hidden] { display: none !important; }
   #progress { min-height: 1.5em; margin: 0; color: #555; }
   #stage { position: relative; height: 72vh; display: flex; align-items: center; justify-content: center; }
   #pair { display: flex; gap: 3vw; justify-content: center; align-items: center; }
   #pair img { object-fit: contain; background: #ddd; }
-  #question { position: absolute; inset: 0; display: flex; flex-direction: column; align-items: center;
-              justify-content: center; }
-  #question[hidden] { display: none; }
+  #question, #feedback { position: absolute; inset: 0; display: flex; flex-direction: column; align-items: center;
+                         justify-content: center; margin: 0; }
   .choices { display: flex; gap: 3vw; }
   button { font: inherit; padding: 0.6em 2.2em; border-radius: 0.4em; border: 1px solid #888; background: #fff;
            cursor: pointer; }
   button:disabled { opacity: 0.5; cursor: default; }
   kbd { font-family: ui-monospace, monospace; border: 1px solid #aaa; border-radius: 0.25em; padding: 0 0.3em;
         background: #fafafa; }
-  #feedback { font-size: 1.4em; font-weight: 600; min-height: 1.5em; }
+  #feedback { font-size: 1.6em; font-weight: 600; }
   #feedback.correct { color: #17702c; }
   #feedback.wrong { color: #a31d1d; }
   #error { color: #a31d1d; }
@@ -51,7 +50,7 @@ _PAGE = """<!doctype html>
   computer. When they disappear, say which one was real. If you are not sure, guess.</p>
   <p>Answer with the buttons or the keys: <kbd>F</kbd> or <kbd>&larr;</kbd> for the left image,
   <kbd>J</kbd> or <kbd>&rarr;</kbd> for the right one.</p>
-  <p>@PRACTICE_TEXT@ Then @TRIALS@ trials follow without feedback.</p>
+  <p>@PRACTICE_TEXT@ Then @TRIALS@ without feedback.</p>
   <button id="start">Start</button>
 </section>
 <section id="stage" hidden>
@@ -63,11 +62,11 @@ _PAGE = """<!doctype html>
       <button id="choose-right" data-side="right">Right <kbd>J</kbd></button>
     </div>
   </div>
+  <p id="feedback" hidden></p>
 </section>
-<p id="feedback" hidden></p>
 <section id="break" class="intro" hidden>
   <h2>Practice is over</h2>
-  <p>Now @TRIALS@ trials follow, without feedback.</p>
+  <p>Now @TRIALS@, without feedback.</p>
   <button id="continue">Continue</button>
 </section>
 <section id="done" class="intro" hidden>
@@ -216,10 +215,11 @@ def _seconds_text(seconds: float) -> str:
 
 def render_page(*, seconds: float, practice: int, trials: int, nonce: str) -> bytes:
     """The page for these settings; `nonce` must match the Content-Security-Policy sent with it."""
-    practice_text = (f"The first {practice} trials are practice: you are told whether you were right."
-                     if practice else "There are no practice trials.")
+    practice_text = {0: "There are no practice trials.",
+                     1: "The first trial is practice: you are told whether you were right."}.get(
+        practice, f"The first {practice} trials are practice: you are told whether you were right.")
     values = {"@NONCE@": nonce, "@SECONDS_TEXT@": _seconds_text(seconds), "@PRACTICE_TEXT@": practice_text,
-              "@TRIALS@": str(trials)}
+              "@TRIALS@": "1 trial follows" if trials == 1 else f"{trials} trials follow"}
     text = _PAGE
     for placeholder, value in values.items():
         text = text.replace(placeholder, html.escape(value))
