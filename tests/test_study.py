@@ -354,9 +354,10 @@ def _browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    return sync_playwright
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
+        pytest.skip(f"no Chromium at {CHROMIUM} or on the PATH")
+    return sync_playwright, executable
 
 
 WATCH = """
@@ -379,7 +380,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
 
 def test_a_participant_in_headless_chromium(study_dirs, tmp_path):
-    sync_playwright = _browser()
+    sync_playwright, executable = _browser()
     real, fake = study_dirs
     settings = StudySettings(trials=40, practice=10, seed=11, **FAST)
     chosen = ["left" if (i * 7) % 5 < 2 else "right" for i in range(50)]
@@ -387,7 +388,7 @@ def test_a_participant_in_headless_chromium(study_dirs, tmp_path):
     with StudyServer(pair_images(real, fake), settings, tmp_path / "res.json", stop_after=1) as server, \
             sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         except Exception as exc:  # noqa: BLE001 - any launch failure means no usable browser here
             pytest.skip(f"Chromium does not start: {exc}")
         page = browser.new_page(viewport={"width": 1000, "height": 700})

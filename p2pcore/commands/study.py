@@ -60,7 +60,6 @@ def _run(real: Path, fake: Path, *, port: int, trials: int, practice: int, secon
          seed: int | None, browser: bool) -> None:
     import contextlib
     import secrets
-    import webbrowser
 
     from p2pcore.study.pairs import pair_images, unmatched_note
     from p2pcore.study.server import StudyServer, StudySettings
@@ -79,14 +78,28 @@ def _run(real: Path, fake: Path, *, port: int, trials: int, practice: int, secon
     console.print(f"study at [bold]{server.url}[/bold] (this machine only); answers go to "
                   f"{escape(str(server.out.with_name(server.out.stem + '-NNN' + (server.out.suffix or '.json'))))}"
                   "; Ctrl-C stops", highlight=False)
-    if browser:
-        webbrowser.open(server.url)
+    if browser and not _open_browser(server.url):
+        console.print("no graphical browser here: open the address above in one on this machine")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop; serve() closes the socket
         server.serve()
     started, done = len(server.sessions), len(server.completed)
     console.print(f"stopped: {done} of {started} session(s) complete"
                   + (f"; summarize with p2p study --summarize {escape(str(server.out.parent))}/"
                      f"{escape(server.out.stem)}-*.json" if started else ""), highlight=False)
+
+
+def _open_browser(url: str) -> bool:
+    """Open the page in a graphical browser; never a terminal one, which would take over the server's console."""
+    import os
+    import sys
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
 
 
 def _summarize(paths: list[Path], *, seed: int, resamples: int) -> None:

@@ -166,7 +166,11 @@ class StudyServer:
                   "real_dir_absolute": str(self.pairs.real_dir.resolve()),
                   "fake_dir_absolute": str(self.pairs.fake_dir.resolve()), "answers": []}
         with self._lock:
-            path, number = create_numbered(self.out, record)
+            try:
+                path, number = create_numbered(self.out, record)
+            except OSError as exc:
+                self.on_event(f"cannot create a result file beside {self.out}: {exc.strerror}")
+                raise _Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "the session could not be saved") from None
             record["participant"] = number
             plan = make_plan(self.pairs.names, trials=s.trials, practice=s.practice,
                              seed=participant_seed(s.seed, number))
