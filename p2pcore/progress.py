@@ -1,13 +1,15 @@
-"""Training with a rich progress bar: epoch, step, it/s, ETA and the latest loss terms."""
+"""Rich progress bars: training (epoch, step, it/s, ETA, the latest loss terms) and translating files."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
@@ -39,3 +41,19 @@ def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bo
 
         trainer.on_step = on_step
         return trainer.fit(resume=resume)
+
+
+class FilesPerSecond(ProgressColumn):
+    """The recent rate of finished files."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0.0:.1f} files/s")
+
+
+@contextlib.contextmanager
+def file_progress(console: Console, total: int, *, disable: bool) -> Iterator[Callable[[int], None]]:
+    """A bar over `total` files; yields the function that advances it by n finished files."""
+    columns = (TextColumn("translating"), BarColumn(), MofNCompleteColumn(), FilesPerSecond(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=disable) as bar:
+        task = bar.add_task("translate", total=total)
+        yield lambda n: bar.advance(task, n)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from p2pcore.checkpoint_format import file_identity
 from p2pcore.engine.assemble import assemble_trained, check_direction, image_channels
+from p2pcore.engine.batching import batch_mixing_layers, drew, rng_state
 from p2pcore.engine.checkpoint import read_checkpoint
 from p2pcore.engine.device import resolve_device
-from p2pcore.engine.evaluation import protocol
+from p2pcore.engine.evaluation import protocol as nets_in_protocol
 from p2pcore.engine.inference import Protocol, translate_image
+from p2pcore.engine.tiling import Tiling, translate_tiled
 from p2pcore.errors import P2PError
 from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
 from p2pcore.plugins import Host
@@ -21,13 +23,25 @@ from p2pcore.rundir import check_writable
 
 
 class Translator:
-    """The networks of one translation direction of a checkpoint, ready to translate images one by one.
+    """The networks of one translation direction of a checkpoint, ready to translate images.
 
-    Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's."""
+    Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's.
+    Images of one size share forward passes of up to `batch_size` unless that would change their outputs
+    (see `p2pcore.engine.batching`); then each image has a pass of its own, seeded alike. With `tile`,
+    images larger than a tile are translated as overlapping blended tiles (`p2pcore.engine.tiling`)."""
 
     def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto", protocol: Protocol = "paper",
                  seed: int = 0, direction: str | None = None, style: str | None = None,
-                 styles: str | None = None) -> None:
+                 styles: str | None = None, batch_size: int = 8, tile: int | None = None,
+                 overlap: int | None = None) -> None:
+        if batch_size < 1:
+            raise P2PError(f"--batch-size {batch_size} is not a positive number", key="--batch-size",
+                           hint="e.g. --batch-size 8")
+        if overlap is not None and tile is None:
+            raise P2PError("--overlap needs --tile", key="--overlap", hint="add --tile SIZE, e.g. --tile 512")
+        if tile is not None and style == "random":
+            raise P2PError("a random style is drawn per forward pass, so tiles would disagree", key="--tile",
+                           hint="use --style cluster:K, the same in every tile, or translate untiled")
         ckpt = read_checkpoint(checkpoint)
         host.check_installed(ckpt.header.meta.components, file=str(ckpt.path),
                              kinds=("task", "dataset", "generator", "discriminator", "norm"))
@@ -43,6 +57,11 @@ class Translator:
         self.protocol = protocol
         self.seed = seed
         self.multiple = run.size_multiple()
+        self.tiling = Tiling.checked(tile, overlap, self.multiple) if tile is not None else None
+        self.batch_size = batch_size
+        with nets_in_protocol(self.nets, protocol):
+            self.mixing = batch_mixing_layers(self.nets.values())
+        self.draws_random: bool | None = None  # learnt on the first forward pass
         self.input_key = spec.directions[self.direction].input
         self.output_key = spec.directions[self.direction].output
         self.in_channels = image_channels(run.adapter)[self.input_key]
@@ -53,25 +72,73 @@ class Translator:
         """N x C x H x W (sides multiples of `multiple`) to the translated batch."""
         return self.task.translate(self.direction, self.nets, image)
 
+    @property
+    def batched(self) -> bool:
+        """Whether images may share a forward pass: no batch-statistics layer and no random draws."""
+        return not self.mixing and self.draws_random is False
+
+    def per_forward(self) -> int:
+        """Images (or tiles of one image) per forward pass now: one until batching is known to be safe."""
+        return self.batch_size if self.batched else 1
+
+    def images_per_call(self) -> int:
+        """How many same-size images `translate_many` should be given at once."""
+        return 1 if self.tiling is not None or self.mixing or self.draws_random else self.batch_size
+
+    def batching(self) -> str:
+        """The batching rule in effect, in words, for the command's summary."""
+        if self.mixing or self.draws_random:
+            why = ", ".join(self.mixing or ["random draws"])
+            return f"one image per forward pass ({why} under the {self.protocol} protocol)"
+        unit = "tiles" if self.tiling is not None else "images"
+        return f"up to {self.batch_size} {unit} per forward pass"
+
+    def _pass(self, batch: torch.Tensor) -> torch.Tensor:
+        """One forward pass of an N x C x H x W CPU batch at native size; the first learns whether it draws."""
+        before = rng_state(self.device) if self.draws_random is None else None
+        out = translate_image(self.forward, batch.to(self.device), self.multiple)
+        if before is not None:
+            self.draws_random = drew(before, self.device)
+        return out.float().cpu()
+
     @torch.no_grad()
+    def translate_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Same-size C x H x W images in [-1, 1] to their translations (C' x H x W, CPU). Each image's
+        output is what it would be alone: where batching could change it, each has its own seeded pass."""
+        outs: list[torch.Tensor] = []
+        with nets_in_protocol(self.nets, self.protocol):
+            height, width = images[0].shape[-2:]
+            if self.tiling is not None and not self.tiling.fits(height, width):
+                for image in images:
+                    torch.manual_seed(self.seed)
+                    outs.append(translate_tiled(image, self._pass, self.tiling, self.per_forward))
+                return outs
+            while len(outs) < len(images):
+                torch.manual_seed(self.seed)
+                chunk = images[len(outs):len(outs) + self.per_forward()]
+                outs.extend(self._pass(torch.stack(list(chunk))))
+        return outs
+
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """C x H x W in [-1, 1] to the translated C' x H x W."""
-        torch.manual_seed(self.seed)
-        batch = image.unsqueeze(0).to(self.device)
-        with protocol(self.nets, self.protocol):
-            out = translate_image(self.forward, batch, self.multiple)
-        return out[0].float().cpu()
+        return self.translate_many([image])[0]
 
-    def translate_file(self, source: Path, target: Path) -> None:
+    def read(self, source: Path) -> torch.Tensor:
+        """An input file as the direction's input image (C x H x W in [-1, 1])."""
         if not source.is_file():
             raise P2PError("not a regular image file (a folder, a pipe or a device)", file=str(source),
                            hint="give image files")
-        image = self.adapter.read_input(str(source), self.input_key)
-        out = self(image)
+        return self.adapter.read_input(str(source), self.input_key)
+
+    def write(self, out: torch.Tensor, target: Path, *, source: Path) -> None:
+        """Write a translation atomically; a non-finite one is refused, naming its input."""
         if not torch.isfinite(out).all():
             raise P2PError("the translation is not finite (NaN or infinity)", file=str(source),
                            hint="the checkpoint's weights or this input hold non-finite values")
         write_atomically(lambda path: self.adapter.write_output(out, str(path), self.output_key), target)
+
+    def translate_file(self, source: Path, target: Path) -> None:
+        self.write(self(self.read(source)), target, source=source)
 
 
 def plan(source: Path, target: Path, *, overwrite: bool = False) -> list[tuple[Path, Path]]:
