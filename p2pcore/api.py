@@ -50,6 +50,14 @@ __all__ = [
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
+API_VERSION = "1.0"
+"""The version of the contract between p2p and its plugins: this module and the hooks of
+:mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
+or goes away, the minor one when something is added. A plugin declares the versions it supports in its
+entry module, as a version specifier read without importing it: ``P2P_API = ">=1,<2"``. A plugin whose
+range excludes this version is not loaded (``p2p plugins`` shows it as incompatible, with its range);
+one that declares no range is loaded, with a warning in ``p2p plugins``."""
+
 
 class Checked(BaseModel):
     """Unknown keys are errors, values immutable, NaN and infinity refused, and `true` is not a number."""

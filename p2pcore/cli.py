@@ -230,9 +230,13 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readab
     if as_json:
         console.print_json(json.dumps([vars(r) | {"components": list(r.components)} for r in host.records]))
         return
-    table = Table("plugin", "distribution", "version", "status", "components")
+    from p2pcore.compat import offered
+
+    table = Table("plugin", "distribution", "version", "status", "components", caption=offered())
     for r in host.records:
-        status = "[green]ok[/green]" if r.ok else f"[red]failed[/red]: {escape(r.error or '')}"
+        style = {"ok": "green", "incompatible": "yellow"}.get(r.status, "red")
+        note = r.error or (f"[yellow]warning[/yellow]: {escape(r.warning)}" if r.warning else "")
+        status = f"[{style}]{r.status}[/{style}]" + (f": {escape(note) if r.error else note}" if note else "")
         table.add_row(r.name, r.distribution, r.version, status, escape(", ".join(r.components)))
     console.print(table)
 

@@ -11,7 +11,8 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from p2pcore import hookspecs
-from p2pcore.api import BuildContext, ComponentRef, LossParams, Params, ScheduleParams, TaskParams
+from p2pcore.api import API_VERSION, BuildContext, ComponentRef, LossParams, Params, ScheduleParams, TaskParams
+from p2pcore.compat import DECLARATION, Incompatible, declared_in_source, require_supported
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.registry import KINDS, ComponentSpec, Registry
 
@@ -22,7 +23,10 @@ HOOK_FOR_KIND = {kind: f"p2p_register_{kind}{'es' if kind.endswith('s') else 's'
 
 @dataclass(frozen=True)
 class PluginRecord:
-    """How loading one plugin went; `p2p plugins` prints these."""
+    """How loading one plugin went; `p2p plugins` prints these.
+
+    `status` is "ok", "failed" (`error` says why) or "incompatible" (its `api` range excludes the running
+    plugin API; it was not imported). `warning` notes a plugin that loaded but declares no `api` range."""
 
     name: str
     distribution: str
@@ -31,6 +35,9 @@ class PluginRecord:
     ok: bool
     error: str | None = None
     components: tuple[str, ...] = ()
+    status: str = "ok"
+    api: str | None = None
+    warning: str | None = None
 
 
 class Host:
@@ -77,6 +84,12 @@ class Host:
         resolved._params = params
         return resolved
 
+    def not_loaded(self, distribution: str | None = None) -> list[str]:
+        """A line for each installed plugin (of `distribution`, or any) that was not loaded, saying why: errors
+        about a component one of them may provide show these."""
+        return [f"not loaded: plugin {r.name!r} of {r.distribution} {r.version} ({r.status}: {r.error})"
+                for r in self.records if not r.ok and distribution in (None, r.distribution)]
+
     def component(self, ref: ComponentRef) -> ComponentSpec:
         return self.registry.get(ref.kind, ref.name)
 
@@ -117,6 +130,10 @@ class Host:
         for entry in (e for e in recorded if e.kind in set(kinds)):
             component = next((c for c in self.registry.specs(entry.kind) if c.qualified_name == entry.qualified_name),
                              None) or next((c for c in self.registry.specs(entry.kind) if c.name == entry.name), None)
+            if component is None and self.not_loaded(entry.distribution):
+                raise P2PError(f"the checkpoint needs {entry.kind} {entry.name!r} from {entry.distribution} "
+                               f"{entry.version}, which is installed but was not loaded", file=file,
+                               details=self.not_loaded(entry.distribution), hint="see `p2p plugins`")
             if component is None:
                 raise P2PError(f"the checkpoint needs {entry.kind} {entry.name!r} from {entry.distribution} "
                                f"{entry.version}, which is not installed", file=file,
@@ -245,62 +262,101 @@ def _make_register(registry: Registry, kind: str, plugin: str, distribution: str
 
 
 def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
-    """A hook implementation p2p has no specification for (a misspelt name) fails its plugin."""
+    """A hook p2p has no specification for fails its plugin: a function marked ``@hookimpl`` under any
+    name p2p does not know (pluggy's pending check), or an unmarked ``p2p_*`` function (a misspelt hook
+    would otherwise be silently ignored)."""
     known = [name for name in dir(hookspecs) if name.startswith("p2p_")]
-    for impl_name in dir(plugin):
-        if impl_name.startswith("p2p_") and impl_name not in known and callable(getattr(plugin, impl_name, None)):
-            guess = did_you_mean(impl_name, known)
-            raise ValueError(f"unknown hook {impl_name!r}" + (f"; did you mean {guess!r}?" if guess else "")
-                             + f" (p2p's hooks: {', '.join(known)})")
+    unknown = []
+    for attr in dir(plugin):
+        marked = manager.parse_hookimpl_opts(plugin, attr) is not None
+        if attr not in known and (marked or (attr.startswith("p2p_") and callable(getattr(plugin, attr, None)))):
+            unknown.append(attr)
+    for impl_name in unknown:
+        guess = did_you_mean(impl_name, known)
+        raise ValueError(f"unknown hook {impl_name!r}" + (f"; did you mean {guess!r}?" if guess else "")
+                         + f" (p2p's hooks: {', '.join(known)})")
+    try:
+        manager.check_pending()  # a hookimpl renamed with specname= to a hook p2p lacks
+    except pluggy.PluginValidationError as exc:
+        raise ValueError(f"unknown hook: {exc}") from None
+
+
+def _candidates(entry_points: bool, extra_plugins: Iterable[tuple[str, Any]]) -> list[_Candidate]:
+    """The plugins to load: entry points sorted by distribution, then `extra_plugins` in order."""
+    found = []
+    if entry_points:
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP),
+                         key=lambda e: (e.dist.name if e.dist else "", e.name)):
+            found.append(_Candidate(ep.name, ep.dist.name if ep.dist else "unknown",
+                                    ep.dist.version if ep.dist else "0", ep.value, ep.load, ep.module))
+    for name, obj in extra_plugins:
+        found.append(_Candidate(name, getattr(obj, "__p2p_distribution__", name), getattr(obj, "__version__", "0"),
+                                getattr(obj, "__name__", repr(obj)), lambda obj=obj: obj))
+    return found
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: str
+    distribution: str
+    version: str
+    module: str
+    load: Any
+    source: str | None = None  # the module whose source may declare P2P_API (entry points only)
 
 
 def load_host(*, strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
               entry_points: bool = True) -> Host:
     """Discover plugins through the ``p2p.plugins`` entry points and build a frozen registry.
 
-    A plugin that fails to import or register is recorded and skipped, unless `strict`.
-    `extra_plugins` are (name, module-or-object) pairs registered as if they came from an entry point.
+    A plugin whose ``P2P_API`` range excludes the running API is not imported; one that fails to import
+    or register is recorded and skipped; either is fatal with `strict`. `extra_plugins` are
+    (name, module-or-object) pairs registered as if they came from an entry point.
     """
     manager = pluggy.PluginManager("p2p")
     manager.add_hookspecs(hookspecs)
     registry = Registry()
     records: list[PluginRecord] = []
-    candidates: list[tuple[str, str, str, str, Any]] = []  # name, dist, version, module, loader
 
-    if entry_points:
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "",
-                                                                                   e.name)):
-            dist = ep.dist.name if ep.dist else "unknown"
-            version = ep.dist.version if ep.dist else "0"
-            candidates.append((ep.name, dist, version, ep.value, ep.load))
-    for name, obj in extra_plugins:
-        candidates.append((name, getattr(obj, "__p2p_distribution__", name),
-                           getattr(obj, "__version__", "0"), getattr(obj, "__name__", repr(obj)),
-                           lambda obj=obj: obj))
-
-    for name, dist, version, module, loader in candidates:
+    for c in _candidates(entry_points, extra_plugins):
         added: list[str] = []
+        plugin = declared = None
         try:
-            plugin = loader()
+            declared = declared_in_source(c.source) if c.source else None
+            if declared is not None:
+                require_supported(declared)  # before importing: it may import names this API lacks
+            plugin = c.load()
             if manager.is_registered(plugin):  # one module listed twice (a stale install's metadata): once is enough
                 continue
-            manager.register(plugin, name=f"{dist}:{name}")
+            declared = getattr(plugin, DECLARATION, declared)
+            if declared is not None:
+                require_supported(declared)
+            manager.register(plugin, name=f"{c.distribution}:{c.name}")
             _check_hook_names(manager, plugin)
             for kind, hook_name in HOOK_FOR_KIND.items():
                 for impl in getattr(manager.hook, hook_name).get_hookimpls():
                     if impl.plugin is plugin:
-                        impl.function(register=_make_register(registry, kind, f"{dist}:{name}", dist,
-                                                              version, added))
+                        impl.function(register=_make_register(registry, kind, f"{c.distribution}:{c.name}",
+                                                              c.distribution, c.version, added))
         except Exception as exc:  # a broken plugin must not take the others down
+            incompatible = isinstance(exc, Incompatible)
+            why = str(exc) if incompatible else f"{type(exc).__name__}: {exc}"
             if strict:
-                raise P2PError(f"plugin {name!r} from {dist} failed to load: {type(exc).__name__}: {exc}",
-                               hint="fix or uninstall that plugin") from exc
-            if manager.is_registered(plugin := locals().get("plugin")):
+                raise P2PError(f"plugin {c.name!r} from {c.distribution} {c.version} "
+                               + ("is incompatible: " if incompatible else "failed to load: ") + why,
+                               hint=f"install a version of {c.distribution} that supports plugin API "
+                                    f"{API_VERSION}" if incompatible else "fix or uninstall that plugin") from exc
+            if plugin is not None and manager.is_registered(plugin):
                 manager.unregister(plugin)
-            registry.discard_plugin(f"{dist}:{name}")
-            records.append(PluginRecord(name, dist, version, module, ok=False,
-                                        error=f"{type(exc).__name__}: {exc}"))
+            registry.discard_plugin(f"{c.distribution}:{c.name}")
+            records.append(PluginRecord(c.name, c.distribution, c.version, c.module, ok=False, error=why,
+                                        status="incompatible" if incompatible else "failed",
+                                        api=declared if isinstance(declared, str) else None))
             continue
-        records.append(PluginRecord(name, dist, version, module, ok=True, components=tuple(added)))
+        records.append(PluginRecord(c.name, c.distribution, c.version, c.module, ok=True, components=tuple(added),
+                                    api=declared, warning=None if declared is not None else
+                                    f"declares no {DECLARATION} range; assumed to support plugin API {API_VERSION}"))
+    host = Host(manager, registry, records)
+    registry.unloaded = tuple(host.not_loaded())
     registry.freeze()
-    return Host(manager, registry, records)
+    return host

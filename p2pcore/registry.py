@@ -56,6 +56,7 @@ class Registry:
     _by_qualified: dict[str, dict[str, ComponentSpec]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS})
     _frozen: bool = False
+    unloaded: tuple[str, ...] = ()  # a line for each plugin that was not loaded: unknown names show them
 
     def add(self, spec: ComponentSpec) -> None:
         if self._frozen:
@@ -123,7 +124,7 @@ class Registry:
         known = self.names(kind) + [a for s in self.specs(kind) for a in s.aliases]
         guess = did_you_mean(name, known)
         hint = f"did you mean {guess!r}? " if guess else ""
-        raise P2PError(f"unknown {kind} {name!r}",
+        raise P2PError(f"unknown {kind} {name!r}", details=self.unloaded,
                        hint=f"{hint}available: {', '.join(self.names(kind)) or '(none)'}; "
                             f"see `p2p list {kind}`")
 

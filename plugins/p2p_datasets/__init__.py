@@ -36,6 +36,8 @@ from .params import (
 )
 from .report import DataReport
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 __all__ = ["DataReport", "p2p_register_datasets"]
 
 

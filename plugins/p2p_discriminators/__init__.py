@@ -12,6 +12,8 @@ from pydantic import model_validator
 
 from p2pcore.api import BuildContext, DiscriminatorRef, Field, NormRef, P2PError, Params, hookimpl
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 RECEPTIVE_FIELDS = {16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # 9 * 2**n - 2 for n stride-2 layers
 
 

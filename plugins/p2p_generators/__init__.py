@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from p2pcore.api import BuildContext, Field, NormRef, P2PError, Params, hookimpl
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 Upsample = Literal["transposed", "resize_conv"]
 
 

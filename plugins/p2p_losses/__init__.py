@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from p2pcore.api import BuildContext, Field, LossParams, hookimpl
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 
 class GanParams(LossParams):
     mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = Field(

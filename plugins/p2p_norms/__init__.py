@@ -6,6 +6,8 @@ from typing import Any
 
 from p2pcore.api import BuildContext, Field, Params, hookimpl
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 
 class BatchParams(Params):
     momentum: float = Field(0.1, gt=0, le=1, description="running-statistics momentum")

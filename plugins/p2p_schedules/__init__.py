@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from p2pcore.api import BuildContext, Field, ScheduleParams, hookimpl
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 
 class ConstantParams(ScheduleParams):
     pass

@@ -20,6 +20,8 @@ from p2pcore.api import (
     hookimpl,
 )
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 
 class Pix2PixParams(TaskParams):
     def declare(self) -> TaskSpec:

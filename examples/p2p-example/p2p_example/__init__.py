@@ -12,6 +12,7 @@ from typing import Any
 from p2pcore.api import BuildContext, Field, LossParams, LossTerm, Params, hookimpl
 
 __version__ = "0.1.0"
+P2P_API = ">=1,<2"  # the p2p plugin API versions this package supports (p2pcore.api.API_VERSION)
 
 
 class GroupParams(Params):
