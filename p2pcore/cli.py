@@ -207,6 +207,14 @@ def inspect(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.
 
 
 @app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (runs/<name>, or p2p run's --out)")]) -> None:
+    """Write RUN_DIR/report.html: curves, sample grids by epoch, metrics, recipe and component versions."""
+    from p2pcore.report import write_report
+
+    console.print(f"wrote {escape(str(write_report(run_dir)))}", highlight=False)
+
+
+@app.command()
 def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
            output: Annotated[Path, typer.Argument(help="file to write (.onnx or .pt)")],
            format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from p2p_metrics.image_metrics import register_image_metrics
 from p2pcore.api import hookimpl
 
 
@@ -11,4 +12,4 @@ P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.
 
 @hookimpl
 def p2p_register_metrics(register: Any) -> None:
-    pass
+    register_image_metrics(register)

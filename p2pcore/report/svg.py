@@ -1,0 +1,102 @@
+"""Line plots as inline SVG: axes with round tick values, grid lines and a legend, in a few kilobytes,
+so the report needs no plotting library and no script to draw."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from p2pcore.report.charts import Chart
+from p2pcore.report.runlog import downsample
+
+WIDTH = 560
+PLOT_HEIGHT = 210
+LEFT, RIGHT, BOTTOM = 58, 14, 34
+LEGEND_ROW = 16
+MARKERS_UP_TO = 40
+PALETTE = ("#1f5fae", "#d1491c", "#2b8a3e", "#8a3fb8", "#b8860b", "#0f8a8a", "#c2185b", "#5d6d7e",
+           "#6b8e23", "#7a4a2a")
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values (1, 2, 2.5 or 5 times a power of ten apart) covering [low, high]."""
+    if not high > low:
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first = math.floor(low / step + 1e-9)
+    last = math.ceil(high / step - 1e-9)
+    return [i * step for i in range(first, last + 1)]
+
+
+def tick_label(value: float, step: float) -> str:
+    """A tick value with as many decimals as the spacing needs; scientific for tiny or huge numbers."""
+    if value != 0 and (abs(value) >= 1e5 or abs(step) < 1e-4):
+        return f"{value:.3g}"
+    decimals = next((d for d in range(10) if abs(step * 10 ** d - round(step * 10 ** d)) < 1e-6), 10)
+    text = f"{value:.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+def _legend(labels: list[str]) -> tuple[str, int]:
+    """Legend entries laid out in rows above the plot; the markup and the height it takes."""
+    items, x, row = [], LEFT, 0
+    for i, label in enumerate(labels):
+        width = 22 + 6.6 * len(label) + 14
+        if x + width > WIDTH - RIGHT and x > LEFT:
+            x, row = LEFT, row + 1
+        y = 12 + row * LEGEND_ROW
+        colour = PALETTE[i % len(PALETTE)]
+        items.append(f'<line x1="{x:.0f}" y1="{y - 4}" x2="{x + 16:.0f}" y2="{y - 4}" stroke="{colour}" '
+                     f'stroke-width="2.5"/><text x="{x + 22:.0f}" y="{y}">{escape(label)}</text>')
+        x += width
+    return "".join(items), 12 + (row + 1) * LEGEND_ROW
+
+
+def render(chart: Chart, x_label: str = "epoch") -> str:
+    """The chart as an `<svg>` element; one `<path>` per series (plus dots where there are few points)."""
+    series = {key: downsample(points) for key, points in chart.series.items() if points}
+    legend, top = _legend(list(series))
+    height = top + PLOT_HEIGHT + BOTTOM
+    xs = [p[0] for points in series.values() for p in points] or [0.0]
+    ys = [p[1] for points in series.values() for p in points] or [0.0]
+    x_ticks = nice_ticks(min(xs), max(xs), 6)
+    y_ticks = nice_ticks(min(ys), max(ys), 5)
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    plot_w = WIDTH - LEFT - RIGHT
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x0) / (x1 - x0) * plot_w
+
+    def sy(y: float) -> float:
+        return top + PLOT_HEIGHT - (y - y0) / (y1 - y0) * PLOT_HEIGHT
+
+    out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(chart.title)}" '
+           f'xmlns="http://www.w3.org/2000/svg">', legend, '<g class="grid">']
+    x_step, y_step = x_ticks[1] - x_ticks[0], y_ticks[1] - y_ticks[0]
+    for y in y_ticks:
+        out.append(f'<line x1="{LEFT}" y1="{sy(y):.1f}" x2="{WIDTH - RIGHT}" y2="{sy(y):.1f}"/>')
+    for x in x_ticks:
+        out.append(f'<line x1="{sx(x):.1f}" y1="{top}" x2="{sx(x):.1f}" y2="{top + PLOT_HEIGHT}"/>')
+    out.append('</g><g class="axis">')
+    out.append(f'<line x1="{LEFT}" y1="{top + PLOT_HEIGHT}" x2="{WIDTH - RIGHT}" y2="{top + PLOT_HEIGHT}"/>'
+               f'<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{top + PLOT_HEIGHT}"/>')
+    for y in y_ticks:
+        out.append(f'<text x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{tick_label(y, y_step)}</text>')
+    for x in x_ticks:
+        out.append(f'<text x="{sx(x):.1f}" y="{top + PLOT_HEIGHT + 16}" text-anchor="middle">'
+                   f'{tick_label(x, x_step)}</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">{x_label}</text></g>')
+    for i, (key, points) in enumerate(series.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        d = "M" + "L".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        last_x, last_y = chart.series[key][-1]
+        out.append(f'<path class="series" data-series="{escape(key)}" d="{d}" stroke="{colour}">'
+                   f'<title>{escape(key)}: {last_y:.4g} at {x_label} {last_x:g}</title></path>')
+        if len(points) <= MARKERS_UP_TO:
+            out.append(f'<g fill="{colour}">' + "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5"/>'
+                                                       for x, y in points) + "</g>")
+    out.append("</svg>")
+    return "".join(out)
