@@ -7,8 +7,8 @@ from typing import Any
 from p2p_metrics.image_metrics import register_image_metrics
 from p2pcore.api import hookimpl
 
-
 P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 
 @hookimpl
 def p2p_register_metrics(register: Any) -> None:
