@@ -14,7 +14,7 @@ from p2pcore.errors import P2PError
 
 LOCK_FILE = ".lock"
 RECIPE_FILE = "recipe.toml"
-RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, "checkpoints", "samples", "metrics.jsonl"})
+RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, "checkpoints", "samples", "metrics.jsonl", "eval", "report.html"})
 
 # What `--resume` may change: how long to train and how often to log, sample and checkpoint.
 # Everything else would make the continued run a different one than its checkpoints describe.

@@ -283,3 +283,14 @@ def test_the_page_in_a_headless_browser(run):
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert any(low != high for low, high in shot.getextrema())
     assert shot.size[1] > 900
+
+
+def test_a_run_with_a_report_is_still_a_run_to_resume_not_a_foreign_folder(run):
+    from p2pcore.errors import P2PError
+    from p2pcore.rundir import check_run_dir
+
+    folder, _ = run
+    write_report(folder)
+    with pytest.raises(P2PError, match="already holds a run"):
+        check_run_dir(folder, resume=False)
+    check_run_dir(folder, resume=True)
