@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from p2pcore.datareport import DataReport
 from p2pcore.errors import P2PError, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
         to_unit,
         write_image,
     )
+    from p2pcore.jitter import finish_image, jitter, make_jitter, prepare_image
 
 __all__ = [
     "hookimpl", "Params", "Field", "ComponentRef", "NormRef", "GeneratorRef", "DiscriminatorRef",
@@ -46,6 +48,8 @@ __all__ = [
     "Task", "ScheduleParams", "Schedule", "DatasetAdapter", "P2PError", "did_you_mean", "IMAGE_SUFFIXES",
     "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
+    "API_VERSION", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS", "Preprocess",
+    "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -239,6 +243,47 @@ class Tensors:
         raise P2PError(f"this task provides no tensor named {name!r}",
                        hint=(f"did you mean {guess!r}? " if guess else "")
                        + f"available: {', '.join(sorted(self.names()))}")
+
+
+# -- generators and discriminators ------------------------------------------------------------------
+
+@runtime_checkable
+class Generator(Protocol):
+    """What a generator's `build` returns: an ``nn.Module`` from N x ctx.in_channels x H x W to
+    N x ctx.out_channels x H x W in [-1, 1] (it ends in Tanh). Inputs whose sides are multiples of
+    `size_multiple` keep their size; the engine pads other inputs up to it and crops the output back.
+
+    Generators share no parameters beyond `Params`: their widths and norms differ in defaults and meaning."""
+
+    size_multiple: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class DiscriminatorParams(Params):
+    """The fields every discriminator has, so that tasks and recipes can rely on them: a task judging
+    single images refuses `conditional = true`, and `spectral_norm` is one switch for any architecture."""
+
+    conditional: bool = Field(True, description="the discriminator sees the input beside the output "
+                                                "(cGAN); false: the output alone")
+    spectral_norm: bool = Field(False, description="spectral normalisation of every convolution's weight")
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """What a discriminator's `build` returns: an ``nn.Module`` taking N x ctx.in_channels x H x W (the task
+    decides: input and output stacked when conditional) and returning N x 1 x h x w logits, a list of such
+    maps (one per scale), or, for feature matching across scales, per scale the list of its intermediate
+    maps ending with its logits. Its params subclass :class:`DiscriminatorParams`.
+
+    `receptive_field` is the side in pixels that each logit sees and `conditional` repeats its params'.
+    Optional: ``forward_features(x)`` returning every intermediate map with the logits last, which lets
+    ``multiscale`` and ``feature_matching`` use the discriminator's features."""
+
+    receptive_field: int
+    conditional: bool
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | list[Any]: ...
 
 
 # -- loss terms -------------------------------------------------------------------------------------
@@ -521,12 +566,38 @@ class Segmenter(Protocol):
     def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-class DatasetAdapter(Protocol):
-    """Reads a dataset. Images are float tensors C x H x W in [-1, 1].
+BATCH_KEYS: Mapping[str, str] = {
+    "a": "the input side's image, float32 C x H x W in [-1, 1] (a_channels channels)",
+    "b": "the output side's image, likewise (b_channels channels); absent for single-side datasets",
+    "name": "a name for the item (its file's stem): output file names and error messages use it",
+    "skipped": "how many unreadable records were passed over to produce this item (0 normally); training "
+               "counts them as skipped_files",
+}
+"""The keys of a dataset item that p2p reads. Further image keys (pix2pixHD's ``label``) are declared in the
+adapter's `channels` and the task's ``TaskSpec.images``; other keys (``name_b``, ``label_file``) pass through
+to the task untouched. Every image of one item has the same H x W."""
 
-    Optional: `channels` (a mapping of further batch image keys to their channel counts, for tasks
-    that read more than a and b) and `display(images, key)`, which turns an N x C x H x W batch of
-    one image key into RGB in [-1, 1] for sample grids (a label map in its colour palette)."""
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+"""The resizing and cropping modes of :func:`make_jitter`, as recipes spell them."""
+
+Interpolation = Literal["bicubic", "bilinear"]
+"""How :func:`make_jitter` resamples images (label maps given as masks are always resampled nearest)."""
+
+
+@runtime_checkable
+class DatasetAdapter(Protocol):
+    """What a dataset's `build` returns; building it must not touch the disk (``p2p translate`` rebuilds
+    one from a checkpoint on a machine without the data).
+
+    `dataset(split, train=...)` gives items with the :data:`BATCH_KEYS` (``train=True`` adds random
+    jitter: :func:`make_jitter`); `read_input` and `write_output` are what ``p2p translate`` reads and
+    writes, converted and normalised as in training.
+
+    Optional: ``check(split, *, deep=False) -> DataReport`` scans a split without training (headers only
+    unless `deep`): ``p2p data check`` prints it and training refuses to start unless it is ``ok``;
+    ``channels``, a mapping of further batch image keys to their channel counts (``{"label": 2}``); and
+    ``display(images, key)``, turning an N x C x H x W batch of one image key into RGB in [-1, 1] for sample
+    grids (a label map in its colour palette)."""
 
     a_channels: int
     b_channels: int
@@ -544,11 +615,20 @@ _IMAGE_IO = frozenset({"IMAGE_SUFFIXES", "ImageInfo", "Normalization", "load_ima
                        "probe_image", "read_image", "to_unit", "write_image"})
 
 
+# Joint jitter for dataset adapters (resize, crop and flip every image of an item alike) needs torchvision;
+# it lives in p2pcore.jitter and is offered here lazily too.
+_JITTER = frozenset({"make_jitter", "jitter", "prepare_image", "finish_image"})
+
+
 def __getattr__(name: str) -> Any:
     if name in _IMAGE_IO:
         from p2pcore import imageio
 
         return getattr(imageio, name)
+    if name in _JITTER:
+        from p2pcore import jitter
+
+        return getattr(jitter, name)
     raise AttributeError(f"module 'p2pcore.api' has no attribute {name!r}")
 
 

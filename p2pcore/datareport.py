@@ -1,4 +1,6 @@
-"""What `adapter.check()` finds: counts, problems that stop training, warnings that do not."""
+"""What a dataset adapter's `check(split, deep=...)` returns: counts, problems that stop training, warnings
+that do not. Part of the plugin API (``p2pcore.api.DataReport``): `p2p data check` prints it and training
+refuses to start on a report that is not `ok`. Pure Python, so importing the api stays light."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Joint random jitter: one call resizes, crops and mirrors every image of an item the same way.
 
+Offered to dataset adapters, built-in and third-party alike, through :mod:`p2pcore.api`
+(`make_jitter`, `jitter`, `prepare_image`, `finish_image`), which imports this module, and torch, only
+when one of them is first used.
+
 Images travel as ``tv_tensors.Image`` (resampled with the recipe's interpolation) and label maps
 as ``tv_tensors.Mask`` (always nearest), through a ``torchvision.transforms.v2`` pipeline built
 once per dataset. 8-bit images stay ``uint8`` through resizing (torchvision's fast path) and are
@@ -9,14 +13,15 @@ scaled to [-1, 1] afterwards; other images are scaled first and resized as float
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from .imagefiles import Normalization, to_unit
+from p2pcore.api import Preprocess
+from p2pcore.imageio import Normalization, to_unit
 
 _INTERPOLATION = {"bicubic": v2.InterpolationMode.BICUBIC, "bilinear": v2.InterpolationMode.BILINEAR}
 
@@ -69,11 +74,16 @@ class AtLeast(v2.Transform):
                                  antialias=True)
 
 
-def make_transform(params: Any, train: bool) -> v2.Compose | None:
-    """The jitter pipeline a recipe's preprocessing asks for; deterministic unless `train`."""
-    mode = params.preprocess
-    load, crop = params.load_size, params.crop_size
-    interp = _INTERPOLATION[getattr(params, "interpolation", "bicubic")]
+def make_jitter(preprocess: str, *, load_size: int, crop_size: int, flip: bool, train: bool,
+                interpolation: str = "bicubic") -> v2.Compose | None:
+    """The pipeline a recipe's preprocessing asks for (`preprocess` is one of :data:`p2pcore.api.Preprocess`);
+    crops are random and images mirrored at random (with `flip`) only when `train`. None: nothing to do."""
+    mode, load, crop = preprocess, load_size, crop_size
+    if mode not in get_args(Preprocess):
+        raise ValueError(f"preprocess must be one of {', '.join(get_args(Preprocess))}, got {mode!r}")
+    if interpolation not in _INTERPOLATION:
+        raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, got {interpolation!r}")
+    interp = _INTERPOLATION[interpolation]
     steps: list[v2.Transform] = []
     if mode == "resize_and_crop":
         steps.append(v2.Resize([load, load], interpolation=interp, antialias=True))
@@ -83,20 +93,21 @@ def make_transform(params: Any, train: bool) -> v2.Compose | None:
         steps.append(AtLeast(crop, interp))
     if mode in ("resize_and_crop", "scale_width_and_crop", "crop"):
         steps.append(v2.RandomCrop(crop) if train else v2.CenterCrop(crop))
-    if train and params.flip:
+    if train and flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps) if steps else None
 
 
-def prepare(raw: torch.Tensor, rule: Normalization) -> torch.Tensor:
-    """Before jitter: 8-bit full-range images stay uint8 (fast resizing), others become [-1, 1]."""
+def prepare_image(raw: torch.Tensor, rule: Normalization) -> torch.Tensor:
+    """Before jitter, a decoded image (``load_image``): 8-bit full-range images stay uint8 (fast resizing),
+    others become [-1, 1] by `rule`."""
     if raw.dtype == torch.uint8 and rule.mode == "full_range":
         return raw
     return to_unit(raw, rule)
 
 
-def finish(image: torch.Tensor) -> torch.Tensor:
-    """After jitter: float32 in [-1, 1]."""
+def finish_image(image: torch.Tensor) -> torch.Tensor:
+    """After jitter: float32 in [-1, 1], what a batch item holds."""
     if image.dtype == torch.uint8:
         return image.to(torch.float32).mul_(2.0 / 255.0).sub_(1.0)
     return image.clamp_(-1.0, 1.0)
@@ -104,7 +115,8 @@ def finish(image: torch.Tensor) -> torch.Tensor:
 
 def jitter(transform: v2.Compose | None, images: Sequence[torch.Tensor],
            masks: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
-    """Apply one pipeline to all images and masks together (same crop, same flip)."""
+    """Apply one pipeline (`make_jitter`) to all images and masks of an item together: the same crop and the
+    same flip, so pairs stay aligned; masks (label maps) are resampled nearest."""
     if transform is None:
         return [*images, *masks]
     wrapped = [tv_tensors.Image(x) for x in images] + [tv_tensors.Mask(m) for m in masks]

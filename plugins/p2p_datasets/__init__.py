@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from p2pcore.api import BuildContext, hookimpl
+from p2pcore.api import BuildContext, DataReport, hookimpl
 
 from .params import (
     AlignedParams,
@@ -34,7 +34,6 @@ from .params import (
     SyntheticThermalParams,
     UnalignedParams,
 )
-from .report import DataReport
 
 P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
 

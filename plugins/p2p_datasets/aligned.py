@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
 from .imagefiles import load_image, match_channels
 from .params import AlignedParams
-from .report import DataReport
 
 
 def halves(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +100,7 @@ class Aligned(SideBySide):
         self.b_channels = params.b_channels
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
         same = self.a_channels == self.b_channels
         raw = load_image(record, self.a_channels if same else None)
@@ -113,5 +112,5 @@ class Aligned(SideBySide):
         if not same:
             a = match_channels(a, self.a_channels, str(record))
             b = match_channels(b, self.b_channels, str(record))
-        a, b = jitter(transform, [prepare(a, self.rule), prepare(b, self.rule)])
-        return {"a": finish(a), "b": finish(b)}
+        a, b = jitter(transform, [prepare_image(a, self.rule), prepare_image(b, self.rule)])
+        return {"a": finish_image(a), "b": finish_image(b)}

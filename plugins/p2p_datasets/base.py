@@ -10,10 +10,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import Normalization, load_image, to_unit, write_image
-from .report import DataReport
 
 
 def normalization(params: Any) -> Normalization:
@@ -42,10 +41,12 @@ class Items(Dataset):
         self.train = train
         self.skip_corrupt = skip_corrupt
         self.transform = None
-        if hasattr(adapter.params, "preprocess"):
-            from .transforms import make_transform  # torchvision is imported only when data is loaded
+        p = adapter.params
+        if hasattr(p, "preprocess"):
+            from p2pcore.api import make_jitter  # torchvision is imported only when data is loaded
 
-            self.transform = make_transform(adapter.params, train)
+            self.transform = make_jitter(p.preprocess, load_size=p.load_size, crop_size=p.crop_size, flip=p.flip,
+                                         train=train, interpolation=getattr(p, "interpolation", "bicubic"))
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -129,14 +130,14 @@ def same_size(path_a: Path, a: torch.Tensor, path_b: Path, b: torch.Tensor) -> N
 
 def load_pair(record: tuple[Path, Path], transform: Any, channels: tuple[int, int], rule: Any) -> dict[str, Any]:
     """Two aligned files as a jittered item: the same crop and flip for both."""
-    from .transforms import finish, jitter, prepare
+    from p2pcore.api import finish_image, jitter, prepare_image
 
     path_a, path_b = record
-    a = prepare(load_image(path_a, channels[0]), rule)
-    b = prepare(load_image(path_b, channels[1]), rule)
+    a = prepare_image(load_image(path_a, channels[0]), rule)
+    b = prepare_image(load_image(path_b, channels[1]), rule)
     same_size(path_a, a, path_b, b)
     a, b = jitter(transform, [a, b])
-    return {"a": finish(a), "b": finish(b)}
+    return {"a": finish_image(a), "b": finish_image(b)}
 
 
 def folder_of(root: Path, split: str, *, fallback: bool) -> Path | None:

@@ -133,7 +133,7 @@ class CityscapesLabels(SideBySide):
     colorize = staticmethod(colorize)
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
         raw = load_image(record, 3)
         if raw.shape[-1] < 2:
@@ -144,9 +144,9 @@ class CityscapesLabels(SideBySide):
         if coded.dtype != torch.uint8:
             coded = (coded.to(torch.float32) * (255.0 / 65535.0)).round_()
         ids = self.labels_of(coded)
-        photo, ids = jitter(transform, [prepare(photo, self.rule)], [ids[None]])
+        photo, ids = jitter(transform, [prepare_image(photo, self.rule)], [ids[None]])
         label = ids[0].to(torch.int64)
-        return {"a": finish(photo), "b": encode_labels(label)[None], "label": label}
+        return {"a": finish_image(photo), "b": encode_labels(label)[None], "label": label}
 
     def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b") -> None:
         """Write the decoded label map: colour-coded RGB, or 8-bit train IDs (`write_as`); photos as they are."""

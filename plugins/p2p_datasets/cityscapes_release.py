@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, same_size
 from .imagefiles import load_image, probe_image, to_unit, write_image
 from .labelmaps import display, instance_file, read_label_maps
-from .report import DataReport
 
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 PHOTO_SUFFIX = "_leftImg8bit.png"
@@ -68,14 +67,14 @@ class CityscapesRelease(FileAdapter):
         return pairs, [label.name[: -len(LABEL_SUFFIX)] for label, _ in pairs]
 
     def load(self, record: tuple[Path, Path], transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
         label_file, photo_file = record
         maps = read_label_maps(label_file, instances=self.params.instances)
-        photo = prepare(load_image(photo_file, 3), self.rule)
+        photo = prepare_image(load_image(photo_file, 3), self.rule)
         same_size(label_file, maps, photo_file, photo)
         photo, maps = jitter(transform, [photo], [maps.to(torch.int64)])
-        return {"label": maps.to(torch.float32), "b": finish(photo), "label_file": str(label_file)}
+        return {"label": maps.to(torch.float32), "b": finish_image(photo), "label_file": str(label_file)}
 
     def read_input(self, path: str | Path, side: str = "label") -> torch.Tensor:
         """A label map (with its instance map beside it), or a photo, at native size."""

@@ -16,13 +16,12 @@ from typing import Any
 
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, in_holdout, list_images, missing_root, record_errors, scan, size_warnings
 from .imagefiles import load_image, to_unit, write_image
 from .params import ColorizationParams
-from .report import DataReport
 
 AB_SCALE = 110.0
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
@@ -104,10 +103,10 @@ class Colorization(FileAdapter):
         return paths, [p.stem for p in paths]
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
-        (rgb,) = jitter(transform, [prepare(load_image(record, 3), self.rule)])
-        l_unit, ab_unit = split_lab(finish(rgb))
+        (rgb,) = jitter(transform, [prepare_image(load_image(record, 3), self.rule)])
+        l_unit, ab_unit = split_lab(finish_image(rgb))
         return {"a": l_unit, "b": ab_unit}
 
     def read_input(self, path: str | Path, side: str = "a") -> torch.Tensor:

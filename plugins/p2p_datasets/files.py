@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
-from .report import DataReport
 
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, load_pair
 from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
 from .params import KaistParams
-from .report import DataReport
 
 THERMAL, VISIBLE = "lwir", "visible"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, load_pair
 from .files import (
@@ -20,7 +20,6 @@ from .files import (
     split_dir,
 )
 from .params import PairedFoldersParams
-from .report import DataReport
 
 
 class PairedFolders(FileAdapter):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
-from p2pcore.api import Field, Params
+from p2pcore.api import Field, Interpolation, Params, Preprocess
 
 KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
 KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
@@ -67,9 +67,6 @@ class Side(Params):
                                                       "3 colour, or the depth of N-channel stacks")
 
 
-Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
-
-
 class Jitter(Params):
     """Resizing, cropping and mirroring shared by the file-based adapters, and file handling."""
 
@@ -83,7 +80,7 @@ class Jitter(Params):
                                                                f"cropping, 1 to {MAX_SIDE}")
     crop_size: int = Field(256, ge=1, le=MAX_SIDE, description=f"side of the square crop, 1 to {MAX_SIDE}")
     flip: bool = Field(True, description="mirror left-right at random when training (both sides together)")
-    interpolation: Literal["bicubic", "bilinear"] = Field(
+    interpolation: Interpolation = Field(
         "bicubic", description="resampling used when resizing images (label maps always use nearest)")
     skip_corrupt: bool = Field(False, description="pass over unreadable files with a warning (counted in "
                                                   "metrics as skipped_files) instead of stopping")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, folder_of
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
 from .imagefiles import load_image
 from .params import SingleParams
-from .report import DataReport
 
 
 class Single(FileAdapter):
@@ -42,10 +41,10 @@ class Single(FileAdapter):
         return paths, [p.stem for p in paths]
 
     def load(self, record: Path, transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
-        (a,) = jitter(transform, [prepare(load_image(record, self.a_channels), self.rule)])
-        return {"a": finish(a)}
+        (a,) = jitter(transform, [prepare_image(load_image(record, self.a_channels), self.rule)])
+        return {"a": finish_image(a)}
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         if not self.params.root:

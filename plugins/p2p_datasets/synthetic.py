@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import read_image, write_image
 from .params import SyntheticThermalParams
-from .report import DataReport
 
 SPLITS = {"train": 0, "test": 1}
 

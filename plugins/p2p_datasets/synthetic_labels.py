@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import read_image, write_image
 from .labelmaps import display, read_label_maps
-from .report import DataReport
 from .synthetic import RenderedScenes
 
 SPLITS = {"train": 0, "test": 1}

@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter
 from .files import describe_side, list_images, missing_root, record_errors, scan, size_warnings
 from .imagefiles import load_image
 from .params import UnalignedParams
-from .report import DataReport
 
 
 class Unaligned(FileAdapter):
@@ -57,16 +56,16 @@ class Unaligned(FileAdapter):
         return records, [side_a[i % len(side_a)].stem for i in range(n)]
 
     def load(self, record: tuple[Path, tuple[Path, ...], int], transform: Any, train: bool) -> dict[str, Any]:
-        from .transforms import finish, jitter, prepare
+        from p2pcore.api import finish_image, jitter, prepare_image
 
         path_a, side_b, j = record
         if train:
             j = int(torch.randint(len(side_b), ()))
-        a = prepare(load_image(path_a, self.a_channels), self.rule)
-        b = prepare(load_image(side_b[j], self.b_channels), self.rule)
+        a = prepare_image(load_image(path_a, self.a_channels), self.rule)
+        b = prepare_image(load_image(side_b[j], self.b_channels), self.rule)
         (a,) = jitter(transform, [a])
         (b,) = jitter(transform, [b])
-        return {"a": finish(a), "b": finish(b), "name_b": side_b[j].stem}
+        return {"a": finish_image(a), "b": finish_image(b), "name_b": side_b[j].stem}
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from p2pcore.api import BuildContext, DiscriminatorRef, Field, NormRef, P2PError, Params, hookimpl
+from p2pcore.api import BuildContext, DiscriminatorParams, DiscriminatorRef, Field, NormRef, P2PError, hookimpl
 
 P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
 
@@ -20,12 +20,6 @@ RECEPTIVE_FIELDS = {16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # 9 * 2**n - 2 for n s
 def receptive_field_of(n_layers: int) -> int:
     """Receptive field of a PatchGAN with n stride-2 layers followed by two stride-1 layers (4x4, pad 1)."""
     return 9 * 2 ** n_layers - 2
-
-
-class DiscriminatorParams(Params):
-    conditional: bool = Field(True, description="the discriminator sees the input beside the output "
-                                                "(cGAN); false: the output alone")
-    spectral_norm: bool = Field(False, description="spectral normalisation of every convolution's weight")
 
 
 class PatchParams(DiscriminatorParams):
