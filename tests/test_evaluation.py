@@ -53,6 +53,7 @@ def test_each_epoch_logs_the_eval_figures_and_writes_them_as_json(trained):
     assert written["items"] == 6 and written["split"] == "test"
     assert written["metrics"]["eval/psnr"] == pytest.approx(evals[-1]["eval/psnr"], abs=1e-5)
     assert written["higher_is_better"] == {"eval/l1": False, "eval/psnr": True}
+    assert "eval/psnr" in (trained / "report.html").read_text()  # refreshed after evaluations
 
 
 def test_the_best_checkpoint_is_the_epoch_with_the_best_figure(trained):

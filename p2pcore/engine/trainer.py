@@ -186,6 +186,7 @@ class Trainer:
             self.evaluate(limit=self.recipe.eval.batch_size)
         with self.metrics, deferred_interrupts() as self._stop_requested:
             self._loop(loader, order, samples)
+        self.refresh_report()
         return RunResult(self.out_dir, self.progress.step, self.progress.epoch, self._last_metrics)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -383,25 +384,43 @@ class Trainer:
                 self._last_metrics.update(figures)
                 self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
                              **{k: round(v, 6) for k, v in figures.items()}})
-        improved = False
-        if self.evaluator and (p.epoch % self.recipe.eval.every == 0 or last):
-            try:
-                result = self.evaluate()
-            except BaseException:  # the epoch's training is kept, whatever went wrong in scoring it
-                if not p.bad_steps:
-                    self._save_epoch()
-                raise
-            found = {k: v for k, v in result.figures.items() if v is not None}
-            figures.update(found)
-            self._last_metrics.update(found)
-            self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
-                         **{k: None if v is None else round(v, 6) for k, v in result.figures.items()}})
-            improved = self._track_best(result)
-            if self.placement.is_main:
-                result.write(self.out_dir / "eval" / f"epoch_{p.epoch:03d}.json")
+        evaluated = bool(self.evaluator) and (p.epoch % self.recipe.eval.every == 0 or last)
+        improved = self._evaluate_epoch(figures) if evaluated else False
         self.schedule.observe(p.epoch, figures)
         if not p.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
             self._save_epoch(best=improved)
+        if evaluated:
+            self.refresh_report()
+
+    def _evaluate_epoch(self, figures: dict[str, float]) -> bool:
+        """Score the epoch, log and write the figures (adding them to `figures`); whether `[eval] best` improved."""
+        p = self.progress
+        try:
+            result = self.evaluate()
+        except BaseException:  # the epoch's training is kept, whatever went wrong in scoring it
+            if not p.bad_steps:
+                self._save_epoch()
+            raise
+        found = {k: v for k, v in result.figures.items() if v is not None}
+        figures.update(found)
+        self._last_metrics.update(found)
+        self._write({"step": p.step, "epoch": p.epoch, "time": round(time.time(), 3),
+                     **{k: None if v is None else round(v, 6) for k, v in result.figures.items()}})
+        if self.placement.is_main:
+            result.write(self.out_dir / "eval" / f"epoch_{p.epoch:03d}.json")
+        return self._track_best(result)
+
+    def refresh_report(self) -> None:
+        """Rewrite report.html (main process); a page that cannot be written is a warning, never the end of
+        training."""
+        if not self.placement.is_main:
+            return
+        from p2pcore.report import write_report
+
+        try:
+            write_report(self.out_dir)
+        except P2PError as error:
+            warnings.warn(f"report.html not refreshed: {error.message}", stacklevel=2)
 
     def evaluate(self, limit: int | None = None) -> EvalResult:
         """The `[eval]` metrics over their split (or its first `limit` items), with the networks samples use
