@@ -25,7 +25,7 @@ from p2pcore.cli import app
 from p2pcore.report import write_report
 from p2pcore.report.charts import group
 from p2pcore.report.runlog import downsample, read_log
-from p2pcore.report.svg import nice_ticks, tick_label
+from p2pcore.report.svg import nice_ticks, tick_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = '<script>alert("x")</script> & </pre>'
@@ -138,6 +138,11 @@ def test_missing_parts_are_left_out(tmp_path):
     (folder / "eval").mkdir()
     (folder / "eval" / "epoch_001.json").write_text('{"epoch": 1, "metr')
     assert "nothing logged yet" in write_report(folder).read_text()
+    (folder / "eval" / "epoch_002.json").write_text(json.dumps(
+        {"epoch": [2], "metrics": {"eval/psnr": "high", "eval/l1": [1]}, "higher_is_better": [True]}))
+    (folder / "eval" / "best.json").write_text(json.dumps({"metric": ["eval/psnr"], "epoch": {}}))
+    page = write_report(folder).read_text()
+    assert "<td>eval/psnr</td>" in page and 'class="best' not in page
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -184,13 +189,13 @@ def test_downsampling_keeps_the_ends_and_spikes():
 
 
 @pytest.mark.parametrize("low,high", [(0.0, 3.0), (0.32, 0.36), (13.9, 14.2), (2e-4, 2e-4), (-5.0, 120.0),
-                                      (1e-7, 3e-6)])
+                                      (1e-7, 3e-6), (6.6e-5, 2e-4), (0.0, 2e6)])
 def test_ticks_are_round_evenly_spaced_and_cover_the_range(low, high):
     ticks = nice_ticks(low, high)
     assert ticks[0] <= low and ticks[-1] >= high and 3 <= len(ticks) <= 12
     steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:], strict=False)}
     assert len(steps) == 1
-    labels = [tick_label(t, ticks[1] - ticks[0]) for t in ticks]
+    labels = tick_labels(ticks)
     assert len(set(labels)) == len(labels) and all(abs(float(s) - t) <= 1e-9 + abs(t) * 1e-2
                                                    for s, t in zip(labels, ticks, strict=True))
 

@@ -103,7 +103,8 @@ def evaluation(view: RunView) -> str:
     keys = list(dict.fromkeys(k for e in columns for k in e["metrics"]))
     higher: dict[str, Any] = {}
     for e in reversed(columns):
-        higher.update(e.get("higher_is_better") or {})
+        if isinstance(e.get("higher_is_better"), dict):
+            higher.update(e["higher_is_better"])
     head = ["figure", "better"]
     for e in columns:
         roles = [r for r, other in (("latest", found.latest), ("best checkpoint", found.at_best))

@@ -31,13 +31,19 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [i * step for i in range(first, last + 1)]
 
 
-def tick_label(value: float, step: float) -> str:
-    """A tick value with as many decimals as the spacing needs; scientific for tiny or huge numbers."""
-    if value != 0 and (abs(value) >= 1e5 or abs(step) < 1e-4):
-        return f"{value:.3g}"
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Tick values in one style per axis: as many decimals as the spacing needs, or scientific notation
+    (with as many digits as keep the labels apart) for tiny spacings and huge values."""
+    step = ticks[1] - ticks[0]
+    if max(abs(t) for t in ticks) >= 1e6 or step < 1e-6:
+        for digits in range(6):
+            labels = ["0" if t == 0 else f"{t:.{digits}e}" for t in ticks]
+            if len(set(labels)) == len(labels):
+                break
+        return labels
     decimals = next((d for d in range(10) if abs(step * 10 ** d - round(step * 10 ** d)) < 1e-6), 10)
-    text = f"{value:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0 else text
+    labels = [f"{t:.{decimals}f}" for t in ticks]
+    return [text.lstrip("-") if float(text) == 0 else text for text in labels]
 
 
 def _legend(labels: list[str]) -> tuple[str, int]:
@@ -75,7 +81,6 @@ def render(chart: Chart, x_label: str = "epoch") -> str:
 
     out = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(chart.title)}" '
            f'xmlns="http://www.w3.org/2000/svg">', legend, '<g class="grid">']
-    x_step, y_step = x_ticks[1] - x_ticks[0], y_ticks[1] - y_ticks[0]
     for y in y_ticks:
         out.append(f'<line x1="{LEFT}" y1="{sy(y):.1f}" x2="{WIDTH - RIGHT}" y2="{sy(y):.1f}"/>')
     for x in x_ticks:
@@ -83,11 +88,10 @@ def render(chart: Chart, x_label: str = "epoch") -> str:
     out.append('</g><g class="axis">')
     out.append(f'<line x1="{LEFT}" y1="{top + PLOT_HEIGHT}" x2="{WIDTH - RIGHT}" y2="{top + PLOT_HEIGHT}"/>'
                f'<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{top + PLOT_HEIGHT}"/>')
-    for y in y_ticks:
-        out.append(f'<text x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{tick_label(y, y_step)}</text>')
-    for x in x_ticks:
-        out.append(f'<text x="{sx(x):.1f}" y="{top + PLOT_HEIGHT + 16}" text-anchor="middle">'
-                   f'{tick_label(x, x_step)}</text>')
+    for y, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
+        out.append(f'<text x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{label}</text>')
+    for x, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
+        out.append(f'<text x="{sx(x):.1f}" y="{top + PLOT_HEIGHT + 16}" text-anchor="middle">{label}</text>')
     out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">{x_label}</text></g>')
     for i, (key, points) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
