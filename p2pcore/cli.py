@@ -148,10 +148,10 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                       "under the paper protocol, a random style); there each "
                                                       "image has its own pass, seeded alike, so outputs are the "
                                                       "same for any batch size")] = 8,
-              tile: Annotated[int | None, typer.Option(min=1, help="translate images larger than SIZE x SIZE as "
-                                                       "overlapping tiles blended together: memory bounded by "
-                                                       "the tile; SIZE a multiple of the generator's size "
-                                                       "multiple", metavar="SIZE")] = None,
+              tile: Annotated[int | None, typer.Option(help="translate images larger than SIZE x SIZE as "
+                                                 "overlapping tiles blended together: memory bounded by "
+                                                 "the tile; SIZE a multiple of the generator's size "
+                                                 "multiple", metavar="SIZE")] = None,
               overlap: Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by "
                                                           "neighbouring tiles, less than SIZE/2 (default "
                                                           "SIZE/8)", metavar="PX")] = None,

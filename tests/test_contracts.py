@@ -1,0 +1,133 @@
+"""Every built-in component passes the contract checks that `p2pcore.testing` offers plugin authors, and
+the checks catch broken components with a message saying what is wrong.
+
+Parametrised over the registry: a new built-in is checked without editing this file, with its default
+parameters unless TINY below shrinks them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from pydantic_core import PydanticUndefined
+
+from p2pcore import load_host
+from p2pcore.testing import (
+    check_dataset,
+    check_discriminator,
+    check_entry_module_light,
+    check_generator,
+    check_loss,
+    check_metric,
+    check_norm,
+    check_params_round_trip,
+    check_task,
+    tiny_recipe,
+)
+
+HOST = load_host()
+PATCH = {"name": "patch", "n_layers": 2, "ndf": 8}
+CRITIC = {**PATCH, "norm": "instance", "conditional": False}
+RESNET = {"name": "resnet", "ngf": 8, "n_blocks": 1}
+TINY: dict[tuple[str, str], dict[str, Any]] = {  # small networks and data: the checks stay under a minute
+    ("generator", "unet"): {"depth": 5, "ngf": 8},
+    ("generator", "encoder_decoder"): {"depth": 5, "ngf": 8},
+    ("generator", "resnet"): {"ngf": 8, "n_blocks": 1},
+    ("generator", "global"): {"ngf": 8, "n_downsample": 2, "n_blocks": 1},
+    ("generator", "local_enhancer"): {"ngf": 8, "n_downsample": 2, "n_blocks": 1, "n_blocks_local": 1},
+    ("discriminator", "patch"): {"n_layers": 2, "ndf": 8},
+    ("discriminator", "image"): {"n_layers": 2, "ndf": 8},
+    ("discriminator", "pixel"): {"ndf": 8},
+    ("discriminator", "multiscale"): {"num_D": 2, "discriminator": PATCH},
+    ("dataset", "synthetic_thermal"): {"size": 32, "train_count": 2, "test_count": 2},
+    ("dataset", "synthetic_labels"): {"size": 32, "train_count": 2, "test_count": 2},
+}
+EXTRA: dict[tuple[str, str], dict[str, Any]] = {  # what a check needs beyond the component's parameters
+    ("dataset", "synthetic_labels"): {"keys": ("label", "b")},
+    ("loss", "feature_matching"): {"tensors": lambda name: [[torch.randn(2, 4, 8, 8, requires_grad=True),
+                                                             torch.randn(2, 1, 6, 6, requires_grad=True)]]},
+    ("metric", "ms_ssim"): {"size": 176, "batch": 1},
+    ("task", "cyclegan"): {"recipe": tiny_recipe(
+        task="cyclegan", data={"paired": False},
+        model={"generator": None, "discriminator": None, "generator_ab": RESNET, "generator_ba": RESNET,
+               "discriminator_a": CRITIC, "discriminator_b": CRITIC},
+        loss={"gan": None, "l1": None, "gan_a": {"name": "gan", "mode": "lsgan", "prefix": "d_a"},
+              "gan_b": {"name": "gan", "mode": "lsgan", "prefix": "d_b"},
+              "cycle_a": {"name": "l1", "pred": "rec_a", "target": "real_a", "weight": 10.0}})},
+    ("task", "pix2pixhd"): {"recipe": tiny_recipe(
+        data={"name": "synthetic_labels", "size": 32, "train_count": 2, "test_count": 2},
+        model={"generator": {"name": "global", "ngf": 8, "n_downsample": 2, "n_blocks": 1},
+               "discriminator": {"name": "multiscale", "num_D": 2, "discriminator": {**PATCH, "padding": 2}}},
+        loss={"l1": None, "gan": {"mode": "lsgan"}, "fm": {"name": "feature_matching", "weight": 10.0}})},
+}
+
+
+def required(kind: str, name: str) -> list[str]:
+    """Parameters without a default: a weights file, a data folder."""
+    fields = HOST.registry.get(kind, name).params.model_fields
+    return [f for f, info in fields.items() if info.default is PydanticUndefined and info.default_factory is None]
+
+
+def builtins(kind: str) -> list[Any]:
+    """The built-in components of a kind, those that need a file or a folder skipped with the reason."""
+    out = []
+    for spec in HOST.registry.specs(kind):
+        if not spec.builtin:
+            continue
+        needs = required(kind, spec.name)
+        if "root" in spec.params.model_fields:
+            needs = needs or ["root"]
+        marks = [pytest.mark.skip(reason=f"needs {', '.join(needs)} (files)")] if needs else []
+        out.append(pytest.param(spec.name, marks=marks, id=spec.name))
+    return out
+
+
+def args(kind: str, name: str) -> dict[str, Any]:
+    return {**TINY.get((kind, name), {}), **EXTRA.get((kind, name), {})}
+
+
+@pytest.mark.parametrize("name", builtins("generator"))
+def test_generator_contract(name):
+    check_generator(HOST, name, in_channels=2, out_channels=3, **args("generator", name))
+
+
+@pytest.mark.parametrize("name", builtins("discriminator"))
+def test_discriminator_contract(name):
+    check_discriminator(HOST, name, in_channels=5, **args("discriminator", name))
+
+
+@pytest.mark.parametrize("name", builtins("norm"))
+def test_norm_contract(name):
+    check_norm(HOST, name, **args("norm", name))
+
+
+@pytest.mark.parametrize("name", builtins("loss"))
+def test_loss_contract(name):
+    check_loss(HOST, name, **args("loss", name))
+
+
+@pytest.mark.parametrize("name", builtins("dataset"))
+def test_dataset_contract(name):
+    check_dataset(HOST, name, **args("dataset", name))
+
+
+@pytest.mark.parametrize("name", builtins("metric"))
+def test_metric_contract(name):
+    check_metric(HOST, name, **args("metric", name))
+
+
+@pytest.mark.parametrize("name", builtins("task"))
+def test_task_contract(name, tmp_path):
+    check_task(HOST, name, out_dir=tmp_path, **args("task", name))
+
+
+@pytest.mark.parametrize(("kind", "name"), [pytest.param(s.kind, s.name, id=f"{s.kind}-{s.name}")
+                                            for s in HOST.registry if s.builtin and not required(s.kind, s.name)])
+def test_params_round_trip(kind, name):
+    check_params_round_trip(HOST, kind, name, **TINY.get((kind, name), {}))
+
+
+@pytest.mark.parametrize("module", sorted({s.plugin.split(":")[1] for s in HOST.registry if s.builtin}))
+def test_entry_modules_are_light(module):
+    check_entry_module_light(HOST.manager.get_plugin(f"p2pcore:{module}").__name__)

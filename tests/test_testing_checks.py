@@ -1,0 +1,227 @@
+"""The checks of `p2pcore.testing` fail broken components with a message a plugin author can act on, and
+its fixtures and recipe builder work as documented."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from p2pcore.api import (
+    BuildContext,
+    Direction,
+    Field,
+    LossParams,
+    LossTerm,
+    Metric,
+    MetricParams,
+    Params,
+    Player,
+    Role,
+    TaskParams,
+    TaskSpec,
+    hookimpl,
+)
+from p2pcore.recipe import validate_recipe
+from p2pcore.testing import (
+    check_dataset,
+    check_entry_module_light,
+    check_generator,
+    check_loss,
+    check_metric,
+    check_params_round_trip,
+    check_task,
+    tiny_recipe,
+)
+
+
+def _no_tanh(params: Params, ctx: BuildContext) -> Any:
+    from torch import nn
+
+    net = nn.Conv2d(ctx.in_channels, ctx.out_channels, 3, padding=1)
+    net.size_multiple = 1
+    return net
+
+
+def _shrinking(params: Params, ctx: BuildContext) -> Any:
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(ctx.in_channels, ctx.out_channels, 4, stride=2, padding=1), nn.Tanh())
+    net.size_multiple = 1
+    return net
+
+
+class PerPixel(LossTerm):
+    def generator_loss(self, t: Any) -> Any:
+        return (t["fake_b"] - t["real_b"]).abs()
+
+
+class ReadsL1(LossParams):
+    def reads(self) -> frozenset[str]:
+        return frozenset({"fake_b", "real_b"})
+
+
+class LastBatch(Metric):
+    """Keeps only the last batch's mean: two batches differ from one batch of both."""
+
+    def reset(self) -> None:
+        self.value = 0.0
+
+    def update(self, batch: Any) -> None:
+        self.value = float((batch.output - batch.target).abs().mean())
+
+    def compute(self) -> dict[str, float]:
+        return {"": self.value}
+
+
+class NeverReset(Metric):
+    total = 0.0
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, batch: Any) -> None:
+        self.total += float((batch.output - batch.target).abs().sum())
+
+    def compute(self) -> dict[str, float]:
+        return {"": self.total}
+
+
+class TensorFigure(LastBatch):
+    def compute(self) -> dict[str, Any]:
+        import torch
+
+        return {"": torch.tensor(self.value)}
+
+
+class WrongChannels:
+    a_channels, b_channels = 1, 3
+
+    def dataset(self, split: str, *, train: bool) -> list[dict[str, Any]]:
+        import torch
+
+        return [{"a": torch.zeros(1, 8, 8), "b": torch.zeros(1, 8, 8)}]
+
+
+class Untidy(TaskParams):
+    def declare(self) -> TaskSpec:
+        return TaskSpec(roles={"generator": Role("generator")},
+                        players={"generator": Player("generator", ("generator",))},
+                        tensors={"real_a": (), "fake_b": ("generator",)},
+                        directions={"a2b": Direction("a", "b", ("generator",), tensor="fake_b")},
+                        visuals={"fake_b": "c"})
+
+
+class Pairs(Params):
+    pair: tuple[int, int] | None = Field(None)
+
+
+class Broken:
+    """A plugin whose components each break one rule."""
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_generators(register: Any) -> None:
+        register("no_tanh", _no_tanh)
+        register("shrinking", _shrinking)
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_losses(register: Any) -> None:
+        register("per_pixel", lambda p, c: PerPixel(), params=ReadsL1)
+        register("reads_nothing", lambda p, c: PerPixel(), params=LossParams)
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_metrics(register: Any) -> None:
+        register("last_batch", lambda p, c: LastBatch(), params=MetricParams)
+        register("never_reset", lambda p, c: NeverReset(), params=MetricParams)
+        register("tensor_figure", lambda p, c: TensorFigure(), params=MetricParams)
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_datasets(register: Any) -> None:
+        register("wrong_channels", lambda p, c: WrongChannels())
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_tasks(register: Any) -> None:
+        register("untidy", lambda p, c: None, params=Untidy)
+
+
+@pytest.fixture
+def host(p2p_host_with):
+    return p2p_host_with(("broken", Broken))
+
+
+@pytest.mark.parametrize(("check", "name", "message"), [
+    (check_generator, "no_tanh", "outside [-1, 1]"),
+    (check_generator, "shrinking", "expected (2, 3, 32, 33)"),
+    (check_loss, "per_pixel", "reduce it to a scalar"),
+    (check_loss, "reads_nothing", "reads a tensor its reads() does not name"),
+    (check_metric, "last_batch", "accumulate sums and counts"),
+    (check_metric, "never_reset", "reset() must empty"),
+    (check_metric, "tensor_figure", "return float(...)"),
+    (check_dataset, "wrong_channels", "'b' has 1 channels, the adapter declares 3"),
+    (check_task, "untidy", "visual 'fake_b' looks like 'c'"),
+])
+def test_checks_say_what_is_wrong(host, check, name, message):
+    with pytest.raises(AssertionError, match=re.escape(message)) as caught:
+        check(host, name)
+    assert name in str(caught.value)
+
+
+def test_a_module_importing_torch_is_not_light(tmp_path, monkeypatch):
+    (tmp_path / "heavy_plugin.py").write_text("import torch\n")
+    (tmp_path / "light_plugin.py").write_text("import p2pcore.api\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check_entry_module_light("light_plugin")
+    with pytest.raises(AssertionError, match="imports torch; import it inside the builders"):
+        check_entry_module_light("heavy_plugin")
+
+
+def test_round_trip_catches_a_value_toml_changes(p2p_host_with):
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def p2p_register_norms(register: Any) -> None:
+            register("paired_norm", lambda p, c: None, params=Pairs)
+
+    host = p2p_host_with(("pairs", Plugin))
+    check_params_round_trip(host, "norm", "paired_norm")  # None is left out, as TOML has no null
+    assert "pair = [" in check_params_round_trip(host, "norm", "paired_norm", pair=[1, 2])
+
+
+def test_tiny_recipe_is_valid_and_merges_changes(p2p_host):
+    base = validate_recipe(tiny_recipe(), p2p_host)
+    assert base.data.params.size == 32 and base.model["generator"].params.ngf == 8
+    changed = tiny_recipe(model={"generator": {"name": "resnet", "ngf": 8}, "discriminator": {"ndf": 4}},
+                          loss={"gan": None}, train={"max_steps": 1}, task={"name": "pix2pix"})
+    assert changed["model"]["generator"] == {"name": "resnet", "ngf": 8}  # another component: replaced
+    assert changed["model"]["discriminator"] == {"name": "patch", "n_layers": 2, "ndf": 4}
+    assert set(changed["loss"]) == {"l1"} and changed["train"]["max_steps"] == 1 and changed["train"]["epochs"] == 1
+    assert validate_recipe(changed, p2p_host).model["generator"].name == "resnet"
+    assert tiny_recipe()["loss"]["gan"] == {"name": "gan", "weight": 1.0}  # the template itself is untouched
+
+
+@pytest.mark.p2p_plugins(("broken", Broken))
+def test_marker_adds_plugins_to_p2p_host(p2p_host):
+    assert p2p_host.registry.get("generator", "no_tanh").distribution == "broken"
+
+
+def test_p2p_host_without_marker_has_the_installed_plugins(p2p_host):
+    assert p2p_host.registry.get("generator", "unet").builtin
+    with pytest.raises(Exception, match="unknown generator"):
+        p2p_host.registry.get("generator", "no_tanh")
+
+
+def test_a_plugin_under_test_that_fails_to_load_fails_the_test(p2p_host_with):
+    class Misspelt:
+        @staticmethod
+        @hookimpl
+        def p2p_register_generator(register: Any) -> None:
+            pass
+
+    with pytest.raises(AssertionError, match="plugin 'misspelt' failed to load: .*p2p_register_generators"):
+        p2p_host_with(("misspelt", Misspelt))
