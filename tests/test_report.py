@@ -204,10 +204,10 @@ def test_a_long_run_is_fast_and_small(tmp_path):
     folder = tmp_path / "long"
     records = write_run(folder, epochs=200, steps_per_epoch=200, sample_size=4)
     assert sum("G/l1" in r for r in records) >= 20_000
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: other processes on a shared machine do not count
     page = write_report(folder).read_text()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    elapsed = time.process_time() - started
+    assert elapsed < 1.0, f"{elapsed:.2f} s of CPU"
     counts = [d.count("L") + 1 for _, d in PATH.findall(page)]
     assert len(counts) == len(series_keys(records)) and max(counts) <= 1000
     assert len(page) < 1_500_000
