@@ -1,13 +1,17 @@
 """SSIM and MS-SSIM through torchmetrics' functional SSIM: gaussian window (sigma 1.5, 11 taps), images
 mapped from [-1, 1] to [0, 1] (data range 1), one value per image averaged over the split.
 
-MS-SSIM (Wang et al. 2003) combines, over five scales halved by 2 x 2 average pooling, the contrast-structure
-terms of the first four and the SSIM of the last, with exponents 0.0448, 0.2856, 0.3001, 0.2363, 0.1333;
-negative terms count as zero, so an untrained generator gives 0 rather than NaN. That is torchmetrics'
-`multiscale_structural_similarity_index_measure` with ``normalize="relu"`` (a test holds them equal); the
-scales are combined here because that function copies its exponents to the device on every call, which
-would make each evaluation batch wait for the device. Its size rule is kept: sides of at least
-16 * 11 = 176 pixels, checked first so that smaller images are a user error that says so.
+SSIM is averaged over the positions where the window lies inside the image, leaving out a 5-pixel border,
+as in Wang et al. (2004) and scikit-image (torchmetrics' mean also covers the border, filtered over
+reflected pixels: up to 3e-3 apart on road scenes).
+
+MS-SSIM (Wang et al. 2003) is torchmetrics' `multiscale_structural_similarity_index_measure` with
+``normalize="relu"`` (a test holds them equal): over five scales halved by 2 x 2 average pooling, the
+contrast-structure terms of the first four and the SSIM of the last, with exponents 0.0448, 0.2856, 0.3001,
+0.2363, 0.1333; negative terms count as zero, so an untrained generator gives 0 rather than NaN. The scales
+are combined here because that function copies its exponents to the device on every call, which would
+make each evaluation batch wait for the device. Its size rule is kept: sides of at least 16 * 11 = 176
+pixels, checked first so that smaller images are a user error that says so.
 
 The windows are computed in float32: variances as E[x^2] - E[x]^2 then carry errors of about 1e-4 of SSIM
 (identical images score 0.99996 rather than 1), well below the digits reported; float64 would cost ten
@@ -23,26 +27,33 @@ from p2pcore.api import Comparison, Metric, P2PError
 
 SIGMA = 1.5
 KERNEL_SIZE = 11  # the gaussian window torchmetrics derives from sigma 1.5
+MARGIN = KERNEL_SIZE // 2  # border where the window reaches outside the image
 BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 SCALES = len(BETAS)
 MS_SSIM_MIN_SIDE = (SCALES - 1) ** 2 * KERNEL_SIZE  # torchmetrics: side // (scales - 1) ** 2 > kernel - 1
 
 
-def ssim(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image SSIM and contrast-structure term of images in [0, 1]."""
+def ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of images in [0, 1], averaged where the window lies inside the image (as Wang et al.
+    and scikit-image do: torchmetrics' own mean includes the reflect-padded border)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return structural_similarity_index_measure(preds, target, sigma=SIGMA, kernel_size=KERNEL_SIZE, data_range=1.0,
-                                               reduction="none", return_contrast_sensitivity=True)
+    _, full = structural_similarity_index_measure(preds, target, sigma=SIGMA, kernel_size=KERNEL_SIZE,
+                                                  data_range=1.0, reduction="none", return_full_image=True)
+    return full[..., MARGIN:-MARGIN, MARGIN:-MARGIN].flatten(1).mean(1)
 
 
 def multiscale_ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image MS-SSIM of images in [0, 1], sides at least MS_SSIM_MIN_SIDE."""
+    """Per-image MS-SSIM of images in [0, 1], sides at least MS_SSIM_MIN_SIDE: torchmetrics' definition."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     value = torch.ones(preds.shape[0], dtype=preds.dtype, device=preds.device)
     for scale, beta in enumerate(BETAS):
         if scale:
             preds, target = F.avg_pool2d(preds, 2), F.avg_pool2d(target, 2)
-        similarity, contrast = ssim(preds, target)
+        similarity, contrast = structural_similarity_index_measure(
+            preds, target, sigma=SIGMA, kernel_size=KERNEL_SIZE, data_range=1.0, reduction="none",
+            return_contrast_sensitivity=True)
         value = value * (similarity if scale == SCALES - 1 else contrast).clamp_min(0) ** beta
     return value
 
@@ -76,7 +87,7 @@ class StructuralSimilarity(Metric):
         self._check_size(batch, output)
         preds, truth = (output.float() + 1) / 2, (target.float() + 1) / 2
         with torch.autocast(output.device.type, enabled=False):  # the same figure whatever the run's precision
-            values = multiscale_ssim(preds, truth) if self.multiscale else ssim(preds, truth)[0]
+            values = multiscale_ssim(preds, truth) if self.multiscale else ssim(preds, truth)
         values = values.double().sum()
         self.total = values if self.total is None else self.total + values
         self.count += output.shape[0]
