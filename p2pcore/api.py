@@ -48,8 +48,8 @@ __all__ = [
     "Task", "ScheduleParams", "Schedule", "DatasetAdapter", "P2PError", "did_you_mean", "IMAGE_SUFFIXES",
     "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
-    "API_VERSION", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS", "Preprocess",
-    "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image",
+    "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
+    "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -169,6 +169,21 @@ class Builder(Protocol):
 
     def build(self, kind: str, spec: Any, *, in_channels: int | None = None, out_channels: int | None = None,
               key: str = "", facts: Mapping[str, Any] | None = None) -> Any: ...
+
+
+class Register(Protocol):
+    """The callable each ``p2p_register_*`` hook receives, bound to the plugin and the kind, so every
+    component records which distribution it came from.
+
+    `build(params, ctx)` makes the component when a recipe asks for it (import torch inside it); `params` is
+    the pydantic model of its parameters (a subclass of the kind's base where it has one: `LossParams`,
+    `TaskParams`, `ScheduleParams`, `MetricParams`); `aliases` are further names; `summary` replaces the first
+    line of `build`'s docstring in ``p2p list``; ``facts(params) -> dict`` derives figures ``p2p show``
+    prints (a receptive field), without torch."""
+
+    def __call__(self, name: str, build: Callable[[Any, BuildContext], Any], *, params: type[BaseModel] = ...,
+                 aliases: Iterable[str] = (), summary: str | None = None,
+                 facts: Callable[[Any], Mapping[str, Any]] | None = None) -> None: ...
 
 
 @dataclass

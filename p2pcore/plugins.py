@@ -266,17 +266,16 @@ def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
     name p2p does not know (pluggy's pending check), or an unmarked ``p2p_*`` function (a misspelt hook
     would otherwise be silently ignored)."""
     known = [name for name in dir(hookspecs) if name.startswith("p2p_")]
-    unknown = []
     for attr in dir(plugin):
-        marked = manager.parse_hookimpl_opts(plugin, attr) is not None
-        if attr not in known and (marked or (attr.startswith("p2p_") and callable(getattr(plugin, attr, None)))):
-            unknown.append(attr)
-    for impl_name in unknown:
-        guess = did_you_mean(impl_name, known)
-        raise ValueError(f"unknown hook {impl_name!r}" + (f"; did you mean {guess!r}?" if guess else "")
-                         + f" (p2p's hooks: {', '.join(known)})")
+        opts = manager.parse_hookimpl_opts(plugin, attr)
+        hook = (opts or {}).get("specname") or attr  # @hookimpl(specname=...) names its hook explicitly
+        if hook not in known and (opts is not None or (attr.startswith("p2p_")
+                                                       and callable(getattr(plugin, attr, None)))):
+            guess = did_you_mean(hook, known)
+            raise ValueError(f"unknown hook {hook!r}" + (f" (function {attr!r})" if hook != attr else "")
+                             + (f"; did you mean {guess!r}?" if guess else "") + f" (p2p's hooks: {', '.join(known)})")
     try:
-        manager.check_pending()  # a hookimpl renamed with specname= to a hook p2p lacks
+        manager.check_pending()  # whatever else pluggy finds without a specification
     except pluggy.PluginValidationError as exc:
         raise ValueError(f"unknown hook: {exc}") from None
 
