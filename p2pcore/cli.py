@@ -243,8 +243,8 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readab
     table = Table("plugin", "distribution", "version", "status", "components", caption=offered())
     for r in host.records:
         style = {"ok": "green", "incompatible": "yellow"}.get(r.status, "red")
-        note = r.error or (f"[yellow]warning[/yellow]: {escape(r.warning)}" if r.warning else "")
-        status = f"[{style}]{r.status}[/{style}]" + (f": {escape(note) if r.error else note}" if note else "")
+        note = escape(r.error) if r.error else f"[yellow]warning[/yellow]: {escape(r.warning)}" if r.warning else ""
+        status = f"[{style}]{r.status}[/{style}]" + (f": {note}" if note else "")
         table.add_row(r.name, r.distribution, r.version, status, escape(", ".join(r.components)))
     console.print(table)
 
