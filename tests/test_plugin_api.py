@@ -60,6 +60,16 @@ def test_an_incompatible_plugin_is_listed_with_its_range_and_not_loaded():
     assert "p2p-future" in err.value.hint
 
 
+def test_a_checkpoint_needing_an_incompatible_plugin_names_it():
+    future = _plugin("future", ">=2,<3", p2p_register_norms=_registers("future_norm", []))
+    host = load_host(entry_points=False, extra_plugins=[("future", future)])
+    entry = types.SimpleNamespace(kind="norm", name="future_norm", qualified_name="p2p-future:future_norm",
+                                  distribution="p2p-future", version="2.0.0")
+    with pytest.raises(P2PError, match="installed but was not loaded") as err:
+        host.check_installed([entry], file="run.safetensors", kinds=["norm"])
+    assert err.value.file == "run.safetensors" and "incompatible: needs plugin API >=2,<3" in err.value.details[0]
+
+
 def test_a_supporting_range_loads_a_missing_one_warns_and_a_malformed_one_fails():
     called: list[str] = []
     host = load_host(entry_points=False, extra_plugins=[
