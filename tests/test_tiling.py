@@ -159,9 +159,11 @@ def test_the_command_tiles_and_names_bad_options(checkpoint, tmp_path):
                                   "--eval", "--tile", "64", "--overlap", "8"])
     assert ok.exit_code == 0, ok.output
     assert Image.open(tmp_path / "out.png").size == (130, 90)
-    bad = CliRunner().invoke(app, ["translate", str(checkpoint), str(source), str(tmp_path / "bad.png"),
-                                   "--tile", "66"])
-    assert isinstance(bad.exception, P2PError) and bad.exception.key == "--tile" and "64" in bad.exception.hint
+    for size, valid in (("66", "64"), ("0", "4")):
+        bad = CliRunner().invoke(app, ["translate", str(checkpoint), str(source), str(tmp_path / "bad.png"),
+                                       "--tile", size])
+        assert isinstance(bad.exception, P2PError) and bad.exception.key == "--tile"
+        assert f"--tile {valid}" in bad.exception.hint
     lonely = CliRunner().invoke(app, ["translate", str(checkpoint), str(source), str(tmp_path / "bad.png"),
                                       "--overlap", "8"])
     assert isinstance(lonely.exception, P2PError) and lonely.exception.key == "--overlap"

@@ -90,9 +90,10 @@ class _Run:
             self.writes.append((index, source, self.writers.submit(self.translator.write, out, target,
                                                                    source=source)))
 
-    def reap(self, *, wait: bool = False) -> None:
-        """Account for finished writes in file order (all of them with `wait`)."""
-        while self.writes and (wait or self.writes[0][2].done()):
+    def reap(self, *, wait: bool = False, keep: int | None = None) -> None:
+        """Account for finished writes in file order: all of them with `wait`; with `keep`, wait until at
+        most that many are queued (outputs waiting to be written are held in memory)."""
+        while self.writes and (wait or self.writes[0][2].done() or (keep is not None and len(self.writes) > keep)):
             index, _, future = self.writes.popleft()
             try:
                 future.result()
@@ -131,7 +132,8 @@ def translate_files(translator: Translator, jobs: Sequence[Job], *, fail_fast: b
 def _read_and_translate(run: _Run, readers: ThreadPoolExecutor, groups: dict[tuple, list[tuple[int, torch.Tensor]]],
                         workers: int) -> None:
     translator = run.translator
-    ahead = max(2 * translator.images_per_call(), workers + 1)
+    # images held ahead of the networks: enough to fill a call; two large images at most when tiling
+    ahead = 2 if translator.tiling is not None else max(2 * translator.images_per_call(), workers + 1)
     pending: deque[tuple[int, Future]] = deque()
     upcoming = iter(enumerate(run.jobs))
     for index, (source, _) in upcoming:
@@ -154,7 +156,7 @@ def _read_and_translate(run: _Run, readers: ThreadPoolExecutor, groups: dict[tup
             run.translate(groups.pop(key))
         elif sum(len(g) for g in groups.values()) > ahead:
             run.translate(groups.pop(min(groups, key=lambda k: groups[k][0][0])))
-        run.reap()
+        run.reap(keep=ahead)
     for key in sorted(groups, key=lambda k: groups[k][0][0]):
         run.translate(groups.pop(key))
 

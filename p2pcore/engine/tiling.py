@@ -125,4 +125,4 @@ def translate_tiled(image: torch.Tensor, forward: Forward, tiling: Tiling,
         for (i, j), tile in zip(group, result, strict=True):
             out[:, rows[i]:rows[i] + span_h, cols[j]:cols[j] + span_w] += tile * (row_w[i][:, None] * col_w[j][None, :])
         done += len(group)
-    return out[:, :height, :width].contiguous()
+    return out[:, :height, :width]
