@@ -331,6 +331,14 @@ def test_frechet_distance_agrees_with_scipy_and_accumulates(host, vgg_weights):
     assert whole == pytest.approx(expected, rel=1e-4)
 
 
+def test_frechet_distance_is_undefined_below_two_images(host, vgg_weights):
+    metric = frechet(host, vgg_weights)
+    images = smooth_images(2, 32, seed=9)
+    assert math.isnan(measure(metric, [unpaired(images[:1], images[:1])])[""])
+    assert math.isnan(measure(metric, [])[""])
+    assert math.isfinite(measure(metric, [unpaired(images, images)])[""])
+
+
 def test_frechet_distance_weights_errors_name_file_and_key(host, vgg_weights, tmp_path):
     missing = tmp_path / "nowhere.pth"
     with pytest.raises(P2PError) as caught:
