@@ -1,0 +1,29 @@
+"""`p2p new plugin NAME`: scaffold a plugin package (torch-free until it runs the template's checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+new_app = typer.Typer(no_args_is_help=True, help="Start a new project from a template.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(new_app, name="new")
+
+
+@new_app.command("plugin")
+def plugin(name: Annotated[str, typer.Argument(help="distribution name, e.g. p2p-sharpen (module p2p_sharpen)")],
+           kind: Annotated[str, typer.Option(help="generator, discriminator, norm, loss, dataset, task or "
+                                                  "metric")] = "generator",
+           directory: Annotated[Path, typer.Option("--dir", help="folder to create NAME/ in")] = Path(".")) -> None:
+    """A plugin package NAME/ registering one working component of a kind, with its contract test."""
+    from rich.console import Console
+
+    from p2pcore.scaffold import scaffold_plugin
+
+    target = scaffold_plugin(name, kind, directory)
+    Console().print(f"[green]created[/green] {target}: cd {target} && pip install -e '.[test]' && pytest",
+                    highlight=False)
