@@ -71,7 +71,8 @@ def files(distribution: str, module: str, kind: str) -> dict[str, str]:
     entry = (f'"""{distribution}: a p2p plugin registering the {kind} `{module}`:\n{template.summary}.\n\n'
              f"It imports only `p2pcore.api` from p2p, and torch only inside its builder (from {module}.network),\n"
              'so `p2p list` and `p2p validate` stay fast."""\n\n'
-             "from __future__ import annotations\n\nfrom typing import Any\n" + template.entry)
+             "from __future__ import annotations\n\nfrom typing import Any\n" + template.entry
+             + '\n\nP2P_API = ">=1,<2"  # the plugin API versions this package supports (p2pcore.api.API_VERSION)\n')
     body = template.torch_module.strip("\n").split("\n")
     api = [line for line in body if line.startswith("from p2pcore.api import")]
     code = "\n".join(line for line in body if line not in api).strip("\n") + "\n"
