@@ -268,7 +268,10 @@ class Generator(Protocol):
     N x ctx.out_channels x H x W in [-1, 1] (it ends in Tanh). Inputs whose sides are multiples of
     `size_multiple` keep their size; the engine pads other inputs up to it and crops the output back.
 
-    Generators share no parameters beyond `Params`: their widths and norms differ in defaults and meaning."""
+    Generators share no parameters beyond `Params`: their widths and norms differ in defaults and meaning.
+
+    Optional: ``checkpoint_segments()`` returning the submodules (blocks that take and return one tensor)
+    whose activations ``train.activation_checkpointing`` recomputes in the backward pass instead of keeping."""
 
     size_multiple: int
 

@@ -1,1 +1,0 @@
-"""Converters from checkpoints written by other implementations into p2p networks."""
