@@ -36,6 +36,7 @@ from p2pcore.engine.init import init_weights, load_pretrained
 from p2pcore.engine.interrupts import deferred_interrupts
 from p2pcore.engine.metrics import MetricsLog
 from p2pcore.engine.placement import SingleDevice, placement_for
+from p2pcore.engine.recompute import checkpoint_activations
 from p2pcore.engine.run_state import capture, restore
 from p2pcore.engine.update import DivergenceGuard, Progress, SideUpdate, make_adam
 from p2pcore.errors import P2PError
@@ -96,6 +97,8 @@ class Trainer:
         for net in self.nets.values():
             init_weights(net, recipe.init)
         self.pretrained = load_pretrained(self.nets, recipe.init)  # replaced by the checkpoint's on resume
+        if cfg.activation_checkpointing:
+            self._checkpoint_activations()
         for net in self.nets.values():
             self.placement.place(net)
         for term in self.terms:
@@ -131,6 +134,12 @@ class Trainer:
         self.evaluator = Evaluator(recipe, self.spec, host, device=self.device, precision=cfg.precision) \
             if recipe.eval.metrics else None
         self.best: dict[str, Any] = {}  # the figure that selects best.safetensors: its value and epoch
+
+    def _checkpoint_activations(self) -> None:
+        for role in (r for r in self.nets if self.spec.roles[r].kind == "generator"):
+            if not checkpoint_activations(self.nets[role]):
+                warnings.warn(f"train.activation_checkpointing is off for model.{role}: "
+                              f"{self.recipe.model[role].name} names no checkpoint_segments()", stacklevel=3)
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         out = {}

@@ -36,6 +36,10 @@ class EncoderDecoderGenerator(nn.Module):
                      dropout=dropout if has_dropout(i, depth) else 0.0, upsample=upsample)
             for i in range(depth))
 
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        return [*self.down, *self.up]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for down in self.down:
             x = down(x)

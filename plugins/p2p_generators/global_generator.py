@@ -56,6 +56,10 @@ class GlobalFeatures(nn.Module):
             conv_norm_relu(upsampling(ngf * 2 ** i, ngf * 2 ** (i - 1), bias, "transposed"), norm, ngf * 2 ** (i - 1))
             for i in range(n_downsample, 0, -1)))
 
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        return [self.head, *self.down, *self.blocks, *self.up]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.blocks(self.down(self.head(x))))
 
@@ -70,6 +74,10 @@ class GlobalGenerator(nn.Module):
                                        norm=norm, padding=padding)
         # c7s1-3, then Tanh
         self.tail = output_layer(ngf, out_channels, padding)
+
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        return self.features.checkpoint_segments()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.features(x))

@@ -57,6 +57,11 @@ class LocalEnhancer(nn.Module):
             for n in range(1, n_enhancers + 1))
         self.tail = output_layer(ngf, out_channels, padding)
 
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        local = [segment for e in self.enhancers for segment in (e.front, *e.blocks, e.up)]
+        return [*self.global_net.checkpoint_segments(), *local]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pyramid = [x]                                   # pyramid[j]: the input downsampled j times
         for _ in range(self.n_enhancers):

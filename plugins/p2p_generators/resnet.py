@@ -78,5 +78,9 @@ class ResNetGenerator(nn.Module):
         self.tail = nn.Sequential(OrderedDict(
             conv=nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding), tanh=nn.Tanh()))
 
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        return [self.head, *self.down, *self.blocks, *self.up]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.up(self.blocks(self.down(self.head(x)))))
