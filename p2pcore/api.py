@@ -50,6 +50,7 @@ __all__ = [
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image",
+    "load_host", "write_weights",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -682,3 +683,44 @@ def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[s
     for net in run.nets.values():
         net.to(device)
     return TrainedRun(run.recipe, run.task, run.adapter, run.nets)
+
+
+# -- the plugin host and weights-only checkpoints, for plugin commands ---------------------------------------
+
+def load_host(*, strict: bool = False) -> Any:
+    """The plugin host, as the ``p2p`` command loads it: every installed plugin's components, for a command a
+    plugin adds that builds or validates components. Its public methods: ``build(kind, spec, in_channels=...,
+    out_channels=...)`` makes a component from a name or a table, ``resolve(kind, spec)`` validates a spec
+    (``.as_table()`` spells out every default, as a run's recipe records it) and ``describe(kind, spec)``
+    names the plugin and version providing it. `strict`: a plugin that fails to load is an error."""
+    from p2pcore.plugins import load_host as load
+
+    return load(strict=strict)
+
+
+def write_weights(path: str | Any, recipe: Mapping[str, Any], nets: Mapping[str, nn.Module], *, source: str,
+                  host: Any | None = None) -> None:
+    """Write networks brought from elsewhere (``p2p import`` converts other implementations' files) as a p2p
+    checkpoint holding weights only, with the recipe that rebuilds them: ``p2p translate``, ``export`` and
+    ``init.checkpoint`` then use it like a trained run's, and ``p2p run --resume`` refuses it.
+
+    `recipe` needs ``task``, ``data`` and a ``model`` table naming each role of `nets`; it is validated first
+    as ``p2p translate`` reads it (loss terms and metrics are not needed), so a checkpoint that could not be
+    translated is never written: the P2PError names the key. The task, the dataset adapter and each network
+    are recorded with their plugins' versions; `source` says where the weights came from (``p2p inspect``
+    shows it). The file is written atomically."""
+    from p2pcore import __version__
+    from p2pcore.engine.checkpoint import write_checkpoint
+    from p2pcore.recipe import validate_recipe
+
+    host = host if host is not None else load_host()
+    model = recipe.get("model", {})
+    if set(model) != set(nets):
+        raise ValueError(f"write_weights: the recipe's model roles {sorted(model)} are not the networks' "
+                         f"{sorted(nets)}")
+    checked = validate_recipe(recipe, host, inference=True)
+    refs = [checked.task, checked.data, *(checked.model[role] for role in nets)]
+    tensors = {f"net.{role}.{key}": value for role, net in nets.items() for key, value in net.state_dict().items()}
+    metadata = {"recipe": dict(recipe), "components": [host.describe(ref.kind, ref) for ref in refs],
+                "step": 0, "epoch": 0, "source": source, "p2p_version": __version__}
+    write_checkpoint(path, tensors, metadata)

@@ -75,7 +75,7 @@ REFERENCE_SCRIPT = textwrap.dedent("""
     import sys
     import torch
     from p2pcore import load_host
-    from p2pcore.interop.junyanz import unet_layers
+    from p2p_interop.junyanz import unet_layers
 
     net = load_host().build("generator", {"name": "unet", "depth": 8, "ngf": 8, "norm": "batch"},
                             in_channels=3, out_channels=3)

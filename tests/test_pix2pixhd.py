@@ -456,7 +456,7 @@ def read_fixture(name: str) -> tuple[dict, dict]:
                                            "n_blocks": 9}),
 ])
 def test_imported_generator_reproduces_the_reference(name: str, net_g: str, spec: dict) -> None:
-    from p2pcore.interop.pix2pixhd import import_generator
+    from p2p_interop.pix2pixhd import import_generator
 
     state, tensors = read_fixture(name)
     imported = import_generator(state, HOST, file=name)         # everything read from the weights
@@ -473,7 +473,7 @@ def test_imported_generator_reproduces_the_reference(name: str, net_g: str, spec
 
 @needs_shared("reference", "pix2pixhd_multiscale_d_ndf8_n3_numD3_in6.safetensors")
 def test_imported_multiscale_discriminator_reproduces_the_reference() -> None:
-    from p2pcore.interop.pix2pixhd import import_discriminator
+    from p2p_interop.pix2pixhd import import_discriminator
 
     state, tensors = read_fixture("pix2pixhd_multiscale_d_ndf8_n3_numD3_in6")
     imported = import_discriminator(state, HOST, file="d")
@@ -490,15 +490,14 @@ def test_imported_multiscale_discriminator_reproduces_the_reference() -> None:
 @needs_shared("reference", "pix2pixhd_global_ngf8_down4_blocks9.safetensors")
 def test_import_command_writes_a_checkpoint_that_translates_like_the_reference(tmp_path: Path) -> None:
     import typer
+    from p2p_interop import p2p_add_commands
     from typer.testing import CliRunner
-
-    from p2pcore.commands.interop import register
 
     for name in ("pix2pixhd_global_ngf8_down4_blocks9", "pix2pixhd_multiscale_d_ndf8_n3_numD3_in6"):
         torch.save(read_fixture(name)[0], tmp_path / f"{name}.pth")
     app = typer.Typer()
     app.callback()(lambda: None)
-    register(app)
+    p2p_add_commands(app)  # the hook `p2p` runs for every plugin
     out = tmp_path / "hd.safetensors"
     result = CliRunner().invoke(app, ["import", "pix2pixhd", str(tmp_path / "pix2pixhd_global_ngf8_down4_blocks9.pth"),
                                       str(out), "--checkpoint-D",
@@ -518,7 +517,7 @@ def test_import_command_writes_a_checkpoint_that_translates_like_the_reference(t
 
 
 def test_batch_norm_biases_move_into_the_running_mean() -> None:
-    from p2pcore.interop.pix2pixhd import fold_biases
+    from p2p_interop.pix2pixhd import fold_biases
 
     torch.manual_seed(0)
     conv, norm = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
@@ -688,11 +687,10 @@ def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Pat
 
 def test_a_label_map_generator_imports_as_a_pix2pixhd_checkpoint(release: Path, tmp_path: Path) -> None:
     import typer
+    from p2p_interop import p2p_add_commands
+    from p2p_interop.pix2pixhd import global_layers
     from p2p_tasks.pix2pixhd import boundaries, one_hot
     from typer.testing import CliRunner
-
-    from p2pcore.commands.interop import register
-    from p2pcore.interop.pix2pixhd import global_layers
 
     torch.manual_seed(0)                      # a reference-layout state_dict of a 35-label + boundary G1
     ours = HOST.build("generator", {"name": "global", "ngf": 4, "n_downsample": 2, "n_blocks": 1},
@@ -702,7 +700,7 @@ def test_a_label_map_generator_imports_as_a_pix2pixhd_checkpoint(release: Path, 
     torch.save(reference, tmp_path / "latest_net_G.pth")
     app = typer.Typer()
     app.callback()(lambda: None)
-    register(app)
+    p2p_add_commands(app)  # the hook `p2p` runs for every plugin
     out = tmp_path / "labels.safetensors"
     result = CliRunner().invoke(app, ["import", "pix2pixhd", str(tmp_path / "latest_net_G.pth"), str(out),
                                       "--label-nc", "35"])

@@ -238,3 +238,42 @@ def test_builtins_take_the_moved_contracts_from_the_api():
         defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
         defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
         assert not defined & moved, f"{module} defines {sorted(defined & moved)}"
+
+
+# -- what plugin commands get from the api ----------------------------------------------------------------
+
+def test_the_import_commands_are_a_plugin_added_through_the_hook():
+    from p2pcore import cli
+
+    assert not any("interop" in module for module in cli.COMMAND_MODULES)
+    record = next(r for r in load_host().records if r.module == "p2p_interop")
+    assert record.ok and record.api == ">=1,<2" and record.distribution == "p2pcore"
+    done = subprocess.run([sys.executable, "-m", "p2pcore", "import", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0 and "junyanz" in done.stdout and "pix2pixhd" in done.stdout, done.stderr[-1000:]
+
+
+def test_write_weights_writes_a_checkpoint_load_trained_rebuilds_and_refuses_a_bad_recipe(tmp_path):
+    import torch
+
+    from p2pcore.checkpoint_format import read_header
+
+    host = api.load_host()
+    spec = host.resolve("generator", {"name": "unet", "depth": 2, "ngf": 4}).as_table()
+    net = host.build("generator", spec, in_channels=3, out_channels=3)
+    recipe = {"name": "w", "task": "pix2pix", "data": {"name": "single", "channels": 3, "out_channels": 3},
+              "model": {"generator": spec}}
+    api.write_weights(tmp_path / "w.safetensors", recipe, {"generator": net}, source="test:w", host=host)
+    header = read_header(tmp_path / "w.safetensors")
+    assert header.meta.source == "test:w" and header.meta.optim is None and header.meta.recipe == recipe
+    assert [c.kind for c in header.meta.components] == ["task", "dataset", "generator"]
+    assert set(header.tensors) == {f"net.generator.{k}" for k in net.state_dict()}
+    loaded = api.load_trained(tmp_path / "w.safetensors", roles=("generator",), builder=host).nets["generator"]
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in net.state_dict().items())
+
+    bad = {**recipe, "model": {"generator": {**spec, "depth": 0}}}
+    with pytest.raises(P2PError) as refused:
+        api.write_weights(tmp_path / "bad.safetensors", bad, {"generator": net}, source="test:bad", host=host)
+    assert (refused.value.key or "").startswith("model.generator") and not (tmp_path / "bad.safetensors").exists()
+    with pytest.raises(ValueError, match="model roles"):
+        api.write_weights(tmp_path / "x.safetensors", recipe, {"other": net}, source="test:x", host=host)

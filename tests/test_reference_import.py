@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from p2p_interop.junyanz import import_discriminator, import_generator, load_reference_state
 from safetensors import safe_open
 
 from p2pcore import P2PError, load_host
-from p2pcore.interop.junyanz import import_discriminator, import_generator, load_reference_state
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 FIXTURES = sorted(REFERENCE.glob("junyanz_*.safetensors")) if REFERENCE.is_dir() else []
@@ -155,7 +155,7 @@ def test_pth_files_are_read_safely(tmp_path: Path) -> None:
 def test_norm_none_checkpoints_without_biases_import_with_zero_biases() -> None:
     """With --norm none the reference drops the biases of every convolution but the last; p2p keeps
     them, so they import as zeros and compute the same."""
-    from p2pcore.interop.junyanz import unet_layers
+    from p2p_interop.junyanz import unet_layers
 
     torch.manual_seed(0)
     source = HOST.build("generator", {"name": "unet", "depth": 8, "ngf": 4, "norm": "none"},
@@ -197,9 +197,9 @@ def _reference_run(tmp_path: Path) -> Path:
 
 def test_import_command_writes_a_translatable_checkpoint(tmp_path: Path) -> None:
     import typer
+    from p2p_interop import p2p_add_commands
     from typer.testing import CliRunner
 
-    from p2pcore.commands.interop import register
     from p2pcore.engine.checkpoint import load_network, read_checkpoint
 
     if "single" not in HOST.registry.names("dataset"):
@@ -208,7 +208,7 @@ def test_import_command_writes_a_translatable_checkpoint(tmp_path: Path) -> None
     out = tmp_path / "facades.safetensors"
     app = typer.Typer()
     app.callback()(lambda: None)
-    register(app)
+    p2p_add_commands(app)  # the hook `p2p` runs for every plugin
     result = CliRunner().invoke(app, ["import", "junyanz", str(run / "latest_net_G.pth"), str(out),
                                       "--netG", "unet_256", "--ngf", "8", "--netD", "basic", "--ndf", "8"])
     assert result.exit_code == 0, result.output + repr(result.exception)

@@ -1,6 +1,6 @@
 """`p2p import`: turn checkpoints trained with other implementations into p2p checkpoints.
 
-Torch is imported inside the commands, so `p2p --help` stays fast.
+Torch is imported inside the commands, so `p2p --help` (which runs every plugin's `p2p_add_commands`) stays fast.
 """
 
 from __future__ import annotations
@@ -10,14 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from p2pcore.errors import P2PError
+from p2pcore.api import P2PError
 
 import_app = typer.Typer(no_args_is_help=True,
                          help="Convert checkpoints trained with other implementations into p2p checkpoints.")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(import_app, name="import")
 
 
 def _discriminator_file(generator_file: Path, given: Path | None) -> Path:
@@ -65,8 +61,8 @@ def junyanz(
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
     from rich.markup import escape
 
-    from p2pcore.interop.junyanz import import_discriminator, import_generator, load_reference_state
-    from p2pcore.plugins import load_host
+    from p2p_interop.junyanz import import_discriminator, import_generator, load_reference_state
+    from p2pcore.api import load_host
 
     if checkpoint_d is not None and net_d is None:
         raise P2PError("--checkpoint-D needs --netD", key="--netD",
@@ -98,18 +94,11 @@ def _write_imported(out: Path, host: Any, task: Any, data: dict[str, Any], nets:
     from rich.console import Console
     from rich.markup import escape
 
-    from p2pcore import __version__
-    from p2pcore.engine.checkpoint import write_checkpoint
+    from p2pcore.api import write_weights
 
     recipe: dict[str, Any] = {"name": out.stem, "task": task, "data": data,
                               "model": {role: imported.spec for role, imported in nets.items()}}
-    components = [host.describe("task", task), host.describe("dataset", data)]
-    components += [host.describe(imported.kind, imported.spec) for imported in nets.values()]
-    tensors = {f"net.{role}.{key}": value for role, imported in nets.items()
-               for key, value in imported.net.state_dict().items()}
-    metadata = {"recipe": recipe, "components": components, "step": 0, "epoch": 0, "source": source,
-                "p2p_version": __version__}
-    write_checkpoint(out, tensors, metadata)
+    write_weights(out, recipe, {role: imported.net for role, imported in nets.items()}, source=source, host=host)
     console = Console()
     for role, imported in nets.items():
         count = sum(p.numel() for p in imported.net.parameters())
@@ -152,9 +141,9 @@ def pix2pixhd(
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
     from rich.markup import escape
 
-    from p2pcore.interop.junyanz import load_reference_state
-    from p2pcore.interop.pix2pixhd import import_discriminator, import_generator
-    from p2pcore.plugins import load_host
+    from p2p_interop.junyanz import load_reference_state
+    from p2p_interop.pix2pixhd import import_discriminator, import_generator
+    from p2pcore.api import load_host
 
     if out.suffix != ".safetensors":
         raise P2PError("p2p checkpoints are safetensors files", file=str(out),

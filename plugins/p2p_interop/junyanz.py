@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pcore.errors import P2PError, did_you_mean
+from p2pcore.api import P2PError, did_you_mean
 
 GENERATORS: dict[str, tuple[str, int]] = {
     "unet_256": ("unet", 8),          # depth: stride-2 downsamplings

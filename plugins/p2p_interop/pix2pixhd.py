@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from p2pcore.errors import P2PError
-from p2pcore.interop.junyanz import Imported, _clean, _resolved, transfer
+from p2p_interop.junyanz import Imported, _clean, _resolved, transfer
+from p2pcore.api import P2PError
 
 
 @dataclass
