@@ -1,0 +1,47 @@
+"""`p2p docs`: write the reference pages generated from the code (docs/recipes.md, docs/hooks.md), or check
+that the committed ones are current. Imports no torch: the registry and the hook specifications are enough."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from p2pcore.errors import P2PError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("docs")(docs)
+
+
+def docs(out: Annotated[Path, typer.Option("--out", help="the folder of the pages")] = Path("docs"),
+         check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 when a page is missing or "
+                                                        "differs from what the code generates")] = False) -> None:
+    """Generate recipes.md (every section's keys, every built-in component's parameters) and hooks.md (every
+    plugin hook) from the code."""
+    from rich.console import Console
+
+    from p2pcore.docgen import pages, stale
+    from p2pcore.plugins import load_host
+
+    generated = pages(load_host())
+    outdated = stale(out, generated)
+    console = Console()
+    if check:
+        for name in outdated:
+            console.print(f"[red]stale[/red]: {out / name}", highlight=False)
+        if outdated:
+            console.print(f"regenerate them: p2p docs --out {out}", highlight=False)
+            raise typer.Exit(1)
+        console.print(f"[green]current[/green]: {', '.join(str(out / name) for name in generated)}", highlight=False)
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in outdated:
+            (out / name).write_text(generated[name], encoding="utf-8")
+    except OSError as exc:
+        raise P2PError(f"cannot write the pages: {exc.strerror}", file=str(exc.filename or out),
+                       hint="choose a writable folder with --out") from None
+    console.print(f"wrote {', '.join(str(out / name) for name in outdated) or 'nothing (all current)'}",
+                  highlight=False)
