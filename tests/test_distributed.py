@@ -108,3 +108,33 @@ def test_a_batch_that_does_not_split_is_refused(runs):
     result = run(str(runs / "r.toml"), "--out", str(runs / "odd"), "--set", "train.batch_size=3", "--nproc", "2")
     assert result.returncode == 2 and "does not split over 2 processes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+AFFINE = '{ name = "instance", affine = true }'
+MULTI_NETWORK = {  # tasks that train several networks, each under its own data-parallel wrapper
+    "cyclegan": ("quickstart_cyclegan.toml", [
+        "task.pool_size=0", "data.train_count=16", "eval.metrics=[]",  # a history pool draws per process
+        *(f"model.{g}.{k}" for g in ("generator_ab", "generator_ba")
+          for k in ("n_blocks=1", "ngf=8", f"norm={AFFINE}")),
+        *(f"model.{d}.{k}" for d in ("discriminator_a", "discriminator_b") for k in ("ndf=8", f"norm={AFFINE}"))]),
+    "pix2pixhd": ("quickstart_hd.toml", [
+        "data.size=32", "data.train_count=16", "model.generator.n_downsample=2", "model.generator.n_blocks=1",
+        f"model.generator.norm={AFFINE}", "model.encoder.n_downsample=2", f"model.encoder.norm={AFFINE}",
+        f'model.discriminator.discriminator.norm={AFFINE}', "model.discriminator.discriminator.n_layers=2"]),
+}
+
+
+@pytest.mark.parametrize("task", list(MULTI_NETWORK))
+def test_multi_network_tasks_train_alike_in_two_processes(tmp_path, task):
+    recipe, changes = MULTI_NETWORK[task]
+    common = [str(ROOT / "recipes" / recipe), *(x for change in changes for x in ("--set", change)),
+              "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.num_workers=0",
+              "--set", 'train.device="cpu"']
+    one = run(*common, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = run(*common, "--out", str(tmp_path / "two"), "--nproc", "2")
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert a.keys() == b.keys() and len({k.split(".")[1] for k in a}) >= 3
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
