@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
-COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "study", "scaffold", "docs")
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "study", "scaffold", "docs", "bench")
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
 
