@@ -108,3 +108,14 @@ def test_generating_the_pages_imports_no_torch():
              "assert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-1000:]
+
+
+def test_links_between_the_pages_readme_and_contributing_resolve():
+    import re
+
+    for page in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links to {target}, which does not exist"
+    assert "docs/plugins.md" in (ROOT / "README.md").read_text()
+    assert "docs/plugins.md" in (ROOT / "CONTRIBUTING.md").read_text()
+    assert "../CONTRIBUTING.md" in (DOCS / "plugins.md").read_text()
