@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
         read_image,
         to_unit,
         write_image,
+        write_suffixes,
     )
     from p2pcore.jitter import finish_image, jitter, make_jitter, prepare_image
 
@@ -49,19 +50,23 @@ __all__ = [
     "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image", "read_image", "to_unit", "write_image",
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
-    "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image",
+    "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
     "load_host", "write_weights",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
 entry module, as a version specifier read without importing it: ``P2P_API = ">=1,<2"``. A plugin whose
 range excludes this version is not loaded (``p2p plugins`` shows it as incompatible, with its range);
-one that declares no range is loaded, with a warning in ``p2p plugins``."""
+one that declares no range is loaded, with a warning in ``p2p plugins``.
+
+1.1 added the dataset adapter's optional ``input_suffixes``/``output_suffixes`` (``p2p translate`` reads and
+writes the files an adapter declares) and :func:`write_suffixes`: an adapter relying on them declares
+``P2P_API = ">=1.1,<2"``."""
 
 
 class Checked(BaseModel):
@@ -616,7 +621,14 @@ class DatasetAdapter(Protocol):
     unless `deep`): ``p2p data check`` prints it and training refuses to start unless it is ``ok``;
     ``channels``, a mapping of further batch image keys to their channel counts (``{"label": 2}``); and
     ``display(images, key)``, turning an N x C x H x W batch of one image key into RGB in [-1, 1] for sample
-    grids (a label map in its colour palette)."""
+    grids (a label map in its colour palette).
+
+    Optional, the files ``p2p translate`` gives ``read_input`` and asks of ``write_output`` (the adapter is the
+    authority on its formats: a folder is translated file by file where its suffix is one it reads):
+    ``input_suffixes(key) -> Collection[str]``, the suffixes with their dot (``{".npy"}``, ``".nii.gz"``
+    too) that ``read_input`` reads for an image key, and ``output_suffixes(key) -> Collection[str]``, those
+    ``write_output`` writes for one, the usual first. Without them, p2p's image formats:
+    :data:`IMAGE_SUFFIXES` and :func:`write_suffixes` (8 bits)."""
 
     a_channels: int
     b_channels: int
@@ -631,7 +643,7 @@ class DatasetAdapter(Protocol):
 # Image I/O (precise: 16-bit PNG/TIFF, N-channel stacks, header probes, normalisation rules) lives in
 # p2pcore.imageio; it is offered here lazily so that importing the api stays light.
 _IMAGE_IO = frozenset({"IMAGE_SUFFIXES", "ImageInfo", "Normalization", "load_image", "match_channels",
-                       "probe_image", "read_image", "to_unit", "write_image"})
+                       "probe_image", "read_image", "to_unit", "write_image", "write_suffixes"})
 
 
 # Joint jitter for dataset adapters (resize, crop and flip every image of an item alike) needs torchvision;

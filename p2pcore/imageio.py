@@ -56,13 +56,20 @@ warnings.filterwarnings("ignore", message="The image decoding and encoding capab
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "Normalization", "probe_image", "load_image", "match_channels",
-           "to_unit", "read_image", "write_image", "full_scale", "max_image_pixels", "MAX_PIXELS_ENV",
-           "DEFAULT_MAX_PIXELS"]
+__all__ = ["IMAGE_SUFFIXES", "WRITE_SUFFIXES", "ImageInfo", "Normalization", "probe_image", "load_image",
+           "match_channels", "to_unit", "read_image", "write_image", "write_suffixes", "full_scale", "max_image_pixels",
+           "MAX_PIXELS_ENV", "DEFAULT_MAX_PIXELS"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                             ".npy"})
 WRITE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy", ".bmp", ".webp", ".ppm", ".pgm")
+_SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
+
+
+def write_suffixes(bits: int = 8) -> tuple[str, ...]:
+    """The formats :func:`write_image` writes with `bits` per sample, the usual ones first: adapters declare
+    them as their ``output_suffixes``, so ``p2p translate`` refuses a 16-bit JPEG before any network runs."""
+    return _SIXTEEN_BIT_SUFFIXES if bits == 16 else WRITE_SUFFIXES
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels (palette expands to RGB)
@@ -718,7 +725,7 @@ def write_image(image: torch.Tensor, path: str | Path, *, bits: int = 8) -> None
         if suffix == ".png":
             path.write_bytes(_encode_png16(array))
             return
-        if suffix not in (".tif", ".tiff"):
+        if suffix not in write_suffixes(16):
             raise P2PError(f"{suffix} cannot hold 16-bit samples", file=where,
                            hint="write .png, .tif or .npy for 16 bits")
         Image.fromarray(array[..., 0]).save(path, format="TIFF")
