@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from p2pcore.api import DataReport, P2PError
 
-from .imagefiles import Normalization, load_image, to_unit, write_image
+from .imagefiles import ImageFormats, Normalization, load_image, to_unit, write_image
 
 
 def normalization(params: Any) -> Normalization:
@@ -77,7 +77,7 @@ class Items(Dataset):
         return item
 
 
-class FileAdapter:
+class FileAdapter(ImageFormats):
     """Base of the adapters that read files: reads inputs and writes outputs like training does."""
 
     kind = ""

@@ -21,7 +21,7 @@ import torch
 from p2pcore.api import P2PError
 
 from .aligned import SideBySide, halves
-from .imagefiles import load_image, write_image
+from .imagefiles import load_image, write_image, write_suffixes
 from .params import CityscapesLabelsParams
 
 IGNORE = 255
@@ -147,6 +147,12 @@ class CityscapesLabels(SideBySide):
         photo, ids = jitter(transform, [prepare_image(photo, self.rule)], [ids[None]])
         label = ids[0].to(torch.int64)
         return {"a": finish_image(photo), "b": encode_labels(label)[None], "label": label}
+
+    def output_suffixes(self, key: str) -> tuple[str, ...]:
+        """Label maps (b) only in lossless 8-bit formats: JPEG or WebP would blur the IDs and colours."""
+        if key == "a":
+            return super().output_suffixes(key)
+        return tuple(s for s in write_suffixes(8) if s not in (".jpg", ".jpeg", ".webp"))
 
     def write_output(self, image: torch.Tensor, path: str | Path, side: str = "b") -> None:
         """Write the decoded label map: colour-coded RGB, or 8-bit train IDs (`write_as`); photos as they are."""

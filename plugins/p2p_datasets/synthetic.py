@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from p2pcore.api import DataReport, P2PError
 
-from .imagefiles import read_image, write_image
+from .imagefiles import ImageFormats, read_image, write_image
 from .params import SyntheticThermalParams
 
 SPLITS = {"train": 0, "test": 1}
@@ -288,7 +288,7 @@ class SyntheticScenes(RenderedScenes):
         return {"a": a, "b": b, "name": f"{self.split}_{index:05d}", "skipped": 0}
 
 
-class SyntheticThermal:
+class SyntheticThermal(ImageFormats):
     """Thermal (1 channel) -> colour (3 channels) scenes rendered on demand: no files."""
 
     kind = "synthetic_thermal"

@@ -23,7 +23,7 @@ import torch
 
 from p2pcore.api import DataReport, P2PError
 
-from .imagefiles import read_image, write_image
+from .imagefiles import ImageFormats, read_image, write_image
 from .labelmaps import display, read_label_maps
 from .synthetic import RenderedScenes
 
@@ -119,7 +119,7 @@ class SyntheticLabelScenes(RenderedScenes):
         return {"label": ids, "b": b, "name": name, "label_file": f"scene {name}", "skipped": 0}
 
 
-class SyntheticLabels:
+class SyntheticLabels(ImageFormats):
     """Label (and instance) maps -> photos, rendered on demand: no files."""
 
     kind = "synthetic_labels"
