@@ -67,7 +67,7 @@ def throughput(checkpoint: Path, inputs: Path, out: Path, images: int, batch: in
     rates: dict[str, list[float]] = {"batched": [], "one per pass": [], "sequential": []}
     for r in range(rounds):
         for name in rates:
-            jobs = plan(inputs, out / f"{name.replace(' ', '_')}_{r}")
+            jobs = plan(inputs, out / f"{name.replace(' ', '_')}_{r}", batched.formats)
             start = time.perf_counter()
             if name == "sequential":
                 for source, target in jobs:
@@ -77,7 +77,7 @@ def throughput(checkpoint: Path, inputs: Path, out: Path, images: int, batch: in
                 assert outcome.written == images and not outcome.failed
             rates[name].append(images / (time.perf_counter() - start))
     per_process = []
-    for i, (source, _) in enumerate(plan(inputs, out / "processes")[:3]):
+    for i, (source, _) in enumerate(plan(inputs, out / "processes", single.formats)[:3]):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "p2pcore", "translate", str(checkpoint), str(source),
                         str(out / f"process_{i}.png"), "--eval", "--device", "cpu"], check=True, capture_output=True)

@@ -163,10 +163,10 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
     from p2pcore.engine.translate import Translator, plan
     from p2pcore.progress import file_progress
 
-    jobs = list(plan(input, output, overwrite=overwrite))
     translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
                             direction=direction, style=style, styles=str(styles) if styles else None,
                             batch_size=batch_size, tile=tile, overlap=overlap)
+    jobs = list(plan(input, output, translator.formats, overwrite=overwrite))  # the adapter says what it reads
     with file_progress(console, len(jobs), disable=len(jobs) < 2) as advance:
         outcome = translate_files(translator, jobs, fail_fast=fail_fast, workers=workers, on_progress=advance,
                                   on_error=render_error)

@@ -17,7 +17,7 @@ from p2pcore.engine.evaluation import protocol as nets_in_protocol
 from p2pcore.engine.inference import Protocol, translate_image
 from p2pcore.engine.tiling import Tiling, translate_tiled
 from p2pcore.errors import P2PError
-from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
+from p2pcore.formats import Formats
 from p2pcore.plugins import Host
 from p2pcore.rundir import check_writable
 
@@ -66,6 +66,8 @@ class Translator:
         self.output_key = spec.directions[self.direction].output
         self.in_channels = image_channels(run.adapter)[self.input_key]
         self.out_channels = image_channels(run.adapter)[self.output_key]
+        self.formats = Formats.of(run.adapter, name=run.recipe.data.name, input_key=self.input_key,
+                                  output_key=self.output_key)
         self.metadata = ckpt.metadata
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -141,20 +143,27 @@ class Translator:
         self.write(self(self.read(source)), target, source=source)
 
 
-def plan(source: Path, target: Path, *, overwrite: bool = False) -> list[tuple[Path, Path]]:
-    """(input, output) file pairs: a folder maps to a folder with the same file names. Checked before
-    any network runs: inputs are never overwritten (the same file under another name included),
-    existing outputs only with `overwrite`, every output has a format and a writable folder."""
+def plan(source: Path, target: Path, formats: Formats, *, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) file pairs: a folder maps to a folder with the same file names, keeping the files
+    the checkpoint's dataset adapter reads (`formats`, its word). Checked before any network runs: inputs
+    are never overwritten (the same file under another name included), existing outputs only with
+    `overwrite`, every output in a format the adapter writes and in a writable folder."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        entries = sorted(source.iterdir())
+        files = [p for p in entries if formats.reads(p)]
         if not files:
-            raise P2PError("no images in the input folder", file=str(source),
-                           hint=f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
+            others = [p.name for p in entries if not p.name.startswith(".")]
+            found = f"; the folder holds {len(others)} other file(s), e.g. {others[0]}" if others else ""
+            raise P2PError(f"no files in the input folder that {formats.adapter} reads", file=str(source),
+                           hint=formats.reads_hint() + found)
         if target.exists() and not target.is_dir():
             raise P2PError("the output must be a folder when the input is a folder", file=str(target),
                            hint="give a folder path for OUTPUT (it is created if missing)")
         jobs = [(f, target / f.name) for f in files]
     elif source.exists():
+        if not formats.reads(source):
+            raise P2PError(f"{formats.adapter} does not read {source.suffix or 'files without an extension'} "
+                           "files", file=str(source), hint=formats.reads_hint())
         jobs = [(source, target / source.name if target.is_dir() else target)]
     else:
         raise P2PError("input not found", file=str(source), hint="give an image file or a folder of images")
@@ -164,9 +173,9 @@ def plan(source: Path, target: Path, *, overwrite: bool = False) -> list[tuple[P
                                               file_identity(dst) == file_identity(src)):
             raise P2PError("the output would overwrite its input", file=str(dst),
                            hint="write the translations to another file or folder")
-        if dst.suffix.lower() not in WRITE_SUFFIXES:
-            raise P2PError(f"cannot write images as {dst.suffix or 'files without an extension'}", file=str(dst),
-                           hint=f"use one of: {', '.join(WRITE_SUFFIXES)}")
+        if not formats.writes(dst):
+            raise P2PError(f"{formats.adapter} cannot write {dst.suffix or 'files without an extension'} files",
+                           file=str(dst), hint=f"{formats.writes_hint()}: give the output one of these suffixes")
         if dst.is_dir():
             raise P2PError("the output is a folder", file=str(dst), hint="remove it or choose another output")
         if dst.exists():

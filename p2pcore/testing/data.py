@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from p2pcore.errors import P2PError
+from p2pcore.formats import DEFAULT_INPUTS, DEFAULT_OUTPUTS, declared
 from p2pcore.plugins import Host
 from p2pcore.testing.support import build, check_unit_range, shape
 
@@ -30,8 +32,9 @@ def check_dataset(host: Host, name: str, *, keys: Iterable[str] | None = None, i
     """Build dataset `name` from `params` (without touching the disk) and check its adapter contract:
     `dataset("train", train=True)` and `dataset("test", train=False)` are non-empty and their items hold
     the image `keys` (default a, b and those of `channels`) as float C x H x W tensors with the declared
-    channel counts, a and b in [-1, 1]; `write_output` writes an image that `read_input` reads back with
-    the same shape. Returns the adapter."""
+    channel counts, a and b in [-1, 1]; `input_suffixes`/`output_suffixes`, where it declares them, give
+    suffixes; `write_output` writes an image (in a format it declares writing and reading, .png by default)
+    that `read_input` reads back with the same shape. Returns the adapter."""
     import torch
 
     what = f"dataset {name!r}"
@@ -65,11 +68,26 @@ def check_dataset(host: Host, name: str, *, keys: Iterable[str] | None = None, i
 def _check_round_trip(adapter: Any, item: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
     """What `p2p translate` does with an adapter: write an output image, and read an input."""
     for side in (k for k in ("b", "a") if k in keys):
+        suffix = _round_trip_suffix(adapter, side, what)
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"{side}.png"
+            path = Path(folder) / f"{side}{suffix}"
             adapter.write_output(item[side], path, side=side)
             assert path.exists(), f"{what}: write_output(image, {path.name!r}, side={side!r}) wrote no file"
             back = adapter.read_input(path, side=side)
             assert tuple(back.shape) == tuple(item[side].shape), \
                 f"{what}: side {side!r} written by write_output and read by read_input is {shape(back)}, " \
                 f"not {tuple(item[side].shape)}"
+
+
+def _round_trip_suffix(adapter: Any, side: str, what: str) -> str:
+    """The first format the adapter declares writing for `side` that it reads too: what `p2p translate`
+    reads back. .png for an adapter that declares nothing."""
+    try:
+        writes = declared(adapter, "output_suffixes", side, DEFAULT_OUTPUTS)
+        reads = declared(adapter, "input_suffixes", side, DEFAULT_INPUTS)
+    except P2PError as exc:
+        raise AssertionError(f"{what}: {exc.message}") from None
+    both = [s for s in writes if s in reads]
+    assert both, f"{what}: for image key {side!r} it writes {', '.join(writes)} and reads {', '.join(reads)}, " \
+                 "none of which it both writes and reads"
+    return both[0]
