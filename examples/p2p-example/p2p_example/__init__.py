@@ -1,63 +1,29 @@
-"""An example p2p plugin, shaped as a third party would publish one.
+"""An example p2p plugin, shaped as a third party would publish one, showing every extension point:
 
-It registers a norm (`group`) that any generator or discriminator can use by name, and a loss
-term (`tv`) that smooths generator outputs. It imports only `p2pcore.api` from p2p, and torch only
-inside builders, so `p2p list` stays fast.
+- norm `group` and loss term `tv` (norm.py, loss.py);
+- generator `se_resnet`, built from a squeeze-and-excitation residual block (generator.py, se_network.py);
+- discriminator `noisy`, a wrapper adding instance noise to any other discriminator (discriminator.py);
+- dataset `csv_pairs`, pairs of image files listed in a CSV, with `check` for `p2p data check` (dataset.py);
+- task `colorize`, which derives a grey input from any dataset's colour images on the fly (task.py);
+- command `p2p example-stats RECIPE`, per-channel statistics of a recipe's dataset (stats_command.py).
+
+It imports only `p2pcore.api` from p2p. This module and the parameter modules it imports never import
+torch: builders import the torch modules when a recipe asks for a component, so `p2p list` stays fast.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from p2pcore.api import BuildContext, Field, LossParams, LossTerm, Params, hookimpl
+from p2pcore.api import hookimpl
+
+from .discriminator import NoisyParams, build_noisy, noisy_facts
+from .generator import SEResNetParams, build_se_resnet, se_resnet_facts
+from .loss import TVParams, build_tv
+from .norm import GroupParams, build_group
 
 __version__ = "0.1.0"
 P2P_API = ">=1,<2"  # the p2p plugin API versions this package supports (p2pcore.api.API_VERSION)
-
-
-class GroupParams(Params):
-    groups: int = Field(8, ge=1, description="channel groups; must divide every layer's channel count")
-    eps: float = Field(1e-5, gt=0)
-
-
-class GroupNorm:
-    """A NormFactory: makes nn.GroupNorm layers; convs before it need no bias."""
-
-    conv_bias = False
-
-    def __init__(self, params: GroupParams) -> None:
-        self.params = params
-
-    def __call__(self, channels: int) -> Any:
-        from torch import nn
-
-        return nn.GroupNorm(min(self.params.groups, channels), channels, eps=self.params.eps)
-
-
-def build_group(params: GroupParams, ctx: BuildContext) -> GroupNorm:
-    """Group normalisation: batch-size independent, a middle ground between batch and instance."""
-    return GroupNorm(params)
-
-
-class TVParams(LossParams):
-    tensor: str = Field("fake_b", description="which tensor of the step to smooth")
-
-    def reads(self) -> frozenset[str]:
-        return frozenset({self.tensor})
-
-
-class TotalVariation(LossTerm):
-    def __init__(self, tensor: str) -> None:
-        self.tensor = tensor
-
-    def generator_loss(self, t: Any) -> Any:
-        x = t[self.tensor]
-        return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-
-
-def build_tv(params: TVParams, ctx: BuildContext) -> TotalVariation:
-    """Total variation of the output: penalises high-frequency noise and checkerboard artefacts."""
-    return TotalVariation(params.tensor)
 
 
 @hookimpl
@@ -68,3 +34,15 @@ def p2p_register_norms(register: Any) -> None:
 @hookimpl
 def p2p_register_losses(register: Any) -> None:
     register("tv", build_tv, params=TVParams)
+
+
+@hookimpl
+def p2p_register_generators(register: Any) -> None:
+    register("se_resnet", build_se_resnet, params=SEResNetParams, facts=se_resnet_facts)
+
+
+@hookimpl
+def p2p_register_discriminators(register: Any) -> None:
+    register("noisy", build_noisy, params=NoisyParams, facts=noisy_facts)
+
+
