@@ -17,6 +17,7 @@ from typing import Any
 
 from p2pcore.api import hookimpl
 
+from .dataset import CSVPairsParams, build_csv_pairs
 from .discriminator import NoisyParams, build_noisy, noisy_facts
 from .generator import SEResNetParams, build_se_resnet, se_resnet_facts
 from .loss import TVParams, build_tv
@@ -45,4 +46,8 @@ def p2p_register_generators(register: Any) -> None:
 def p2p_register_discriminators(register: Any) -> None:
     register("noisy", build_noisy, params=NoisyParams, facts=noisy_facts)
 
+
+@hookimpl
+def p2p_register_datasets(register: Any) -> None:
+    register("csv_pairs", build_csv_pairs, params=CSVPairsParams)
 
