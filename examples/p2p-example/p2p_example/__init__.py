@@ -22,6 +22,7 @@ from .discriminator import NoisyParams, build_noisy, noisy_facts
 from .generator import SEResNetParams, build_se_resnet, se_resnet_facts
 from .loss import TVParams, build_tv
 from .norm import GroupParams, build_group
+from .task import ColorizeParams, build_colorize
 
 __version__ = "0.1.0"
 P2P_API = ">=1,<2"  # the p2p plugin API versions this package supports (p2pcore.api.API_VERSION)
@@ -51,3 +52,7 @@ def p2p_register_discriminators(register: Any) -> None:
 def p2p_register_datasets(register: Any) -> None:
     register("csv_pairs", build_csv_pairs, params=CSVPairsParams)
 
+
+@hookimpl
+def p2p_register_tasks(register: Any) -> None:
+    register("colorize", build_colorize, params=ColorizeParams)
