@@ -56,3 +56,10 @@ def p2p_register_datasets(register: Any) -> None:
 @hookimpl
 def p2p_register_tasks(register: Any) -> None:
     register("colorize", build_colorize, params=ColorizeParams)
+
+
+@hookimpl
+def p2p_add_commands(app: Any) -> None:
+    from .stats_command import example_stats
+
+    app.command("example-stats")(example_stats)
