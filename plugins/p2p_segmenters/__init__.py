@@ -12,6 +12,8 @@ from p2pcore.api import BuildContext, Field, Params, hookimpl
 
 from .cityscapes_classes import CLASSES, PALETTE
 
+P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+
 Side = Annotated[int, Field(ge=8, le=4096)]
 
 
