@@ -138,3 +138,23 @@ def test_multi_network_tasks_train_alike_in_two_processes(tmp_path, task):
     assert a.keys() == b.keys() and len({k.split(".")[1] for k in a}) >= 3
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_each_process_resumes_its_own_random_state(tmp_path):
+    """With dropout, every process draws its own masks: a resumed run ends like an uninterrupted one only if
+    each process gets its own random state back. (Items are loaded in a worker, which seeds itself per item;
+    without workers that seeding would set the training process's state too and hide the difference.)"""
+    recipe = tmp_path / "dropout.toml"
+    recipe.write_text(RECIPE.format(norm=AFFINE).replace('name = "unet"\ndepth = 5', 'name = "resnet"\nn_blocks = 1')
+                      .replace("dropout = 0.0", "dropout = 0.5").replace("num_workers = 0", "num_workers = 1"))
+    whole = run(str(recipe), "--out", str(tmp_path / "whole"), "--set", "train.max_steps=4", "--nproc", "2")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    part = run(str(recipe), "--out", str(tmp_path / "part"), "--set", "train.max_steps=2", "--nproc", "2")
+    assert part.returncode == 0, part.stderr[-3000:]
+    saved = read_checkpoint(tmp_path / "part" / "checkpoints" / "latest.safetensors").tensors
+    assert not torch.equal(saved["rng.rank.0.torch"], saved["rng.rank.1.torch"])
+    rest = run("--resume", "--out", str(tmp_path / "part"), "--nproc", "2", "--set", "train.max_steps=4")
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "part")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)

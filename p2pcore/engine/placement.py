@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,6 +53,10 @@ class SingleDevice:
     def barrier(self) -> None:
         pass
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's `value` (picklable), in rank order."""
+        return [value]
+
 
 class DataParallel(SingleDevice):
     """One process per device; gradients are averaged by DistributedDataParallel, so a step on
@@ -91,6 +96,13 @@ class DataParallel(SingleDevice):
         import torch.distributed as dist
 
         dist.barrier(device_ids=[self.device.index]) if self.device.type == "cuda" else dist.barrier()
+
+    def gather(self, value: Any) -> list[Any]:
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
 
 
 def launched_rank() -> int:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from p2pcore.engine.trainer import Trainer
 
 
-def capture(run: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Everything needed to continue exactly."""
+def capture(run: Trainer, ranks: list[dict[str, Any]] | None = None) -> tuple[dict[str, torch.Tensor],
+                                                                              dict[str, Any]]:
+    """Everything needed to continue exactly; `ranks`: each process's random state in a data-parallel run."""
     from p2pcore import __version__
 
     tensors: dict[str, torch.Tensor] = {}
@@ -40,6 +41,8 @@ def capture(run: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             task_json[key] = value
     rng_tensors, rng_meta = flat.rng_to_flat()
     tensors.update(rng_tensors)
+    for rank, states in enumerate(ranks or ()):
+        tensors.update({f"rng.rank.{rank}.{kind}": state for kind, state in states.items()})
     p = run.progress
     metadata = {
         "recipe": run.recipe.to_toml_dict(),
@@ -94,8 +97,21 @@ def restore(run: Trainer, ckpt: Checkpoint) -> None:
         run.schedule.load_state_dict(meta.get("schedule", {}))
     with _fits(file, "rng"):
         flat.rng_from_flat(ckpt.tensors, meta["rng"])
+        _restore_rank_state(run, ckpt)
     run.progress = Progress(**meta["progress"])
     run.best = dict(meta.get("best", {}))
+
+
+def _restore_rank_state(run: Trainer, ckpt: Checkpoint) -> None:
+    """A process of a data-parallel run takes back its own random state, when the checkpoint was written by
+    as many processes; otherwise each keeps the main process's (the run goes on, not bit for bit)."""
+    saved = {name.split(".")[2] for name in ckpt.tensors if name.startswith("rng.rank.")}
+    if run.placement.world_size == 1 or len(saved) != run.placement.world_size:
+        return
+    own = ckpt.prefixed(f"rng.rank.{run.placement.rank}")
+    torch.set_rng_state(own["torch"])
+    if "cuda" in own and run.device.type == "cuda":
+        torch.cuda.set_rng_state(own["cuda"], run.device)
 
 
 @contextlib.contextmanager

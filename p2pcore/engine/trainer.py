@@ -233,7 +233,7 @@ class Trainer:
                     self.guard.sync(p, force=True)
                     self.save_latest()
                     raise KeyboardInterrupt
-                if self._due_for_save():
+                if self._due_for_save(logging):
                     self.guard.sync(p, force=True)
                     if not p.bad_steps:  # never checkpoint inside a bad streak
                         self.save_latest()
@@ -327,6 +327,9 @@ class Trainer:
                           collate_fn=self.collate,
                           num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                          # workers' base seed from a generator of its own: starting the loader must not move the
+                          # training process's random state, or a resumed run would draw other dropout masks
+                          generator=torch.Generator().manual_seed(self.recipe.seed),
                           prefetch_factor=4 if workers else None, drop_last=False)
 
     def _set_lr(self, position: float) -> None:
@@ -468,12 +471,15 @@ class Trainer:
 
         (self.out_dir / "recipe.toml").write_text(tomli_w.dumps(self.recipe.to_toml_dict()))
 
-    def _due_for_save(self) -> bool:
+    def _due_for_save(self, logging: bool) -> bool:
+        """Every `checkpoint_steps` steps, and once `checkpoint_minutes` have passed: the processes of a
+        data-parallel run agree on that at log steps, since every one of them takes part in a save."""
         steps = self.cfg.checkpoint_steps
         minutes = self.cfg.checkpoint_minutes
         if steps and self.progress.step % steps == 0:
             return True
-        return bool(minutes) and time.monotonic() - self._last_save >= minutes * 60
+        timed = bool(minutes) and time.monotonic() - self._last_save >= minutes * 60
+        return timed if self.placement.world_size == 1 else logging and self.placement.any(timed)
 
     def components(self) -> list[dict[str, str]]:
         """Every component of the run, nested ones included, with its distribution and version."""
@@ -481,26 +487,38 @@ class Trainer:
         return self.host.describe_all([r.task, r.data, r.schedule, *r.model.values(),
                                        *(spec.ref() for spec in r.loss.values())])
 
-    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return capture(self)
+    def state(self, ranks: list[dict[str, Any]] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return capture(self, ranks)
+
+    def _rank_states(self) -> list[dict[str, Any]] | None:
+        """Every process's random state, for a data-parallel run's checkpoint (each process draws its own
+        dropout masks); every process calls this at each save."""
+        if self.placement.world_size == 1:
+            return None
+        own = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            own["cuda"] = torch.cuda.get_rng_state(self.device)
+        return self.placement.gather(own)
 
     def save_latest(self) -> None:
-        """Write latest.safetensors (the main process of a data-parallel run); the caller has synced
-        the divergence guard's counts into `progress`."""
+        """Write latest.safetensors (the main process of a data-parallel run, with every process's random
+        state); the caller has synced the divergence guard's counts into `progress`."""
+        ranks = self._rank_states()
         if not self.placement.is_main:
             return
-        tensors, metadata = self.state()
+        tensors, metadata = self.state(ranks)
         write_checkpoint(self.checkpoint_dir / "latest.safetensors", tensors, metadata)
         self._last_save = time.monotonic()
 
     def _save_epoch(self, *, best: bool = False) -> None:
         """Write epoch_XXX once and make latest (and best, when this epoch improved `[eval] best`) the same
         file (a link, else a copy), all atomically."""
+        ranks = self._rank_states()
         if not self.placement.is_main:
             return
         epoch = self.progress.epoch
         target = self.checkpoint_dir / f"epoch_{epoch:03d}.safetensors"
-        tensors, metadata = self.state()
+        tensors, metadata = self.state(ranks)
         write_checkpoint(target, tensors, metadata)
         link_checkpoint(target, self.checkpoint_dir / "latest.safetensors")
         if best:
