@@ -130,9 +130,14 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, Any]]:
     out["bytes"], out["how"] = (after - before) * 1024, "CPU peak RSS growth (ru_maxrss)"
 
 
+def without_eval(recipe: Recipe) -> Recipe:
+    """The recipe with no `[eval]` metrics: timing training needs none, and some need files (weights)."""
+    return recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"metrics": [], "best": None})})
+
+
 def bench_trainer(recipe: Recipe, host: Host, out_dir: Path) -> tuple[Trainer, dict[str, Any]]:
-    """A trainer for the recipe and one training batch already on its device."""
-    trainer = Trainer(recipe, host, out_dir)
+    """A trainer for the recipe (without its evaluation) and one training batch already on its device."""
+    trainer = Trainer(without_eval(recipe), host, out_dir)
     items = [trainer.train_set[i % len(trainer.train_set)] for i in range(recipe.train.batch_size)]
     return trainer, trainer._to_device(torch.utils.data.default_collate(items))
 
