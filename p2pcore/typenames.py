@@ -23,4 +23,6 @@ def type_name(annotation: Any) -> str:
         return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(a) for a in args)}]"
     if annotation is type(None):
         return "None"
+    if annotation is Ellipsis:  # tuple[int, ...]
+        return "..."
     return getattr(annotation, "__name__", str(annotation))
