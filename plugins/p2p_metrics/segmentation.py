@@ -65,7 +65,7 @@ class SegmentationScoresParams(MetricParams):
 
 
 class FcnScoreParams(MetricParams):
-    segmenter: SegmenterRef = Field("espnet", description=(
+    segmenter: SegmenterRef = Field(description=(
         "the segmenter judging the generated photos (see `p2p list segmenter`), e.g. { name = \"espnet\", "
         "weights = \"espnet_p_2_q_8.pth\" }; photos are resized to the label map's size first, so predictions "
         "are made at the label map's resolution"))
