@@ -51,7 +51,7 @@ __all__ = [
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
-    "load_host", "write_weights",
+    "load_host", "write_weights", "read_weights",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -698,6 +698,16 @@ def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[s
 
 
 # -- the plugin host and weights-only checkpoints, for plugin commands ---------------------------------------
+
+def read_weights(path: str | Any, *, what: str, key: str, hint: str) -> dict[str, torch.Tensor]:
+    """Pretrained weights a user names (a perceptual loss's VGG, a segmenter): the names and tensors of a .pth
+    state_dict (read with ``weights_only``) or a .safetensors file. A missing, unreadable or foreign file is a
+    P2PError naming the file, `key` (the recipe key of the path) and `hint`; `what` names the network in the
+    message. A ``state_dict`` wrapper and a ``module.`` prefix on every name are taken off."""
+    from p2pcore.weights import read_weights as read
+
+    return read(path, what=what, key=key, hint=hint)
+
 
 def load_host(*, strict: bool = False) -> Any:
     """The plugin host, as the ``p2p`` command loads it: every installed plugin's components, for a command a

@@ -14,14 +14,13 @@ torchvision's weights were trained with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import LossTerm, P2PError, Tensors
+from p2pcore.api import LossTerm, P2PError, Tensors, read_weights
 
 SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))   # features[a:b] ends at relu1_1 .. relu5_1
 LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -31,35 +30,12 @@ WEIGHTS_HINT = ("give the path of VGG19 ImageNet weights, e.g. torchvision's vgg
                 "with features.N.weight keys) or a .safetensors file of them; p2p never downloads weights")
 
 
-def read_state(path: Path, *, key: str) -> dict[str, torch.Tensor]:
-    """A state_dict from a .pth (weights_only) or .safetensors file, as user errors when it is not one."""
-    file = str(path)
-    if not path.is_file():
-        raise P2PError("the VGG19 weights file is not there", file=file, key=key, hint=WEIGHTS_HINT)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(file)
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file: a damaged download, a pickle holding code, another format
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise P2PError(f"cannot read the VGG19 weights: {reason}", file=file, key=key, hint=WEIGHTS_HINT) from None
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise P2PError("the VGG19 weights file holds no state_dict (names to tensors)", file=file, key=key,
-                       hint=WEIGHTS_HINT)
-    return dict(state)
-
-
 def vgg19_features(path: Path, *, key: str) -> nn.Sequential:
     """torchvision's VGG19 `features` up to relu5_1, with the weights of `path`, frozen."""
     from torchvision.models.vgg import cfgs, make_layers
 
     features = make_layers(cfgs["E"])[:SLICES[-1][1]]  # vgg19(weights=None).features, without its classifier
-    state = read_state(path, key=key)
+    state = read_weights(path, what="VGG19", key=key, hint=WEIGHTS_HINT)
     if state and all(name.startswith("module.") for name in state):
         state = {name[len("module."):]: t for name, t in state.items()}
     prefix = "features." if any(name.startswith("features.") for name in state) else ""

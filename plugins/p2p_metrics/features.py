@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import P2PError
+from p2pcore.api import P2PError, read_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,31 +30,6 @@ MIN_SIZES = {"inception_v3": 75, "vgg16": 32}  # smaller inputs vanish in the ne
 def weights_hint(network: str) -> str:
     return (f"give a state_dict of torchvision's {network} (a .pth file, e.g. torchvision's ImageNet weights, "
             "or a .safetensors file with the same key names); p2p never downloads weights")
-
-
-def read_state(path: Path, network: str, *, key: str) -> dict[str, torch.Tensor]:
-    """The names and tensors of a weights file; anything else is a user error naming the file."""
-    file, hint = str(path), weights_hint(network)
-    if not path.is_file():
-        raise P2PError(f"the {network} weights file is not there", file=file, key=key, hint=hint)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(file)
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged download, a pickle holding code, another format
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise P2PError(f"cannot read the {network} weights: {reason}", file=file, key=key, hint=hint) from None
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise P2PError(f"the {network} weights file holds no state_dict (names to tensors)", file=file, key=key,
-                       hint=hint)
-    if state and all(name.startswith("module.") for name in state):
-        state = {name[len("module."):]: t for name, t in state.items()}
-    return dict(state)
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], network: str, *, prefix: str, path: Path,
@@ -125,7 +100,7 @@ def feature_network(network: str, path: Path, *, size: int | None, key: str) -> 
         raise P2PError(f"{network} needs inputs of at least {MIN_SIZES[network]} pixels, but size is {size}",
                        key=f"{key}.size", hint=f"leave size out for {network}'s own {INPUT_SIZES[network]}")
     key = f"{key}.weights"
-    state = read_state(path, network, key=key)
+    state = read_weights(path, what=network, key=key, hint=weights_hint(network))
     if network == "inception_v3":
         with torch.device("meta"):  # no random initialisation: every tensor comes from the file
             trunk = inception_trunk()

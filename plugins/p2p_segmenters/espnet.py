@@ -25,14 +25,13 @@ mean and deviation and then divided by 255 (as the authors' loader does); :class
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import P2PError
+from p2pcore.api import P2PError, read_weights
 
 EPS = 1e-3
 DILATIONS = (1, 2, 4, 8, 16)
@@ -238,29 +237,9 @@ WEIGHTS_HINT = ("give the path of the ESPNet Cityscapes weights (p = 2, q = 8; a
                 "weights")
 
 
-def read_state(path: Path, *, key: str) -> dict[str, torch.Tensor]:
-    """A state_dict from a .pth file opened with ``weights_only`` (nothing unpickled), as user errors."""
-    file = str(path)
-    if not path.is_file():
-        raise P2PError("the ESPNet weights file is not there", file=file, key=key, hint=WEIGHTS_HINT)
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, a pickle holding code, another format
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise P2PError(f"cannot read the ESPNet weights: {reason}", file=file, key=key, hint=WEIGHTS_HINT) from None
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise P2PError("the ESPNet weights file holds no state_dict (names to tensors)", file=file, key=key,
-                       hint=WEIGHTS_HINT)
-    if state and all(name.startswith("module.") for name in state):  # saved from a DataParallel wrapper
-        state = {name[len("module."):]: t for name, t in state.items()}
-    return dict(state)
-
-
 def load_espnet(path: Path, *, key: str, p: int = 2, q: int = 8) -> ESPNet:
     """ESPNet with the weights of `path`, frozen; every key and shape must match (no partial loads)."""
-    state = read_state(path, key=key)
+    state = read_weights(path, what="ESPNet", key=key, hint=WEIGHTS_HINT)
     net = ESPNet(classes=20, p=p, q=q)
     expected = {name: t for name, t in net.state_dict().items() if not name.endswith("num_batches_tracked")}
     for name, target in expected.items():
