@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from p2pcore.errors import P2PError
+from p2pcore.registry import KINDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Image-to-image translation with conditional adversarial networks.")
@@ -250,8 +251,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="machine-readab
 
 
 @app.command("list")
-def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, discriminator, loss, dataset, "
-                                                     "task, schedule or metric")] = None,
+def list_(kind: Annotated[str | None, typer.Argument(help=", ".join(KINDS))] = None,
           pattern: Annotated[str | None, typer.Argument(help="wildcard on names, e.g. '*unet*'")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Registered components."""
@@ -276,7 +276,7 @@ def list_(kind: Annotated[str | None, typer.Argument(help="norm, generator, disc
 
 
 @app.command()
-def show(kind: Annotated[str, typer.Argument(help="component kind")],
+def show(kind: Annotated[str, typer.Argument(help=", ".join(KINDS))],
          name: Annotated[str, typer.Argument(help="component name")]) -> None:
     """A component's parameters: types, defaults and descriptions."""
     from p2pcore.schema import describe_params

@@ -277,3 +277,13 @@ def test_write_weights_writes_a_checkpoint_load_trained_rebuilds_and_refuses_a_b
     assert (refused.value.key or "").startswith("model.generator") and not (tmp_path / "bad.safetensors").exists()
     with pytest.raises(ValueError, match="model roles"):
         api.write_weights(tmp_path / "x.safetensors", recipe, {"other": net}, source="test:x", host=host)
+
+
+def test_every_kind_has_a_reference_type_in_the_api():
+    from p2pcore import api
+    from p2pcore.registry import KINDS
+
+    for kind in KINDS:
+        ref = getattr(api, f"{kind.capitalize()}Ref")
+        assert f"{kind.capitalize()}Ref" in api.__all__
+        assert api.ComponentRef.coerce(kind, "x").kind == kind and ref is not None
