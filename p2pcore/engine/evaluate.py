@@ -45,11 +45,15 @@ class EvalResult:
                 "higher_is_better": self.higher_is_better, **self.extra}
 
     def write(self, path: Path) -> None:
-        """Write as JSON through a temporary file, so a reader never sees half of it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.as_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, self.as_json())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file, so a reader (the report, a person) never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 class Evaluator:

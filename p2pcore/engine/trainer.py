@@ -9,7 +9,6 @@ by both sides.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -29,7 +28,7 @@ from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, resume_c
 from p2pcore.engine.data import Collate, EpochOrder, SeededItems, raise_carried
 from p2pcore.engine.device import autocast, resolve_device
 from p2pcore.engine.ema import WeightAverage
-from p2pcore.engine.evaluate import EvalResult, Evaluator
+from p2pcore.engine.evaluate import EvalResult, Evaluator, write_json
 from p2pcore.engine.evaluation import sample
 from p2pcore.engine.inference import pad_to_multiple
 from p2pcore.engine.init import init_weights, load_pretrained
@@ -523,10 +522,7 @@ class Trainer:
         link_checkpoint(target, self.checkpoint_dir / "latest.safetensors")
         if best:
             link_checkpoint(target, self.checkpoint_dir / "best.safetensors")
-            tmp = self.out_dir / "eval" / ".best.json.tmp"
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.best, indent=2) + "\n")
-            os.replace(tmp, self.out_dir / "eval" / "best.json")
+            write_json(self.out_dir / "eval" / "best.json", self.best)
         self._last_save = time.monotonic()
         keep_every = self.cfg.keep_every
         epochs = sorted(int(m.group(1)) for f in self.checkpoint_dir.iterdir()
