@@ -51,7 +51,7 @@ __all__ = [
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
-    "load_host", "write_weights", "read_weights",
+    "load_host", "write_weights", "read_weights", "load_weights",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
@@ -707,6 +707,20 @@ def read_weights(path: str | Any, *, what: str, key: str, hint: str) -> dict[str
     from p2pcore.weights import read_weights as read
 
     return read(path, what=what, key=key, hint=hint)
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str, file: str, key: str, hint: str,
+                 prefix: str = "", optional: tuple[str, ...] = (), refuse_extra: bool = False,
+                 assign: bool = False) -> None:
+    """Fill every tensor of `module` from weights `read_weights` gave (names carrying `prefix`), checking each
+    name and shape: a file that does not fit is a P2PError naming the tensor, the file and `key`. With
+    `refuse_extra` a tensor the module lacks is an error too; names ending in one of `optional` (e.g.
+    ``num_batches_tracked``) may be absent. `assign` puts the file's tensors in place (a module built on the
+    meta device)."""
+    from p2pcore.weights import load_weights as load
+
+    load(module, state, what=what, file=file, key=key, hint=hint, prefix=prefix, optional=optional,
+         refuse_extra=refuse_extra, assign=assign)
 
 
 def load_host(*, strict: bool = False) -> Any:

@@ -38,3 +38,31 @@ def read_weights(path: str | Path, *, what: str, key: str, hint: str) -> dict[st
     if state and all(name.startswith("module.") for name in state):
         state = {name[len("module."):]: t for name, t in state.items()}
     return dict(state)
+
+
+def load_weights(module: Any, state: Mapping[str, Any], *, what: str, file: str, key: str, hint: str,
+                 prefix: str = "", optional: tuple[str, ...] = (), refuse_extra: bool = False,
+                 assign: bool = False) -> None:
+    """Fill every tensor of `module` from `state`, whose names carry `prefix`, cast to the module's dtypes. A
+    name the file lacks or a shape that differs is a P2PError naming the tensor; so, with `refuse_extra`, is a
+    tensor the module does not have. Names ending in one of `optional` (``num_batches_tracked``) may be
+    absent and are then left as they are. `assign` puts the file's tensors in place (a module on the meta
+    device)."""
+    loaded = {}
+    for name, expected in module.state_dict().items():
+        tensor = state.get(prefix + name)
+        if tensor is None:
+            if name.endswith(optional):
+                continue
+            raise P2PError(f"the file does not fit {what}: it has no {prefix + name}", file=file, key=key, hint=hint)
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise P2PError(f"the file does not fit {what}: {prefix + name} has shape {tuple(tensor.shape)} where "
+                           f"{tuple(expected.shape)} is expected", file=file, key=key, hint=hint)
+        loaded[name] = tensor.to(expected.dtype)
+    if refuse_extra:
+        known = {prefix + name for name in module.state_dict()}
+        extra = sorted(name for name in state if name not in known and not name.endswith(optional))
+        if extra:
+            raise P2PError(f"the file does not fit {what}: it has {len(extra)} unknown tensors, e.g. {extra[0]}",
+                           file=file, key=key, hint=hint)
+    module.load_state_dict(loaded, strict=len(loaded) == len(module.state_dict()), assign=assign)

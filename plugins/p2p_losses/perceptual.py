@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import LossTerm, P2PError, Tensors, read_weights
+from p2pcore.api import LossTerm, P2PError, Tensors, load_weights, read_weights
 
 SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))   # features[a:b] ends at relu1_1 .. relu5_1
 LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -36,20 +36,8 @@ def vgg19_features(path: Path, *, key: str) -> nn.Sequential:
 
     features = make_layers(cfgs["E"])[:SLICES[-1][1]]  # vgg19(weights=None).features, without its classifier
     state = read_weights(path, what="VGG19", key=key, hint=WEIGHTS_HINT)
-    if state and all(name.startswith("module.") for name in state):
-        state = {name[len("module."):]: t for name, t in state.items()}
     prefix = "features." if any(name.startswith("features.") for name in state) else ""
-    loaded = {}
-    for name, target in features.state_dict().items():
-        tensor = state.get(prefix + name)
-        if tensor is None:
-            raise P2PError(f"the file does not fit VGG19: it has no {prefix + name}", file=str(path), key=key,
-                           hint=WEIGHTS_HINT)
-        if tuple(tensor.shape) != tuple(target.shape):
-            raise P2PError(f"the file does not fit VGG19: {prefix + name} has shape {tuple(tensor.shape)} where "
-                           f"{tuple(target.shape)} is expected", file=str(path), key=key, hint=WEIGHTS_HINT)
-        loaded[name] = tensor.to(target.dtype)
-    features.load_state_dict(loaded)
+    load_weights(features, state, what="VGG19", file=str(path), key=key, hint=WEIGHTS_HINT, prefix=prefix)
     return features.requires_grad_(False).eval()
 
 

@@ -12,14 +12,13 @@ through the network in float32; 1-channel images are repeated to RGB."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import P2PError, read_weights
+from p2pcore.api import P2PError, load_weights, read_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,24 +29,6 @@ MIN_SIZES = {"inception_v3": 75, "vgg16": 32}  # smaller inputs vanish in the ne
 def weights_hint(network: str) -> str:
     return (f"give a state_dict of torchvision's {network} (a .pth file, e.g. torchvision's ImageNet weights, "
             "or a .safetensors file with the same key names); p2p never downloads weights")
-
-
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], network: str, *, prefix: str, path: Path,
-              key: str) -> None:
-    """Fill every tensor of `module` (built on the meta device) from `state`, whose names carry `prefix`;
-    extra names (a classifier, auxiliary logits) are ignored."""
-    loaded = {}
-    for name, expected in module.state_dict().items():
-        tensor = state.get(prefix + name)
-        if tensor is None:
-            raise P2PError(f"the file does not fit {network}: it has no {prefix + name}", file=str(path), key=key,
-                           hint=weights_hint(network))
-        if tuple(tensor.shape) != tuple(expected.shape):
-            raise P2PError(f"the file does not fit {network}: {prefix + name} has shape {tuple(tensor.shape)} "
-                           f"where {tuple(expected.shape)} is expected", file=str(path), key=key,
-                           hint=weights_hint(network))
-        loaded[name] = tensor.to(expected.dtype)
-    module.load_state_dict(loaded, assign=True)
 
 
 def inception_trunk() -> nn.Module:
@@ -104,12 +85,13 @@ def feature_network(network: str, path: Path, *, size: int | None, key: str) -> 
     if network == "inception_v3":
         with torch.device("meta"):  # no random initialisation: every tensor comes from the file
             trunk = inception_trunk()
-        load_into(trunk, state, network, prefix="", path=path, key=key)
+        load_weights(trunk, state, what=network, file=str(path), key=key, hint=weights_hint(network), assign=True)
         return FeatureNetwork(network, trunk, size or INPUT_SIZES[network], pool=False)
     if network == "vgg16":
         with torch.device("meta"):
             trunk = vgg16_trunk()
         prefix = "features." if any(name.startswith("features.") for name in state) else ""
-        load_into(trunk, state, network, prefix=prefix, path=path, key=key)
+        load_weights(trunk, state, what=network, file=str(path), key=key, hint=weights_hint(network),
+                     prefix=prefix, assign=True)
         return FeatureNetwork(network, trunk, size or INPUT_SIZES[network], pool=True)
     raise ValueError(f"unknown feature network {network!r}")  # the parameters' Literal refuses it first

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pcore.api import P2PError, read_weights
+from p2pcore.api import load_weights, read_weights
 
 EPS = 1e-3
 DILATIONS = (1, 2, 4, 8, 16)
@@ -241,18 +241,6 @@ def load_espnet(path: Path, *, key: str, p: int = 2, q: int = 8) -> ESPNet:
     """ESPNet with the weights of `path`, frozen; every key and shape must match (no partial loads)."""
     state = read_weights(path, what="ESPNet", key=key, hint=WEIGHTS_HINT)
     net = ESPNet(classes=20, p=p, q=q)
-    expected = {name: t for name, t in net.state_dict().items() if not name.endswith("num_batches_tracked")}
-    for name, target in expected.items():
-        tensor = state.get(name)
-        if tensor is None:
-            raise P2PError(f"the file does not fit ESPNet (p = {p}, q = {q}): it has no {name}", file=str(path),
-                           key=key, hint=WEIGHTS_HINT)
-        if tuple(tensor.shape) != tuple(target.shape):
-            raise P2PError(f"the file does not fit ESPNet: {name} has shape {tuple(tensor.shape)} where "
-                           f"{tuple(target.shape)} is expected", file=str(path), key=key, hint=WEIGHTS_HINT)
-    extra = [name for name in sorted(set(state) - set(expected)) if not name.endswith("num_batches_tracked")]
-    if extra:
-        raise P2PError(f"the file does not fit ESPNet (p = {p}, q = {q}): it has {len(extra)} unknown tensors, "
-                       f"e.g. {extra[0]}", file=str(path), key=key, hint=WEIGHTS_HINT)
-    net.load_state_dict({name: state[name].to(t.dtype) for name, t in expected.items()}, strict=False)
+    load_weights(net, state, what=f"ESPNet (p = {p}, q = {q})", file=str(path), key=key, hint=WEIGHTS_HINT,
+                 optional=("num_batches_tracked",), refuse_extra=True)
     return net.requires_grad_(False).eval()
