@@ -17,23 +17,9 @@ import torch
 import torchvision
 
 from p2pcore import load_host
-from p2pcore.engine.recompute import checkpoint_activations
+from p2pcore.engine.recompute import checkpoint_activations, kept_for_backward
 
 GIB = 2**30
-
-
-def kept_bytes(net: torch.nn.Module, x: torch.Tensor) -> int:
-    """Bytes autograd keeps for the backward pass of `net(x)`."""
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x)
-    return total
 
 
 def main() -> None:
@@ -60,7 +46,7 @@ def main() -> None:
 
         fake = torch.empty(1, 3, args.height, args.width, device="meta", requires_grad=True)
         pair = torch.cat([label, fake], 1)
-        parts = [kept_bytes(g, label), kept_bytes(d, pair), kept_bytes(vgg, fake)]
+        parts = [kept_for_backward(net, x)[1] for net, x in ((g, label), (d, pair), (vgg, fake))]
         params = sum(p.numel() for net in (g, d) for p in net.parameters())
         rows.append((lean, parts, params * 4 * 4))  # weights, gradients, two Adam moments, float32
     print(f"pix2pixHD local enhancer + 3-scale discriminator + VGG19 term, batch 1, {args.width} x {args.height}")

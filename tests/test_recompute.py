@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.recompute import checkpoint_activations
+from p2pcore.engine.recompute import checkpoint_activations, kept_for_backward
 from p2pcore.engine.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
@@ -22,20 +22,6 @@ GENERATORS = {
 }
 
 
-def saved_bytes(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The output, and the bytes of the tensors autograd keeps for the backward pass."""
-    kept = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal kept
-        kept += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = net(x)
-    return out, kept
-
-
 @pytest.mark.parametrize("name", list(GENERATORS))
 def test_recomputed_blocks_give_the_same_gradients_and_statistics(host, name):
     torch.manual_seed(0)
@@ -46,7 +32,7 @@ def test_recomputed_blocks_give_the_same_gradients_and_statistics(host, name):
     results = []
     for net in (plain, lean):
         torch.manual_seed(1)  # the same dropout masks for both
-        out, kept = saved_bytes(net, x)
+        out, kept = kept_for_backward(net, x)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
         results.append((out.detach(), kept, {k: p.grad for k, p in net.named_parameters()}, net.state_dict()))
     (out_a, kept_a, grads_a, state_a), (out_b, kept_b, grads_b, state_b) = results

@@ -55,3 +55,18 @@ def checkpoint_activations(net: nn.Module) -> int:
         segment.forward = types.MethodType(_checkpointed_forward, segment)
         count += 1
     return count
+
+
+def kept_for_backward(net: nn.Module, x: torch.Tensor) -> tuple[Any, int]:
+    """`net(x)`, and the bytes of the tensors autograd keeps for its backward pass: what checkpointing saves,
+    measurable on any device, the meta one included."""
+    kept = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal kept
+        kept += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
+    return out, kept
