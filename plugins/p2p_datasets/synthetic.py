@@ -31,7 +31,6 @@ from torch.utils.data import Dataset
 from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import ImageFormats, read_image, write_image
-from .params import SyntheticThermalParams
 
 SPLITS = {"train": 0, "test": 1}
 
@@ -288,26 +287,35 @@ class SyntheticScenes(RenderedScenes):
         return {"a": a, "b": b, "name": f"{self.split}_{index:05d}", "skipped": 0}
 
 
-class SyntheticThermal(ImageFormats):
-    """Thermal (1 channel) -> colour (3 channels) scenes rendered on demand: no files."""
+class RenderedAdapter(ImageFormats):
+    """An adapter whose scenes are rendered on demand (no files): a train and a test split of the sizes its
+    parameters give, each scene made by the `scenes` dataset class."""
 
-    kind = "synthetic_thermal"
-    a_channels = 1
-    b_channels = 3
+    kind: str
+    scenes: type[RenderedScenes]
 
-    def __init__(self, params: SyntheticThermalParams) -> None:
+    def __init__(self, params: Any) -> None:
         self.params = params
 
     def __repr__(self) -> str:
-        return f"SyntheticThermal(size={self.params.size}, seed={self.params.seed})"
+        return f"{type(self).__name__}(size={self.params.size}, seed={self.params.seed})"
 
     def count(self, split: str) -> int:
         if split not in SPLITS:
-            raise P2PError(f"synthetic_thermal has no split {split!r}", hint='splits are "train" and "test"')
+            raise P2PError(f"{self.kind} has no split {split!r}", hint='splits are "train" and "test"')
         return self.params.train_count if split == "train" else self.params.test_count
 
-    def dataset(self, split: str, *, train: bool) -> SyntheticScenes:
-        return SyntheticScenes(self.params, split, self.count(split), train)
+    def dataset(self, split: str, *, train: bool) -> RenderedScenes:
+        return self.scenes(self.params, split, self.count(split), train)
+
+
+class SyntheticThermal(RenderedAdapter):
+    """Thermal (1 channel) -> colour (3 channels) scenes rendered on demand: no files."""
+
+    kind = "synthetic_thermal"
+    scenes = SyntheticScenes
+    a_channels = 1
+    b_channels = 3
 
     def render(self, split: str, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Scene `index` of `split` as (thermal 1 x S x S, colour 3 x S x S) in [-1, 1], unflipped."""

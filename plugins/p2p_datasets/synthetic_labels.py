@@ -23,11 +23,10 @@ import torch
 
 from p2pcore.api import DataReport, P2PError
 
-from .imagefiles import ImageFormats, read_image, write_image
+from .imagefiles import read_image, write_image
 from .labelmaps import display, read_label_maps
-from .synthetic import RenderedScenes
+from .synthetic import SPLITS, RenderedAdapter, RenderedScenes
 
-SPLITS = {"train": 0, "test": 1}
 SKY, ROAD, SIDEWALK, BUILDING, VEGETATION, PERSON, CAR = 23, 7, 8, 11, 21, 24, 26
 CLASSES = {"sky": SKY, "road": ROAD, "sidewalk": SIDEWALK, "building": BUILDING, "vegetation": VEGETATION,
            "person": PERSON, "car": CAR}
@@ -119,27 +118,17 @@ class SyntheticLabelScenes(RenderedScenes):
         return {"label": ids, "b": b, "name": name, "label_file": f"scene {name}", "skipped": 0}
 
 
-class SyntheticLabels(ImageFormats):
+class SyntheticLabels(RenderedAdapter):
     """Label (and instance) maps -> photos, rendered on demand: no files."""
 
     kind = "synthetic_labels"
+    scenes = SyntheticLabelScenes
     b_channels = 3
 
     def __init__(self, params: Any) -> None:
-        self.params = params
+        super().__init__(params)
         self.a_channels = 2 if params.instances else 1
         self.channels = {"label": self.a_channels}
-
-    def __repr__(self) -> str:
-        return f"SyntheticLabels(size={self.params.size}, seed={self.params.seed})"
-
-    def count(self, split: str) -> int:
-        if split not in SPLITS:
-            raise P2PError(f"synthetic_labels has no split {split!r}", hint='splits are "train" and "test"')
-        return self.params.train_count if split == "train" else self.params.test_count
-
-    def dataset(self, split: str, *, train: bool) -> SyntheticLabelScenes:
-        return SyntheticLabelScenes(self.params, split, self.count(split), train)
 
     display = staticmethod(display)
 
