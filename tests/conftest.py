@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,23 @@ import pytest
 from p2pcore import Host, load_host
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_without_torch(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """`p2p ARGS` in a fresh interpreter, which fails unless the command succeeds without importing torch."""
+    probe = textwrap.dedent(f"""
+        import sys
+        sys.argv = ["p2p", *{list(args)!r}]
+        from p2pcore.cli import main
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_without_torch
 from typer.testing import CliRunner
 
 from p2pcore.cli import app
@@ -32,17 +32,7 @@ TORCH_FREE = [
 
 @pytest.mark.parametrize("args", TORCH_FREE, ids=lambda a: " ".join(a))
 def test_commands_do_not_import_torch(args):
-    probe = textwrap.dedent(f"""
-        import sys
-        sys.argv = ["p2p", *{args!r}]
-        from p2pcore.cli import main
-        try:
-            main()
-        except SystemExit as e:
-            assert not e.code, e.code
-        assert "torch" not in sys.modules, "torch was imported"
-    """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    done = run_without_torch(args)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

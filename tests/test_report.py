@@ -13,11 +13,11 @@ import shutil
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from conftest import run_without_torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -215,17 +215,7 @@ def test_a_long_run_is_fast_and_small(tmp_path):
 
 def test_cli_writes_the_report_without_torch(run):
     folder, _ = run
-    probe = textwrap.dedent(f"""
-        import sys
-        sys.argv = ["p2p", "report", {str(folder)!r}]
-        from p2pcore.cli import main
-        try:
-            main()
-        except SystemExit as e:
-            assert not e.code, e.code
-        assert "torch" not in sys.modules, "torch was imported"
-    """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    done = run_without_torch(["report", str(folder)])
     assert done.returncode == 0, done.stderr[-2000:]
     assert (folder / "report.html").is_file() and "report.html" in done.stdout
     result = CliRunner().invoke(app, ["report", str(folder)])

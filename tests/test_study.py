@@ -10,13 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_without_torch
 from PIL import Image
 
 from p2pcore.errors import P2PError
@@ -272,18 +272,7 @@ def write_results(tmp_path: Path, study_dirs: tuple[Path, Path], count: int) -> 
 
 def test_summarize_command_prints_rates_without_torch(study_dirs, tmp_path):
     files = write_results(tmp_path, study_dirs, 3)
-    probe = textwrap.dedent(f"""
-        import sys
-        sys.argv = ["p2p", "study", "--summarize", *{[str(f) for f in files]!r}, "--resamples", "500"]
-        from p2pcore.cli import main
-        try:
-            main()
-        except SystemExit as e:
-            assert not e.code, e.code
-        assert "torch" not in sys.modules, "torch was imported"
-    """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=60)
+    done = run_without_torch(["study", "--summarize", *map(str, files), "--resamples", "500"], timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     sessions = read_sessions(files)
     fooled = sum(a.chosen != a.real_side for s in sessions for a in s.answers if not a.practice)
