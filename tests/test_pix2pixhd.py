@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -659,9 +660,9 @@ def test_instance_features_per_segment_of_an_image() -> None:
     assert means[2].tolist() == [3.0, 9.0] and areas.tolist() == [0.5, pytest.approx(2 / 6), pytest.approx(1 / 6)]
 
 
-def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Path) -> None:
+def cluster(checkpoint: Path, tmp_path: Path, *options: str) -> Any:
+    """`p2p cluster CHECKPOINT RECIPE OPTIONS` through the commands plugins add, on 6 synthetic label scenes."""
     import typer
-    from safetensors import safe_open
     from typer.testing import CliRunner
 
     app = typer.Typer()
@@ -669,9 +670,15 @@ def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Pat
     HOST.manager.hook.p2p_add_commands(app=app)
     recipe = tmp_path / "data.toml"
     recipe.write_text('[data]\nname = "synthetic_labels"\nsize = 32\ntrain_count = 6\n')
+    return CliRunner().invoke(app, ["cluster", str(checkpoint), str(recipe), *options])
+
+
+def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
     out = tmp_path / "styles.safetensors"
-    result = CliRunner().invoke(app, ["cluster", str(global_run / "checkpoints" / "latest.safetensors"),
-                                      str(recipe), "--k", "2", "--out", str(out)])
+    result = cluster(global_run / "checkpoints" / "latest.safetensors", tmp_path, "--k", "2", "--out",
+                             str(out))
     assert result.exit_code == 0, result.output + repr(result.exception)
     with safe_open(str(out), framework="pt") as f:
         meta = f.metadata()
@@ -681,7 +688,7 @@ def test_cluster_command_saves_centres_per_class(global_run: Path, tmp_path: Pat
     assert set(centres) == {f"centres.{label}" for label in counts}
     for key, value in centres.items():
         assert value.shape == (min(2, counts[key.split(".")[1]]), 3) and value.abs().max() <= 1  # Tanh codes
-    no_encoder = CliRunner().invoke(app, ["cluster", str(tmp_path / "missing.safetensors"), str(recipe)])
+    no_encoder = cluster(tmp_path / "missing.safetensors", tmp_path)
     assert no_encoder.exit_code != 0 and isinstance(no_encoder.exception, P2PError)
 
 
@@ -744,20 +751,13 @@ def test_pix2pixhd_needs_a_label_map_dataset(tmp_path) -> None:
 
 
 def test_translate_with_styles_from_the_clusters(global_run: Path, tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
     from p2pcore.cli import app as p2p_app
 
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    HOST.manager.hook.p2p_add_commands(app=app)
-    recipe = tmp_path / "data.toml"
-    recipe.write_text('[data]\nname = "synthetic_labels"\nsize = 32\ntrain_count = 6\n')
     styles = tmp_path / "styles.safetensors"
     checkpoint = global_run / "checkpoints" / "latest.safetensors"
-    assert CliRunner().invoke(app, ["cluster", str(checkpoint), str(recipe), "--k", "2", "--out",
-                                    str(styles)]).exit_code == 0
+    assert cluster(checkpoint, tmp_path, "--k", "2", "--out", str(styles)).exit_code == 0
     adapter = HOST.build("dataset", {"name": "synthetic_labels", "size": 32})
     label_file = adapter.write_files("test", tmp_path / "files", count=1)[0]
     label = adapter.read_input(label_file, "label")
