@@ -493,17 +493,30 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def _list_index(items: list[Any], part: str, key: str) -> int:
+    """The position `part` names in a recipe list (`eval.metrics.1.segmenter.weights`: the second metric)."""
+    if not part.isdigit() or int(part) >= len(items):
+        raise P2PError(f"--set {key}: {part!r} is not a position in a list of {len(items)}", key=key,
+                       hint=f"count from 0: 0 to {len(items) - 1}" if items else "the list is empty")
+    return int(part)
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     data = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = data
+        key = ".".join(path)
+        node: Any = data
         for part in path[:-1]:
-            child = node.get(part)
-            if isinstance(child, str) and part != path[0]:  # `norm = "batch"` becomes a table
+            at: str | int = _list_index(node, part, key) if isinstance(node, list) else part
+            child = node[at] if isinstance(node, list) else node.get(at)
+            if isinstance(child, str) and at != path[0]:  # `norm = "batch"` becomes a table
                 child = {"name": child}
-            node[part] = child if isinstance(child, dict) else {}
-            node = node[part]
+            node[at] = child if isinstance(child, dict | list) else {}
+            node = node[at]
+        if isinstance(node, list):
+            node[_list_index(node, path[-1], key)] = value
+            continue
         if path[-1] == "name" and len(path) > 1 and node.get("name", value) != value:
             kept = {"weight": node["weight"]} if path[0] == "loss" and len(path) == 3 and "weight" in node else {}
             node.clear()  # another component: the old one's parameters do not apply to it (a term keeps its weight)

@@ -83,6 +83,22 @@ def test_set_name_switches_component_and_drops_its_parameters(tmp_path, host):
     assert recipe.data.options["size"] == 64
 
 
+def test_overrides_reach_into_lists():
+    from p2pcore.recipe import apply_overrides
+
+    data = {"eval": {"metrics": ["psnr", {"name": "fcn_score", "segmenter": {"name": "espnet", "weights": "a"}}]}}
+    got = apply_overrides(data, ["eval.metrics.1.segmenter.weights=/models/espnet.pth", "eval.metrics.0.max_val=2"])
+    assert got["eval"]["metrics"] == [{"name": "psnr", "max_val": 2},
+                                      {"name": "fcn_score", "segmenter": {"name": "espnet",
+                                                                          "weights": "/models/espnet.pth"}}]
+    assert apply_overrides(data, ["eval.metrics.0=ssim"])["eval"]["metrics"][0] == "ssim"
+    assert data["eval"]["metrics"][0] == "psnr"  # the recipe read is left as it was
+    for bad in ("eval.metrics.2.name=l1", "eval.metrics.first.name=l1"):
+        with pytest.raises(P2PError, match="not a position in a list of 2") as error:
+            apply_overrides(data, [bad])
+        assert error.value.key == bad.split("=")[0]
+
+
 def test_parse_override_values():
     assert parse_override("a.b=5") == (["a", "b"], 5)
     assert parse_override("a=[0.5, 0.9]") == (["a"], [0.5, 0.9])
