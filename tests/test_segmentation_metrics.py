@@ -61,10 +61,31 @@ def test_ignored_pixels_and_absent_class(host):
     assert got["class_accuracy"] == pytest.approx(2 / 3) and got["iou"] == pytest.approx(2 / 3)
 
 
+def test_image_average_scores_each_image_then_averages(host):
+    # image 1: labels r r g g, predictions r g g g; image 2: labels b b b b, predictions b b b r
+    first = (colour_map([[0, 0, 1, 1]]), colour_map([[0, 1, 1, 1]]))
+    second = (colour_map([[2, 2, 2, 2]]), colour_map([[2, 2, 2, 0]]))
+    targets, outputs = [torch.cat([first[0], second[0]])], [torch.cat([first[1], second[1]])]
+    got = scores_of(host, targets, outputs, average="image")
+    # image 1: pixel 3/4, classes r 1/2 and g 2/2, IoU r 1/2 and g 2/3; image 2: pixel 3/4, class b 3/4,
+    # IoU b 3/4 (r, predicted once but absent from its labels, has no score of its own there)
+    assert got["pixel_accuracy"] == pytest.approx(3 / 4)
+    assert got["class_accuracy"] == pytest.approx(((1 / 2 + 1) / 2 + 3 / 4) / 2)
+    assert got["iou"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 3 / 4) / 2)
+    split = scores_of(host, targets, outputs)  # one count over both images weighs pixels, not images
+    assert split["class_accuracy"] == pytest.approx((1 / 2 + 1 + 3 / 4) / 3)
+    # images apart or in one batch, an image with nothing scored left out
+    black = colour_map([[-1, -1, -1, -1]])
+    apart = scores_of(host, [first[0], black, second[0]], [first[1], black, second[1]], average="image",
+                      ignore_colors=[[0, 0, 0]])
+    assert apart == pytest.approx(got)
+
+
 def test_nothing_scored_is_nan(host):
     black = colour_map([[-1, -1]])
-    got = scores_of(host, [black], [black], ignore_colors=[[0, 0, 0]])
-    assert all(math.isnan(v) for v in got.values())
+    for average in ("split", "image"):
+        got = scores_of(host, [black], [black], ignore_colors=[[0, 0, 0]], average=average)
+        assert all(math.isnan(v) for v in got.values())
 
 
 def test_decoding_nearest_colour_channels_and_levels():

@@ -51,8 +51,21 @@ def decode_labels(maps: torch.Tensor, classes: int, colours: torch.Tensor, colou
                    f"or one channel per class ({classes})")
 
 
+def scored_index(labels: torch.Tensor, predictions: torch.Tensor, classes: int, ignore_index: int) -> torch.Tensor:
+    """label * K + prediction for each pixel, or K * K (a spare bin) for a pixel not scored."""
+    scored = (labels >= 0) & (labels < classes) & (labels != ignore_index)
+    return torch.where(scored, labels * classes + predictions.clamp(0, classes - 1), classes * classes)
+
+
+def count(index: torch.Tensor, bins: int) -> torch.Tensor:
+    """How often each of `bins` values occurs in `index`, without reading the device."""
+    ones = torch.ones(1, dtype=torch.long, device=index.device).expand(index.numel())
+    return torch.zeros(bins, dtype=torch.long, device=index.device).index_add_(0, index.flatten(), ones)
+
+
 class ConfusionMatrix:
-    """K x K counts of (label, prediction) pairs, accumulated on the device of the first batch."""
+    """K x K counts of (label, prediction) pairs over the whole split, accumulated on the device of the first
+    batch: the scores read from it weigh every scored pixel alike, as pix2pix's FCN-score does."""
 
     def __init__(self, classes: int, ignore_index: int = -1) -> None:
         self.classes = classes
@@ -64,12 +77,8 @@ class ConfusionMatrix:
 
     def add(self, labels: torch.Tensor, predictions: torch.Tensor) -> None:
         """Count N x H x W labels against predictions; labels outside 0..K-1 or equal to ignore_index skip."""
-        k = self.classes
-        if self.counts is None:
-            self.counts = torch.zeros(k * k + 1, dtype=torch.long, device=labels.device)
-        scored = (labels >= 0) & (labels < k) & (labels != self.ignore_index)
-        index = torch.where(scored, labels * k + predictions.clamp(0, k - 1), k * k).flatten()
-        self.counts.index_add_(0, index, torch.ones(1, dtype=torch.long, device=index.device).expand_as(index))
+        counts = count(scored_index(labels, predictions, self.classes, self.ignore_index), self.classes ** 2 + 1)
+        self.counts = counts if self.counts is None else self.counts + counts
 
     def matrix(self) -> torch.Tensor:
         """Rows: labels, columns: predictions (float64, on the CPU)."""
@@ -93,3 +102,50 @@ class ConfusionMatrix:
             "class_accuracy": float((hits[present] / labelled[present]).mean()) if present.any() else nan,
             "iou": float((hits[seen] / union[seen]).mean()) if seen.any() else nan,
         }
+
+
+class PerImageMeans:
+    """The same three scores computed for each image and averaged over the images, so a small image region
+    weighs as much in its image's score as a large one does in another's. Per image, class accuracy and IoU
+    average over the classes present in that image's labels (a class the image does not contain has no score
+    of its own there; predicting it still lowers the IoU of the classes whose pixels it takes). Images with no
+    scored pixel are left out. Sums stay on the device."""
+
+    def __init__(self, classes: int, ignore_index: int = -1) -> None:
+        self.classes = classes
+        self.ignore_index = ignore_index
+        self.sums: torch.Tensor | None = None  # pixel, class, iou sums, then how many images each averages
+
+    def reset(self) -> None:
+        self.sums = None
+
+    def add(self, labels: torch.Tensor, predictions: torch.Tensor) -> None:
+        """Score each of N x H x W labels against its predictions; add the scores to the running sums."""
+        k, n = self.classes, labels.shape[0]
+        index = scored_index(labels, predictions, k, self.ignore_index).view(n, -1)
+        index = torch.where(index < k * k, index + torch.arange(n, device=index.device)[:, None] * (k * k), n * k * k)
+        m = count(index, n * k * k + 1)[:-1].view(n, k, k).double()
+        hits, labelled = torch.diagonal(m, dim1=1, dim2=2), m.sum(2)
+        union = labelled + m.sum(1) - hits
+        present = labelled > 0
+        if 0 <= self.ignore_index < k:
+            present[:, self.ignore_index] = False
+        classes_present = present.sum(1)
+        per_class = torch.where(present, hits / labelled.clamp(min=1), 0).sum(1) / classes_present.clamp(min=1)
+        iou = torch.where(present, hits / union.clamp(min=1), 0).sum(1) / classes_present.clamp(min=1)
+        pixel = hits.sum(1) / labelled.sum(1).clamp(min=1)
+        scored = (classes_present > 0).double()
+        sums = torch.stack([(pixel * scored).sum(), (per_class * scored).sum(), (iou * scored).sum(), scored.sum()])
+        self.sums = sums if self.sums is None else self.sums + sums
+
+    def scores(self) -> dict[str, float]:
+        """The means over images of pixel_accuracy, class_accuracy and iou; NaN when nothing was scored."""
+        if self.sums is None or self.sums[3] == 0:
+            return dict.fromkeys(("pixel_accuracy", "class_accuracy", "iou"), float("nan"))
+        pixel, per_class, iou, images = self.sums.cpu().tolist()
+        return {"pixel_accuracy": pixel / images, "class_accuracy": per_class / images, "iou": iou / images}
+
+
+def score_keeper(average: str, classes: int, ignore_index: int = -1) -> ConfusionMatrix | PerImageMeans:
+    """The accumulator of a segmentation metric's `average`: "split" or "image"."""
+    return PerImageMeans(classes, ignore_index) if average == "image" else ConfusionMatrix(classes, ignore_index)

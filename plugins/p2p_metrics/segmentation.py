@@ -11,7 +11,7 @@ classes present in labels or predictions); all higher-is-better, over the whole 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import model_validator
 
@@ -34,6 +34,9 @@ DECODING = ("a label map with 3 channels is colour-coded: each pixel takes the c
             "nearest colour is one of `ignore_colors`; a label map with one channel per class takes the class "
             "of its largest channel; a one-channel map holds class k as the level -1 + 2k/K (K classes; the "
             "level 1 = class K is not scored), as the cityscapes_labels dataset writes them")
+AVERAGE = ('"split": one count of labelled and predicted pixels over the whole split, every scored pixel weighing '
+           'alike (pix2pix\'s FCN-score); "image": each image scored on its own and the scores averaged over the '
+           "images, class accuracy and IoU over the classes present in that image's labels")
 IGNORE_COLORS = ("RGB colours (0-255) of unlabelled regions: label pixels nearest to one of them are not scored, "
                  "e.g. [[0, 0, 0]] for Cityscapes' black void. Empty by default: every label pixel takes its "
                  "nearest class colour")
@@ -49,6 +52,7 @@ class SegmentationScoresParams(MetricParams):
     ignore_index: int = Field(-1, ge=-1, description=(
         "index of a class scored nowhere (a 'void' entry of `classes`): target pixels of it are skipped and it "
         "is left out of the class averages; -1: none"))
+    average: Literal["split", "image"] = Field("split", description=AVERAGE)
 
     @model_validator(mode="after")
     def _one_colour_per_class(self) -> SegmentationScoresParams:
@@ -72,6 +76,7 @@ class FcnScoreParams(MetricParams):
     ignore_colors: tuple[Colour, ...] = Field((), description=(
         "input labels are decoded with the segmenter's palette: " + DECODING.format(palette="segmenter palette")
         + ". " + IGNORE_COLORS))
+    average: Literal["split", "image"] = Field("split", description=AVERAGE)
 
     def figures(self) -> Mapping[str, bool]:
         return {**dict.fromkeys(PARTS, True), **{f"real/{part}": True for part in PARTS}}
@@ -85,7 +90,7 @@ def build_segmentation_scores(params: SegmentationScoresParams, ctx: BuildContex
     from p2p_metrics.segmentation_scores import SegmentationScores
 
     return SegmentationScores(len(params.classes), params.palette, ignore_colors=params.ignore_colors,
-                              ignore_index=params.ignore_index)
+                              ignore_index=params.ignore_index, average=params.average)
 
 
 def build_fcn_score(params: FcnScoreParams, ctx: BuildContext) -> Any:
@@ -93,7 +98,8 @@ def build_fcn_score(params: FcnScoreParams, ctx: BuildContext) -> Any:
     from p2p_metrics.segmentation_scores import FcnScore
 
     key = f"{ctx.key}.segmenter" if ctx.key else "segmenter"
-    return FcnScore(ctx.build(params.segmenter, key=key), ignore_colors=params.ignore_colors)
+    return FcnScore(ctx.build(params.segmenter, key=key), ignore_colors=params.ignore_colors,
+                    average=params.average)
 
 
 def register_segmentation_metrics(register: Any) -> None:

@@ -11,17 +11,17 @@ from torch import nn
 
 from p2pcore.api import Comparison, Metric, P2PError
 
-from .confusion import ConfusionMatrix, decode_labels, nearest_colour_table
+from .confusion import decode_labels, nearest_colour_table, score_keeper
 
 
 class SegmentationScores(Metric):
     """Output label maps (photo -> labels) against their target label maps, both decoded to classes."""
 
     def __init__(self, classes: int, palette: Sequence[Sequence[int]], *,
-                 ignore_colors: Sequence[Sequence[int]] = (), ignore_index: int = -1) -> None:
+                 ignore_colors: Sequence[Sequence[int]] = (), ignore_index: int = -1, average: str = "split") -> None:
         self.classes = classes
         self.colours, self.colour_classes = nearest_colour_table(palette, ignore_colors)
-        self.confusion = ConfusionMatrix(classes, ignore_index)
+        self.confusion = score_keeper(average, classes, ignore_index)
 
     def reset(self) -> None:
         self.confusion.reset()
@@ -50,7 +50,8 @@ class FcnScore(nn.Module, Metric):
     input label maps. A segmenter trained on real photos recognises good generations; the real photos' score is
     the ceiling to read the generated one against."""
 
-    def __init__(self, segmenter: nn.Module, *, ignore_colors: Sequence[Sequence[int]] = ()) -> None:
+    def __init__(self, segmenter: nn.Module, *, ignore_colors: Sequence[Sequence[int]] = (),
+                 average: str = "split") -> None:
         super().__init__()
         self.segmenter = segmenter
         self.classes = len(segmenter.classes)
@@ -58,8 +59,8 @@ class FcnScore(nn.Module, Metric):
         self.register_buffer("colours", colours, persistent=False)
         self.register_buffer("colour_classes", colour_classes, persistent=False)
         ignore = int(getattr(segmenter, "ignore_index", -1))
-        self.generated = ConfusionMatrix(self.classes, ignore)
-        self.real = ConfusionMatrix(self.classes, ignore)
+        self.generated = score_keeper(average, self.classes, ignore)
+        self.real = score_keeper(average, self.classes, ignore)
 
     def train(self, mode: bool = True) -> FcnScore:
         return super().train(False)  # a fixed measure
