@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fcn_reference import VOID_COLOURS
 from PIL import Image
 
 from p2pcore import load_host
 
-VOID_COLOURS = ((0, 0, 0), (111, 74, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180),
-                (150, 100, 100), (150, 120, 90), (0, 0, 90), (0, 0, 110))  # Cityscapes classes outside the 19
 BLACK = 19  # index of (0, 0, 0) among the 29 colours
 
 

@@ -22,6 +22,10 @@ from PIL import Image
 from p2pcore import load_host
 from p2pcore.api import Comparison
 
+VOID_COLOURS = ((0, 0, 0), (111, 74, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180),
+                (150, 100, 100), (150, 120, 90), (0, 0, 90), (0, 0, 110))  # Cityscapes classes outside the 19
+IGNORED = {"none": [], "black": [[0, 0, 0]], "void": [list(c) for c in VOID_COLOURS]}
+
 
 def read_pair(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(photo, label map) of one side-by-side file, 3 x H x W in [-1, 1]."""
@@ -39,14 +43,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"),
                         help="the segmenter's working size (`size` of espnet)")
-    parser.add_argument("--ignore-black", action="store_true", help="do not score black (void) label pixels")
+    parser.add_argument("--ignore", choices=sorted(IGNORED), default="none",
+                        help="label pixels not scored: none, black (the car's bonnet) or every Cityscapes void colour")
+    parser.add_argument("--average", choices=("split", "image"), default="split", help="`average` of fcn_score")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
     files = sorted(args.data.glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))[:args.limit or None]
     segmenter = {"name": "espnet", "weights": str(args.weights), "size": list(args.size)}
-    metric = load_host().build("metric", {"name": "fcn_score", "segmenter": segmenter,
-                                          "ignore_colors": [[0, 0, 0]] if args.ignore_black else []})
+    metric = load_host().build("metric", {"name": "fcn_score", "segmenter": segmenter, "average": args.average,
+                                          "ignore_colors": IGNORED[args.ignore]})
     metric.to(args.device).eval()
     metric.reset()
     start = time.perf_counter()
@@ -57,7 +63,7 @@ def main() -> None:
     figures = metric.compute()
     seconds = time.perf_counter() - start
     print(json.dumps({"files": len(files), "device": args.device, "size": list(args.size),
-                      "ignore_black": args.ignore_black, "seconds": round(seconds, 1),
+                      "ignore": args.ignore, "average": args.average, "seconds": round(seconds, 1),
                       **{k: round(v, 4) for k, v in figures.items() if not k.startswith("real/")}}))
 
 

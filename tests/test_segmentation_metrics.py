@@ -3,21 +3,24 @@ label decoding, accumulation, and the real weights on real Cityscapes photos (wh
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, needs_shared
+from conftest import ROOT, SHARED, needs_shared
 from PIL import Image
 
 from p2pcore.api import Comparison, P2PError
+from p2pcore.recipe import load_recipe
 from p2pcore.testing.metrics import check_metric
 
 PALETTE = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
 WEIGHTS = SHARED / "weights" / "espnet_p_2_q_8_cityscapes.pth"
 VAL = SHARED / "data" / "cityscapes_pix2pix" / "val"
+RECIPES = ROOT / "recipes"
 
 
 def colour_map(ids: list[list[int]], palette=PALETTE) -> torch.Tensor:
@@ -175,15 +178,16 @@ def test_espnet_on_real_photos_scores_near_the_reference(host):
             both = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1).float() / 127.5 - 1
         photos.append(both[..., :256])
         labels.append(both[..., 256:])
-    metric = host.build("metric", {"name": "fcn_score", "segmenter": {"name": "espnet", "weights": str(WEIGHTS)}})
+    recipe = load_recipe(RECIPES / "cityscapes_labels2photo.toml", host,
+                         [f"eval.metrics.1.segmenter.weights={json.dumps(str(WEIGHTS))}"])
+    metric = host.build("metric", recipe.eval.metrics[1])  # void colours unscored, each image scored on its own
     metric.eval().reset()
     photos, labels = torch.stack(photos), torch.stack(labels)
     with torch.no_grad():
         metric.update(Comparison("b2a", input=labels, output=photos.flip(-1), real=photos, target=photos))
     got = metric.compute()
-    # the whole val split measures 0.63 / 0.35 / 0.24 (BENCHMARKS.md); 8 images vary around it (with fewer
-    # classes present, their mean IoU is lower: 0.20)
-    assert 0.55 < got["real/pixel_accuracy"] < 0.75
-    assert 0.25 < got["real/class_accuracy"] < 0.45
+    # the whole val split measures 0.724 / 0.306 / 0.228 so (BENCHMARKS.md); these 8 images 0.72 / 0.29 / 0.22
+    assert 0.65 < got["real/pixel_accuracy"] < 0.80
+    assert 0.22 < got["real/class_accuracy"] < 0.40
     assert 0.15 < got["real/iou"] < 0.30
     assert got["pixel_accuracy"] < got["real/pixel_accuracy"] - 0.1  # mirrored photos do not fit their labels
