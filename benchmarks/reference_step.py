@@ -71,10 +71,11 @@ def write_images(root: Path, model: str, size: int, count: int) -> None:
             write_png(image, str(root / folder / f"{i}.png"))
 
 
-def build_p2p(model: str, root: Path, size: int, batch: int, out: Path) -> tuple[Trainer, dict[str, Any]]:
+def build_p2p(model: str, root: Path, size: int, batch: int, out: Path, extra: list[str]
+              ) -> tuple[Trainer, dict[str, Any]]:
     host = load_host()
     overrides = [f"data.root={root}", f"data.load_size={size}", f"data.crop_size={size}", "data.flip=false",
-                 f"train.batch_size={batch}", "train.num_workers=0", "train.device=cpu"]
+                 f"train.batch_size={batch}", "train.num_workers=0", "train.device=cpu", *extra]
     trainer = Trainer(without_eval(load_recipe(RECIPES[model], host, overrides)), host, out)
     items = [trainer.train_set[i] for i in range(batch)]
     return trainer, trainer._to_device(torch.utils.data.default_collate(items))
@@ -98,6 +99,27 @@ def timed(step: Callable[[], None], steps: int, device: torch.device) -> tuple[f
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
+def convolution_share(step: Callable[[], None]) -> tuple[float, float]:
+    """Milliseconds of one step spent in convolution kernels (forward and backward) and in everything else,
+    from the profiler's self times."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1000
+    convolution = sum(e.self_cpu_time_total for e in events if "conv" in e.key) / 1000
+    return convolution, total - convolution
+
+
+def report_profiles(profiles: dict[str, tuple[float, float]], times: dict[str, list[tuple[float, float]]]) -> None:
+    """Each side's convolution time and the ratio p2p could reach were everything else free."""
+    for name, (convolution, rest) in profiles.items():
+        print(f"  profile {name:9s} convolutions {convolution:8.1f} ms   everything else {rest:7.1f} ms")
+    reference_step = statistics.median(t[0] for t in times["reference"]) * 1000
+    print(f"  reference / p2p were p2p's step its convolutions alone: {reference_step / profiles['p2p'][0]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference_src", type=Path, help="the reference implementation's source folder")
@@ -108,13 +130,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, profile one step of each side: convolution time against the rest")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for p2p's side, e.g. train.compile=true (repeatable)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         write_images(Path(tmp) / "data", args.model, args.size, args.batch)
-        trainer, batch = build_p2p(args.model, Path(tmp) / "data", args.size, args.batch, Path(tmp) / "run")
+        trainer, batch = build_p2p(args.model, Path(tmp) / "data", args.size, args.batch, Path(tmp) / "run",
+                                   args.set)
         reference = build_reference(args.reference_src, args.model, tmp, device)
         ref_nets = {name: getattr(reference, f"net{name}") for name in reference.model_names}
         ours, theirs = parameter_counts(trainer.nets), parameter_counts(ref_nets)
@@ -129,7 +156,10 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
                 times[name].append(timed(sides[name], args.steps, device))
+        profiles = {name: convolution_share(step) for name, step in sides.items()} if args.profile else {}
     report(args, ours, times, device)
+    if profiles:
+        report_profiles(profiles, times)
 
 
 def report(args: argparse.Namespace, counts: list[int], times: dict[str, list[tuple[float, float]]],
@@ -137,7 +167,7 @@ def report(args: argparse.Namespace, counts: list[int], times: dict[str, list[tu
     """Best and median ms per step of each side, wall and CPU, and the ratios (above 1: p2p faster)."""
     print(f"{args.model}: networks {', '.join(f'{n:,}' for n in counts)} parameters on both sides; batch "
           f"{args.batch}, {args.size} px, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.rounds} rounds of {args.steps} steps each")
+          f"{args.rounds} rounds of {args.steps} steps each; p2p overrides: {' '.join(args.set) or 'none'}")
     for column, label in ((0, "wall"), (1, "CPU")):
         figures = {name: [t[column] * 1000 for t in values] for name, values in times.items()}
         for name, values in figures.items():
