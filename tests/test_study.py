@@ -315,7 +315,8 @@ def test_ctrl_c_stops_the_server_cleanly(study_dirs, tmp_path):
     command = [sys.executable, "-m", "p2pcore", "study", str(real), str(fake), "--no-browser", "--out",
                str(tmp_path / "res.json"), "--seed", "4"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
+                                    "PYTHONFAULTHANDLER": "1"})
     try:
         lines = []
         deadline = time.monotonic() + 30
@@ -324,9 +325,15 @@ def test_ctrl_c_stops_the_server_cleanly(study_dirs, tmp_path):
         url = next(line for line in lines if "http://127.0.0.1:" in line).split("http://127.0.0.1:")[1]
         connection = http.client.HTTPConnection("127.0.0.1", int(url.split("/")[0]), timeout=5)
         connection.request("GET", "/")
-        assert connection.getresponse().status == 200
+        response = connection.getresponse()
+        assert response.status == 200 and b"<html" in response.read()
+        connection.close()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=15)
+        try:
+            out, err = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to stderr
+            pytest.fail(f"p2p study still ran 15 s after Ctrl-C; its threads:\n{process.communicate(timeout=10)[1]}")
     finally:
         if process.poll() is None:
             process.kill()
