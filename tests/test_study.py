@@ -3,6 +3,7 @@ session answered in headless Chromium."""
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -314,9 +315,12 @@ def test_ctrl_c_stops_the_server_cleanly(study_dirs, tmp_path):
     real, fake = study_dirs
     command = [sys.executable, "-m", "p2pcore", "study", str(real), str(fake), "--no-browser", "--out",
                str(tmp_path / "res.json"), "--seed", "4"]
+    # a test run started in the background ignores SIGINT, and its children inherit that: give the server
+    # Ctrl-C as a terminal's foreground job has it
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
-                                    "PYTHONFAULTHANDLER": "1"})
+                                    "PYTHONFAULTHANDLER": "1"},
+                               preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL))
     try:
         lines = []
         deadline = time.monotonic() + 30
