@@ -114,7 +114,7 @@ class PerImageMeans:
     def __init__(self, classes: int, ignore_index: int = -1) -> None:
         self.classes = classes
         self.ignore_index = ignore_index
-        self.sums: torch.Tensor | None = None  # pixel, class, iou sums, then how many images each averages
+        self.sums: torch.Tensor | None = None  # sums of pixel, class and IoU scores; images scored
 
     def reset(self) -> None:
         self.sums = None

@@ -4,8 +4,9 @@ labels, beside the real photos' score). Torch-free; builders import the implemen
 
 Figures: "pixel_accuracy" (scored pixels labelled right), "class_accuracy" (that fraction per class, averaged
 over the classes present in the labels) and "iou" (intersection over union per class, averaged over the
-classes present in labels or predictions); all higher-is-better, over the whole split. There is no single
-"" figure: recipes name a part (`best = "fcn_score/iou"`).
+classes present in labels or predictions); all higher-is-better, over the whole split, or with `average =
+"image"` for each image (its classes: those of its labels) and then averaged. There is no single "" figure:
+recipes name a part (`best = "fcn_score/iou"`).
 """
 
 from __future__ import annotations
