@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fcn_reference import VOID_COLOURS
 from PIL import Image
 
 from p2pcore import load_host
+from p2pcore.api import CITYSCAPES_VOID_COLOURS
 
 BLACK = 19  # index of (0, 0, 0) among the 29 colours
 
@@ -61,7 +61,7 @@ def main() -> None:
     segmenter = load_host().build("segmenter", {"name": "espnet", "weights": str(args.weights),
                                                 "size": list(args.size)})
     net = segmenter.net  # all 20 outputs, to score the "other" one too
-    palette = torch.tensor([*segmenter.palette, *VOID_COLOURS], dtype=torch.float32)
+    palette = torch.tensor([*segmenter.palette, *CITYSCAPES_VOID_COLOURS], dtype=torch.float32)
     files = sorted(args.data.glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))[:args.limit or None]
     counts = torch.zeros(29 * 19 * 20 * 19, dtype=torch.float64)
     start = time.perf_counter()

@@ -20,11 +20,9 @@ import torch
 from PIL import Image
 
 from p2pcore import load_host
-from p2pcore.api import Comparison
+from p2pcore.api import CITYSCAPES_VOID_COLOURS, Comparison
 
-VOID_COLOURS = ((0, 0, 0), (111, 74, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180),
-                (150, 100, 100), (150, 120, 90), (0, 0, 90), (0, 0, 110))  # Cityscapes classes outside the 19
-IGNORED = {"none": [], "black": [[0, 0, 0]], "void": [list(c) for c in VOID_COLOURS]}
+IGNORED = {"none": [], "black": [[0, 0, 0]], "void": [list(c) for c in CITYSCAPES_VOID_COLOURS]}
 
 
 def read_pair(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,12 +51,13 @@ __all__ = [
     "TrainedRun", "load_trained", "MetricRef", "SegmenterRef", "MetricParams", "Comparison", "Metric", "Segmenter",
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
-    "load_host", "write_weights", "read_weights", "load_weights",
+    "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
+    "CITYSCAPES_VOID_COLOURS",
 ]
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
@@ -66,7 +67,8 @@ one that declares no range is loaded, with a warning in ``p2p plugins``.
 
 1.1 added the dataset adapter's optional ``input_suffixes``/``output_suffixes`` (``p2p translate`` reads and
 writes the files an adapter declares) and :func:`write_suffixes`: an adapter relying on them declares
-``P2P_API = ">=1.1,<2"``."""
+``P2P_API = ">=1.1,<2"``. 1.2 added the Cityscapes label set (:data:`CITYSCAPES_CLASSES`,
+:data:`CITYSCAPES_COLOURS`, :data:`CITYSCAPES_VOID_COLOURS`)."""
 
 
 class Checked(BaseModel):
@@ -588,6 +590,25 @@ class Segmenter(Protocol):
     ignore_index: int
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
+"""The 19 Cityscapes train-ID classes in train-ID order. Datasets, segmenters and segmentation metrics of
+Cityscapes share this one label set, so a class index means the same class in each."""
+
+CITYSCAPES_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
+    (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32))
+"""The standard RGB colour (0-255) of each of :data:`CITYSCAPES_CLASSES` in colour-coded label maps."""
+
+CITYSCAPES_VOID_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180), (150, 100, 100), (150, 120, 90),
+    (111, 74, 0), (0, 0, 90), (0, 0, 110))
+"""Colours of the Cityscapes classes outside the 19 (unlabelled and ego vehicle in black first, then ground,
+parking, rail track, guard rail, bridge, tunnel, dynamic, caravan, trailer): label pixels to leave unscored."""
 
 
 BATCH_KEYS: Mapping[str, str] = {

@@ -35,7 +35,7 @@ from .params import (
     UnalignedParams,
 )
 
-P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+P2P_API = ">=1.2,<2"  # the plugin API versions this plugin supports (the Cityscapes label set came with 1.2)
 
 __all__ = ["DataReport", "p2p_register_datasets"]
 

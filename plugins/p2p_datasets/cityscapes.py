@@ -18,25 +18,16 @@ from typing import Any
 
 import torch
 
-from p2pcore.api import P2PError
+from p2pcore.api import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, CITYSCAPES_VOID_COLOURS, P2PError
 
 from .aligned import SideBySide, halves
 from .imagefiles import load_image, write_image, write_suffixes
 from .params import CityscapesLabelsParams
 
 IGNORE = 255
-NUM_CLASSES = 19
-CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-               "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
-               "bicycle")
-TRAIN_COLORS = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-                (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-                (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-                (0, 80, 100), (0, 0, 230), (119, 11, 32))
-# Colours of the Cityscapes classes outside the 19 train IDs (void, ground, parking, rail track,
-# guard rail, bridge, tunnel, dynamic, caravan, trailer), which map to IGNORE.
-OTHER_COLORS = ((0, 0, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180), (150, 100, 100),
-                (150, 120, 90), (111, 74, 0), (0, 0, 90), (0, 0, 110))
+NUM_CLASSES = len(CITYSCAPES_CLASSES)
+TRAIN_COLORS = CITYSCAPES_COLOURS
+OTHER_COLORS = CITYSCAPES_VOID_COLOURS  # map to IGNORE
 _LEVELS = NUM_CLASSES  # IDs 0..18 and ignore: 20 levels, 19 steps across [-1, 1]
 
 

@@ -8,7 +8,7 @@ from p2p_metrics.image_metrics import register_image_metrics
 from p2p_metrics.segmentation import register_segmentation_metrics
 from p2pcore.api import hookimpl
 
-P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+P2P_API = ">=1.2,<2"  # the plugin API versions this plugin supports (the Cityscapes label set came with 1.2)
 
 
 @hookimpl

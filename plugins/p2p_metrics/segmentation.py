@@ -16,17 +16,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import model_validator
 
-from p2pcore.api import BuildContext, Field, MetricParams, SegmenterRef
+from p2pcore.api import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_COLOURS,
+    BuildContext,
+    Field,
+    MetricParams,
+    SegmenterRef,
+)
 
 PARTS = ("pixel_accuracy", "class_accuracy", "iou")
-CITYSCAPES_CLASSES: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
-CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
-    (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32))
-
 Level = Annotated[int, Field(ge=0, le=255)]
 Colour = tuple[Level, Level, Level]
 
@@ -46,7 +45,7 @@ IGNORE_COLORS = ("RGB colours (0-255) of unlabelled regions: label pixels neares
 class SegmentationScoresParams(MetricParams):
     classes: tuple[str, ...] = Field(CITYSCAPES_CLASSES, min_length=2, max_length=1024, description=(
         "class names, in label order (default: the 19 Cityscapes train IDs)"))
-    palette: tuple[Colour, ...] = Field(CITYSCAPES_PALETTE, description=(
+    palette: tuple[Colour, ...] = Field(CITYSCAPES_COLOURS, description=(
         "RGB colour (0-255) of each class in colour-coded label maps, one per class (default: the standard "
         "Cityscapes train-ID colours). Outputs and targets are decoded alike: " + DECODING.format(palette="`palette`")))
     ignore_colors: tuple[Colour, ...] = Field((), description=IGNORE_COLORS)
