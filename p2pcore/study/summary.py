@@ -40,12 +40,18 @@ class ParticipantRate:
 class StudySummary:
     participants: tuple[ParticipantRate, ...]
     without_trials: tuple[Path, ...]  # sessions left before their first judged trial
-    trials: int
-    fooled: int
     low: float
     high: float
     resamples: int
     seed: int
+
+    @property
+    def trials(self) -> int:
+        return sum(p.trials for p in self.participants)
+
+    @property
+    def fooled(self) -> int:
+        return sum(p.fooled for p in self.participants)
 
     @property
     def rate(self) -> float:
@@ -86,5 +92,4 @@ def summarize(sessions: Sequence[SessionResult], *, resamples: int = RESAMPLES, 
                        file=str(empty[0]) if empty else None, hint="summarize sessions that went past practice")
     low, high = bootstrap_interval([r.trials for r in rates], [r.fooled for r in rates], resamples=resamples,
                                    seed=seed)
-    return StudySummary(rates, empty, sum(r.trials for r in rates), sum(r.fooled for r in rates), low, high,
-                        resamples, seed)
+    return StudySummary(rates, empty, low, high, resamples, seed)
