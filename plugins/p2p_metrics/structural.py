@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from p2p_metrics.comparison import paired_images
-from p2pcore.api import Comparison, Metric, P2PError
+from p2p_metrics.split_mean import SplitMean
+from p2pcore.api import Comparison, P2PError
 
 SIGMA = 1.5
 KERNEL_SIZE = 11  # the gaussian window torchmetrics derives from sigma 1.5
@@ -58,18 +59,14 @@ def multiscale_ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return value
 
 
-class StructuralSimilarity(Metric):
+class StructuralSimilarity(SplitMean):
     """Mean over the split's images of SSIM (or MS-SSIM) of output against target."""
 
     def __init__(self, *, multiscale: bool, key: str) -> None:
         self.multiscale = multiscale
         self.name = "ms_ssim" if multiscale else "ssim"
         self.key = key
-        self.reset()
-
-    def reset(self) -> None:
-        self.total: torch.Tensor | None = None
-        self.count = 0
+        super().__init__()
 
     def _check_size(self, batch: Comparison, images: torch.Tensor) -> None:
         height, width = images.shape[-2:]
@@ -88,11 +85,4 @@ class StructuralSimilarity(Metric):
         preds, truth = (output.float() + 1) / 2, (target.float() + 1) / 2
         with torch.autocast(output.device.type, enabled=False):  # the same figure whatever the run's precision
             values = multiscale_ssim(preds, truth) if self.multiscale else ssim(preds, truth)
-        values = values.double().sum()
-        self.total = values if self.total is None else self.total + values
-        self.count += output.shape[0]
-
-    def compute(self) -> dict[str, float]:
-        if self.total is None:
-            raise P2PError(f"the metric {self.name!r} saw no images", hint="the evaluation split is empty")
-        return {"": float(self.total) / self.count}
+        self.add(values.double().sum(), output.shape[0])
