@@ -99,6 +99,19 @@ def timed(step: Callable[[], None], steps: int, device: torch.device) -> tuple[f
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
+def alternate(sides: dict[str, Callable[[], None]], *, rounds: int, steps: int, warmup: int,
+              device: torch.device) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds per step of each side in each round, after `warmup` untimed steps each; the order
+    of the sides reverses from one round to the next, so both see the machine alike."""
+    for step in sides.values():
+        timed(step, warmup, device)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for round_ in range(rounds):
+        for name in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
+            times[name].append(timed(sides[name], steps, device))
+    return times
+
+
 def convolution_share(step: Callable[[], None]) -> tuple[float, float]:
     """Milliseconds of one step spent in convolution kernels (forward and backward) and in everything else,
     from the profiler's self times."""
@@ -150,12 +163,7 @@ def main() -> None:
         reference.set_input({"A": batch["a"], "B": batch["b"], "A_paths": [], "B_paths": []})
         sides: dict[str, Callable[[], None]] = {"reference": reference.optimize_parameters,
                                                 "p2p": lambda: trainer.train_step(batch)}
-        for step in sides.values():
-            timed(step, args.warmup, device)
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
-        for round_ in range(args.rounds):
-            for name in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
-                times[name].append(timed(sides[name], args.steps, device))
+        times = alternate(sides, rounds=args.rounds, steps=args.steps, warmup=args.warmup, device=device)
         profiles = {name: convolution_share(step) for name, step in sides.items()} if args.profile else {}
     report(args, ours, times, device)
     if profiles:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from reference_step import build_p2p, build_reference, timed, write_images
+from reference_step import alternate, build_p2p, build_reference, write_images
 from torch import nn
 
 
@@ -167,12 +167,8 @@ def main() -> None:
         reference.set_input({"A": batch["a"], "B": batch["b"], "A_paths": [], "B_paths": []})
         sides = {"reference": reference.optimize_parameters, "p2p": lambda: plain.train_step(batch),
                  f"p2p, small layers as products (<= {args.pixels} px)": lambda: swapped.train_step(batch)}
-        for step in sides.values():
-            timed(step, 2, cpu)
-        times: dict[str, list[float]] = {name: [] for name in sides}
-        for round_ in range(args.rounds):
-            for name in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
-                times[name].append(timed(sides[name], args.steps, cpu)[0] * 1000)
+        measured = alternate(sides, rounds=args.rounds, steps=args.steps, warmup=2, device=cpu)
+        times = {name: [wall * 1000 for wall, _ in values] for name, values in measured.items()}
     print(f"pix2pix, batch 1, 256 px, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} "
           f"steps; {layers} convolutions may take the product path")
     reference_ms = statistics.median(times["reference"])
