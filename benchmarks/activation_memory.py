@@ -17,7 +17,7 @@ import torch
 import torchvision
 
 from p2pcore import load_host
-from p2pcore.engine.recompute import checkpoint_activations, kept_for_backward
+from p2pcore.engine.train.recompute import checkpoint_activations, kept_for_backward
 
 GIB = 2**30
 

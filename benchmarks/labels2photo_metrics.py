@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from p2pcore import load_host
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]

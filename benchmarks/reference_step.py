@@ -28,8 +28,8 @@ import torch
 from torchvision.io import write_png
 
 from p2pcore import load_host
-from p2pcore.engine.benchmark import without_eval
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.bench.benchmark import without_eval
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe
 
 RECIPES = {"pix2pix": "recipes/cityscapes_labels2photo.toml", "cycle_gan": "recipes/horse2zebra.toml"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from p2pcore import load_host
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe
 
 

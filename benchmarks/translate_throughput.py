@@ -38,7 +38,7 @@ from PIL import Image
 
 def tiny_checkpoint(folder: Path) -> Path:
     from p2pcore import load_host
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
     from p2pcore.recipe import validate_recipe
 
     host = load_host()
@@ -58,8 +58,8 @@ def make_images(folder: Path, count: int) -> None:
 
 def throughput(checkpoint: Path, inputs: Path, out: Path, images: int, batch: int, rounds: int) -> dict:
     from p2pcore import load_host
-    from p2pcore.engine.pipeline import translate_files
-    from p2pcore.engine.translate import Translator, plan
+    from p2pcore.engine.infer.pipeline import translate_files
+    from p2pcore.engine.infer.translate import Translator, plan
 
     host = load_host()
     batched = Translator(checkpoint, host, device="cpu", protocol="eval", batch_size=batch)
@@ -107,7 +107,7 @@ def reset_peak() -> int | None:
 def peak_child(checkpoint: str, size: str, tile: int | None, overlap: int | None) -> dict:
     """Run in a fresh process: the rise of peak RSS while translating one image."""
     from p2pcore import load_host
-    from p2pcore.engine.translate import Translator
+    from p2pcore.engine.infer.translate import Translator
 
     width, height = (int(v) for v in size.split("x"))
     translator = Translator(checkpoint, load_host(), device="cpu", protocol="eval", batch_size=4, tile=tile,

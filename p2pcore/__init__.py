@@ -1,7 +1,22 @@
-"""p2p: image-to-image translation with conditional adversarial networks."""
+"""p2p: image-to-image translation with conditional adversarial networks.
 
-from p2pcore.errors import P2PError
-from p2pcore.plugins import Host, load_host
+The package's face: `Host` and `load_host` (the plugin host) and `P2PError`, loaded on first use so that
+importing any part of p2p stays light."""
 
-__all__ = ["Host", "P2PError", "load_host"]
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from typing import Any
+
+from p2pcore.version import __version__
+
+__all__ = ["Host", "P2PError", "__version__", "load_host"]
+
+_LAZY = {"Host": "p2pcore.plugins", "load_host": "p2pcore.plugins", "P2PError": "p2pcore.errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'p2pcore' has no attribute {name!r}")

@@ -54,7 +54,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     import contextlib
     import shlex
 
-    from p2pcore.engine.placement import launched_rank
+    from p2pcore.engine.build.placement import launched_rank
     from p2pcore.progress import train_with_progress
     from p2pcore.rundir import check_run_dir, exclusive, safe_name
 
@@ -160,8 +160,8 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                           "while the networks run (default: up to 4)")] = None
               ) -> None:
     """Translate images with a checkpoint's networks, at each image's own size."""
-    from p2pcore.engine.pipeline import translate_files
-    from p2pcore.engine.translate import Translator, plan
+    from p2pcore.engine.infer.pipeline import translate_files
+    from p2pcore.engine.infer.translate import Translator, plan
     from p2pcore.progress import file_progress
 
     translator = Translator(checkpoint, _host(), device=device, protocol="eval" if eval_ else "paper", seed=seed,
@@ -224,7 +224,7 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.s
     """Export a translation direction for inference (dropout off, running statistics), dynamic H and W."""
     if format_ not in ("onnx", "torchscript"):
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint="use onnx or torchscript")
-    from p2pcore.engine.export import export as run_export
+    from p2pcore.engine.infer.export import export as run_export
 
     info = run_export(checkpoint, output, _host(), format_, direction)  # type: ignore[arg-type]
     console.print(f"[green]exported[/green] {output} ({format_}, {info['direction']}; input N x "

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from p2pcore.api import API_VERSION
+from p2pcore.api.base import API_VERSION
 
 DECLARATION = "P2P_API"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pluggy
 
-from p2pcore.api import Register
+from p2pcore.api.base import Register
 
 hookspec = pluggy.HookspecMarker("p2p")
 

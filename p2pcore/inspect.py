@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from p2pcore.checkpoint_format import read_header
+from p2pcore.checkpoint.format import read_header
 
 
 def summarize(path: str | Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from p2pcore.api import Preprocess
+from p2pcore.api.data import Preprocess
 from p2pcore.imageio import Normalization, to_unit
 
 _INTERPOLATION = {"bicubic": v2.InterpolationMode.BICUBIC, "bilinear": v2.InterpolationMode.BILINEAR}

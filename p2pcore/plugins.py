@@ -11,7 +11,10 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from p2pcore import hookspecs
-from p2pcore.api import API_VERSION, BuildContext, ComponentRef, LossParams, Params, ScheduleParams, TaskParams
+from p2pcore.api.base import API_VERSION, BuildContext, ComponentRef, Params
+from p2pcore.api.losses import LossParams
+from p2pcore.api.schedules import ScheduleParams
+from p2pcore.api.tasks import TaskParams
 from p2pcore.compat import DECLARATION, Incompatible, declared_in_source, require_supported
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.registry import KINDS, ComponentSpec, Registry

@@ -17,7 +17,7 @@ from p2pcore.recipe import Recipe
 
 def train_with_progress(recipe: Recipe, host: Host, out_dir: Path, *, resume: bool, quiet: bool,
                         console: Console) -> Any:
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
 
     trainer = Trainer(recipe, host, out_dir)
     if not quiet:

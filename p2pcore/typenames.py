@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from p2pcore.api import ComponentRef
+from p2pcore.api.base import ComponentRef
 
 
 def type_name(annotation: Any) -> str:

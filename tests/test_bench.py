@@ -14,9 +14,9 @@ import tomli_w
 import torch
 from torch import nn
 
-from p2pcore.engine import bench_options
-from p2pcore.engine.bench_options import compare, why_not
-from p2pcore.engine.benchmark import bench_trainer, count_flops, matmul_rate
+from p2pcore.engine.bench import options as bench_options
+from p2pcore.engine.bench.benchmark import bench_trainer, count_flops, matmul_rate
+from p2pcore.engine.bench.options import compare, why_not
 from p2pcore.recipe import load_recipe
 from p2pcore.testing import tiny_recipe
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.cli import app
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.inference import protocol_mode
-from p2pcore.engine.translate import Translator
+from p2pcore.engine.infer.protocols import protocol_mode
+from p2pcore.engine.infer.translate import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = """

@@ -14,9 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from p2pcore import P2PError
+from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.cli import app
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe, validate_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

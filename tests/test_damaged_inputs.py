@@ -17,7 +17,7 @@ import pytest
 import tomli_w
 from PIL import Image
 
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 HERE = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from p2pcore.engine.checkpoint import read_checkpoint
+from p2pcore.checkpoint.files import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = """

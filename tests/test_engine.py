@@ -15,9 +15,9 @@ from PIL import Image
 
 from p2pcore import P2PError, load_host
 from p2pcore.api import LossParams, LossTerm, hookimpl
-from p2pcore.engine.checkpoint import latest_valid_checkpoint, read_checkpoint
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.checkpoint.files import latest_valid_checkpoint, read_checkpoint
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 

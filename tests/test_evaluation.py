@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from p2pcore import P2PError
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.evaluate import evaluate_checkpoint
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.evaluate.scoring import evaluate_checkpoint
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe, validate_recipe
 
 

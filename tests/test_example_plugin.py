@@ -29,7 +29,7 @@ def test_builtin_generator_composes_a_third_party_norm(host):
 
 
 def test_recipe_uses_a_third_party_loss(host, tmp_path):
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
     from p2pcore.recipe import validate_recipe
 
     recipe = validate_recipe({

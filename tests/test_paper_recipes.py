@@ -64,7 +64,7 @@ def test_task_recipes_use_the_paper_settings(host, name, epochs, batch):
 
 def test_thermal2rgb_missing_root_explains_the_layout(host, tmp_path):
     from p2pcore import P2PError
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
 
     recipe = load_recipe(RECIPES / "thermal2rgb.toml", host, [f"data.root={tmp_path / 'nowhere'}"])
     with pytest.raises(P2PError) as err:

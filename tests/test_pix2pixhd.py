@@ -19,9 +19,9 @@ from torch import nn
 
 from p2pcore import P2PError, load_host
 from p2pcore.api import BuildContext, Field, Params, Tensors, hookimpl
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import read_with_extends, validate_recipe
 
 HOST = load_host()

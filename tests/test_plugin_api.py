@@ -256,7 +256,7 @@ def test_the_import_commands_are_a_plugin_added_through_the_hook():
 def test_write_weights_writes_a_checkpoint_load_trained_rebuilds_and_refuses_a_bad_recipe(tmp_path):
     import torch
 
-    from p2pcore.checkpoint_format import read_header
+    from p2pcore.checkpoint.format import read_header
 
     host = api.load_host()
     spec = host.resolve("generator", {"name": "unet", "depth": 2, "ngf": 4}).as_table()

@@ -8,9 +8,9 @@ import copy
 import pytest
 import torch
 
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.recompute import checkpoint_activations, kept_for_backward
-from p2pcore.engine.trainer import Trainer
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.train.recompute import checkpoint_activations, kept_for_backward
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 GENERATORS = {

@@ -200,7 +200,7 @@ def test_import_command_writes_a_translatable_checkpoint(tmp_path: Path) -> None
     from p2p_interop import p2p_add_commands
     from typer.testing import CliRunner
 
-    from p2pcore.engine.checkpoint import load_network, read_checkpoint
+    from p2pcore.checkpoint.files import load_network, read_checkpoint
 
     if "single" not in HOST.registry.names("dataset"):
         pytest.skip("the `single` dataset adapter is not installed")
@@ -230,7 +230,7 @@ def test_import_command_writes_a_translatable_checkpoint(tmp_path: Path) -> None
     with torch.no_grad():
         assert float((generator.eval()(x) - expected).abs().max()) <= TOLERANCE
 
-    from p2pcore.engine.translate import Translator
+    from p2pcore.engine.infer.translate import Translator
 
     translator = Translator(out, HOST, device="cpu", protocol="eval")
     assert float((translator(x[0]) - expected[0]).abs().max()) <= TOLERANCE

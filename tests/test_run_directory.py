@@ -15,8 +15,8 @@ from test_checkpoints import RECIPE, logged_steps, wait_for_step
 from typer.testing import CliRunner
 
 from p2pcore import P2PError
+from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.cli import app
-from p2pcore.engine.checkpoint import read_checkpoint
 from p2pcore.rundir import check_run_dir, exclusive, resume_changes, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]

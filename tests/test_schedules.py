@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from p2pcore import P2PError
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.trainer import Trainer
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 

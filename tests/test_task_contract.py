@@ -14,9 +14,9 @@ import tomli_w
 import torch
 
 from p2pcore import P2PError, load_host
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe, validate_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

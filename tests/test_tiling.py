@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from p2pcore import P2PError
 from p2pcore.cli import app
-from p2pcore.engine.inference import translate_image
-from p2pcore.engine.tiling import Tiling, tile_starts, translate_tiled
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.engine.infer.protocols import translate_image
+from p2pcore.engine.infer.tiling import Tiling, tile_starts, translate_tiled
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 HEIGHT, WIDTH = 150, 230  # not multiples of the ResNet's 4: padding is exercised too

@@ -11,11 +11,11 @@ from torch import nn
 
 from p2pcore import P2PError, load_host
 from p2pcore.api import Field, LossParams, LossTerm, hookimpl
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.data import ERROR_KEY, Collate
-from p2pcore.engine.placement import SingleDevice
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.engine.build.data import ERROR_KEY, Collate
+from p2pcore.engine.build.placement import SingleDevice
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 
@@ -160,7 +160,7 @@ def test_a_run_can_start_from_another_runs_checkpoint(host, tmp_path):
 
 
 def test_a_non_finite_update_is_skipped_on_the_device(host, tmp_path):
-    from p2pcore.engine.update import SideUpdate
+    from p2pcore.engine.train.update import SideUpdate
 
     trainer = Trainer(validate_recipe(tiny(), host), host, tmp_path / "run")
     optimizer = trainer.optimizers["generator"]
@@ -194,7 +194,7 @@ def test_a_training_step_never_waits_for_the_gpu(host, tmp_path):
 
 
 def test_compile_modes_and_why_one_is_off():
-    from p2pcore.engine.placement import compile_mode
+    from p2pcore.engine.build.placement import compile_mode
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     assert compile_mode(False, cpu) is None and compile_mode(True, cpu) == "default"

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from p2pcore import P2PError
 from p2pcore.cli import app
-from p2pcore.engine.batching import batch_mixing_layers
-from p2pcore.engine.pipeline import translate_files
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import Translator
+from p2pcore.engine.infer.batching import batch_mixing_layers
+from p2pcore.engine.infer.pipeline import translate_files
+from p2pcore.engine.infer.translate import Translator
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 SIZES = [(20, 28), (32, 32), (20, 28), (20, 28), (32, 32), (17, 40), (20, 28), (32, 32), (20, 28)]

@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from p2pcore import P2PError
+from p2pcore.checkpoint.files import read_checkpoint, write_checkpoint
 from p2pcore.cli import app
-from p2pcore.engine.checkpoint import read_checkpoint, write_checkpoint
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
 
@@ -128,7 +128,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(checkpoin
 
 
 def test_a_task_without_styles_refuses_them(checkpoint, host):
-    from p2pcore.engine.translate import Translator
+    from p2pcore.engine.infer.translate import Translator
 
     with pytest.raises(P2PError, match="without styles") as caught:
         Translator(checkpoint, host, device="cpu", style="random", styles="x.safetensors")
@@ -136,7 +136,7 @@ def test_a_task_without_styles_refuses_them(checkpoint, host):
 
 
 def test_a_checkpoint_names_the_plugin_it_needs(checkpoint, tmp_path, host):
-    from p2pcore.engine.translate import Translator
+    from p2pcore.engine.infer.translate import Translator
 
     ckpt = read_checkpoint(checkpoint)
     recorded = ckpt.metadata["components"]

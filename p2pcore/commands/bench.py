@@ -14,7 +14,7 @@ from rich.table import Table
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:
-    from p2pcore.engine.benchmark import BenchResult
+    from p2pcore.engine.bench.benchmark import BenchResult
 
 console = Console()
 
@@ -34,7 +34,7 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
           json_: Annotated[Path | None, typer.Option("--json", help="write the figures to this file")] = None) -> None:
     """Seconds per training step, images/s, peak memory and FLOPs against this device's measured matmul rate."""
     from p2pcore.cli import _host
-    from p2pcore.engine.benchmark import measure
+    from p2pcore.engine.bench.benchmark import measure
 
     if not recipe.is_file():
         raise P2PError("recipe not found", file=str(recipe),
@@ -45,7 +45,7 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
     if options:
         import torch
 
-        from p2pcore.engine.bench_options import compare_options
+        from p2pcore.engine.bench.options import compare_options
 
         result.options = compare_options(recipe, host, overrides, torch.device(result.device), steps=steps,
                                          warmup=warmup, rounds=rounds)

@@ -53,7 +53,7 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
     from rich.table import Table
 
     from p2pcore.cli import _host
-    from p2pcore.engine.evaluate import evaluate_checkpoint, markdown, table
+    from p2pcore.engine.evaluate.scoring import evaluate_checkpoint, markdown, table
 
     overrides: dict[str, Any] = {}
     if split is not None:

@@ -7,7 +7,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from p2pcore.api import ComponentRef
+from p2pcore.api.base import ComponentRef
 from p2pcore.docgen.markdown import cell, inline
 from p2pcore.plugins import Host
 from p2pcore.recipe import PlayerOptim, Recipe

@@ -105,7 +105,7 @@ def read_components(run_dir: Path) -> Components:
     path = run_dir / "checkpoints" / "latest.safetensors"
     if not path.exists():
         return Components(note="no checkpoint yet")
-    from p2pcore.checkpoint_format import read_header
+    from p2pcore.checkpoint.format import read_header
 
     try:
         meta = read_header(path).meta

@@ -66,7 +66,7 @@ def _filled(value: Any, name: str) -> Any:
 def files(distribution: str, module: str, kind: str) -> dict[str, str]:
     """Relative path -> text of every file of the package."""
     template = check_kind(kind)
-    import p2pcore
+    from p2pcore.version import __version__
 
     entry = (f'"""{distribution}: a p2p plugin registering the {kind} `{module}`:\n{template.summary}.\n\n'
              f"It imports only `p2pcore.api` from p2p, and torch only inside its builder (from {module}.network),\n"
@@ -91,7 +91,7 @@ def files(distribution: str, module: str, kind: str) -> dict[str, str]:
             f'def test_entry_module_is_light():\n    check_entry_module_light("{module}")\n')
     recipe = tiny_recipe(**_filled(template.recipe, module))
     return {
-        "pyproject.toml": _pyproject(distribution, module, kind, template, p2pcore.__version__),
+        "pyproject.toml": _pyproject(distribution, module, kind, template, __version__),
         "README.md": _readme(distribution, module, kind, template),
         f"{module}/__init__.py": _fill(entry, module),
         f"{module}/network.py": _fill(network, module),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from p2pcore.api import LossParams, Tensors
+from p2pcore.api.losses import LossParams, Tensors
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.testing.support import build, check_finite_scalar, resolve

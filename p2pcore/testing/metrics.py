@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from p2pcore.api import Comparison, MetricParams
+from p2pcore.api.metrics import Comparison, MetricParams
 from p2pcore.plugins import Host
 from p2pcore.testing.support import build, resolve
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from p2pcore.api import TaskParams, TaskSpec
+from p2pcore.api.tasks import TaskParams, TaskSpec
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.registry import KINDS
@@ -44,7 +44,7 @@ def check_task(host: Host, name: str, *, recipe: Mapping[str, Any] | None = None
     Trainer, its networks trained for one step."""
     import torch
 
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
     from p2pcore.recipe import validate_recipe
 
     what = f"task {name!r}"

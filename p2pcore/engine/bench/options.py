@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.engine.benchmark import OptionResult, bench_trainer, step_times
+from p2pcore.engine.bench.benchmark import OptionResult, bench_trainer, step_times
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import load_recipe

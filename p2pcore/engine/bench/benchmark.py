@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from p2pcore.engine.device import DTYPES, autocast
-from p2pcore.engine.evaluation import protocol
-from p2pcore.engine.trainer import Trainer
+from p2pcore.engine.build.device import DTYPES, autocast
+from p2pcore.engine.evaluate.samples import protocol
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, load_recipe
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from p2pcore.engine.translate import Translator
+from p2pcore.engine.infer.translate import Translator
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.rundir import check_writable

@@ -23,21 +23,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from p2pcore.engine.assemble import assemble
-from p2pcore.engine.checkpoint import link_checkpoint, read_checkpoint, resume_candidates, write_checkpoint
-from p2pcore.engine.data import Collate, EpochOrder, SeededItems, raise_carried
-from p2pcore.engine.device import autocast, resolve_device
-from p2pcore.engine.ema import WeightAverage
-from p2pcore.engine.evaluate import EvalResult, Evaluator, write_json
-from p2pcore.engine.evaluation import sample
-from p2pcore.engine.inference import pad_to_multiple
-from p2pcore.engine.init import init_weights, load_pretrained
-from p2pcore.engine.interrupts import deferred_interrupts
-from p2pcore.engine.metrics import MetricsLog
-from p2pcore.engine.placement import SingleDevice, placement_for
-from p2pcore.engine.recompute import checkpoint_activations
-from p2pcore.engine.run_state import capture, restore
-from p2pcore.engine.update import DivergenceGuard, Progress, SideUpdate, make_adam
+from p2pcore.checkpoint.files import link_checkpoint, read_checkpoint, resume_candidates, write_checkpoint
+from p2pcore.engine.build.assemble import assemble
+from p2pcore.engine.build.data import Collate, EpochOrder, SeededItems, raise_carried
+from p2pcore.engine.build.device import autocast, resolve_device
+from p2pcore.engine.build.init import init_weights, load_pretrained
+from p2pcore.engine.build.placement import SingleDevice, placement_for
+from p2pcore.engine.evaluate.samples import sample
+from p2pcore.engine.evaluate.scoring import EvalResult, Evaluator, write_json
+from p2pcore.engine.infer.protocols import pad_to_multiple
+from p2pcore.engine.train.ema import WeightAverage
+from p2pcore.engine.train.interrupts import deferred_interrupts
+from p2pcore.engine.train.log import MetricsLog
+from p2pcore.engine.train.recompute import checkpoint_activations
+from p2pcore.engine.train.run_state import capture, restore
+from p2pcore.engine.train.update import DivergenceGuard, Progress, SideUpdate, make_adam
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from p2pcore.engine import state as flat
-from p2pcore.engine.checkpoint import Checkpoint, load_network
-from p2pcore.engine.update import Progress
+from p2pcore.checkpoint import state as flat
+from p2pcore.checkpoint.files import Checkpoint, load_network
+from p2pcore.engine.train.update import Progress
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from p2pcore.engine.trainer import Trainer
+    from p2pcore.engine.train.trainer import Trainer
 
 
 def capture(run: Trainer, ranks: list[dict[str, Any]] | None = None) -> tuple[dict[str, torch.Tensor],
                                                                               dict[str, Any]]:
     """Everything needed to continue exactly; `ranks`: each process's random state in a data-parallel run."""
-    from p2pcore import __version__
+    from p2pcore.version import __version__
 
     tensors: dict[str, torch.Tensor] = {}
     for role, net in run.nets.items():

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.checkpoint_format import file_identity
-from p2pcore.engine.assemble import assemble_trained, check_direction, image_channels
-from p2pcore.engine.batching import batch_mixing_layers, drew, rng_state
-from p2pcore.engine.checkpoint import read_checkpoint
-from p2pcore.engine.device import resolve_device
-from p2pcore.engine.evaluation import protocol as nets_in_protocol
-from p2pcore.engine.inference import Protocol, translate_image
-from p2pcore.engine.tiling import Tiling, translate_tiled
+from p2pcore.checkpoint.files import read_checkpoint
+from p2pcore.checkpoint.format import file_identity
+from p2pcore.engine.build.assemble import assemble_trained, check_direction, image_channels
+from p2pcore.engine.build.device import resolve_device
+from p2pcore.engine.evaluate.samples import protocol as nets_in_protocol
+from p2pcore.engine.infer.batching import batch_mixing_layers, drew, rng_state
+from p2pcore.engine.infer.protocols import Protocol, translate_image
+from p2pcore.engine.infer.tiling import Tiling, translate_tiled
 from p2pcore.errors import P2PError
 from p2pcore.formats import Formats
 from p2pcore.plugins import Host
@@ -27,8 +27,8 @@ class Translator:
 
     Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's.
     Images of one size share forward passes of up to `batch_size` unless that would change their outputs
-    (see `p2pcore.engine.batching`); then each image has a pass of its own, seeded alike. With `tile`,
-    images larger than a tile are translated as overlapping blended tiles (`p2pcore.engine.tiling`)."""
+    (see `p2pcore.engine.infer.batching`); then each image has a pass of its own, seeded alike. With `tile`,
+    images larger than a tile are translated as overlapping blended tiles (`p2pcore.engine.infer.tiling`)."""
 
     def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto", protocol: Protocol = "paper",
                  seed: int = 0, direction: str | None = None, style: str | None = None,

@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pcore.api import LossTerm, Task, TaskContext, TaskSpec
-from p2pcore.engine.checkpoint import Checkpoint, load_network
+from p2pcore.api.losses import LossTerm
+
+from p2pcore.api.tasks import Task, TaskContext, TaskSpec
+from p2pcore.checkpoint.files import Checkpoint, load_network
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, task_spec, validate_recipe

@@ -16,11 +16,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from p2pcore.api import Comparison, Metric, Task, TaskSpec
-from p2pcore.engine.data import Collate, raise_carried
-from p2pcore.engine.device import autocast
-from p2pcore.engine.evaluation import protocol
-from p2pcore.engine.inference import Protocol, translate_image
+from p2pcore.api.metrics import Comparison, Metric
+from p2pcore.api.tasks import Task, TaskSpec
+from p2pcore.engine.build.data import Collate, raise_carried
+from p2pcore.engine.build.device import autocast
+from p2pcore.engine.evaluate.samples import protocol
+from p2pcore.engine.infer.protocols import Protocol, translate_image
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures
@@ -174,9 +175,9 @@ def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, An
                         mode: Protocol = "paper") -> EvalResult:
     """Score a checkpoint (its weight average where it keeps one) with its recipe's `[eval]`, updated by
     `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root)."""
-    from p2pcore.engine.assemble import assemble_trained
-    from p2pcore.engine.checkpoint import read_checkpoint
-    from p2pcore.engine.device import resolve_device
+    from p2pcore.checkpoint.files import read_checkpoint
+    from p2pcore.engine.build.assemble import assemble_trained
+    from p2pcore.engine.build.device import resolve_device
     from p2pcore.recipe import resolve_eval, task_spec, validate_recipe
 
     ckpt = read_checkpoint(path)

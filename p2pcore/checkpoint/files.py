@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from p2pcore.checkpoint_format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
+from p2pcore.checkpoint.format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
 from p2pcore.errors import P2PError
 
 

@@ -27,7 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from p2pcore.api import Checked, ComponentRef, DatasetRef, MetricRef, ScheduleRef, TaskRef, TaskSpec
+from p2pcore.api.base import Checked, ComponentRef, DatasetRef, MetricRef, ScheduleRef, TaskRef
+from p2pcore.api.tasks import TaskSpec
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
 

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pcore.api import Task, TaskSpec
-from p2pcore.engine.device import autocast
-from p2pcore.engine.inference import Protocol, protocol_mode
-from p2pcore.engine.samples import save_grid
+from p2pcore.api.tasks import Task, TaskSpec
+from p2pcore.engine.build.device import autocast
+from p2pcore.engine.evaluate.grids import save_grid
+from p2pcore.engine.infer.protocols import Protocol, protocol_mode
 from p2pcore.recipe import sample_figures
 
 

@@ -36,7 +36,7 @@ def init_weights(net: nn.Module, config: InitConfig) -> None:
 def load_pretrained(nets: dict[str, nn.Module], config: InitConfig) -> list[str]:
     """Copy weights from `config.checkpoint` as `config.load` maps them (target role[.module] = source
     role[.module]); returns what was loaded, for the console. Shapes must match exactly."""
-    from p2pcore.engine.checkpoint import load_network, read_checkpoint
+    from p2pcore.checkpoint.files import load_network, read_checkpoint
 
     if config.checkpoint is None:
         return []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.engine.translate import Translator
+from p2pcore.engine.infer.translate import Translator
 from p2pcore.errors import P2PError
 
 Job = tuple[Path, Path]

@@ -1,0 +1,167 @@
+"""The task contract: the networks of a translation method, its players, the tensors of a step and
+its translation directions, declared without torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from p2pcore.api.base import Builder, ComponentRef, Params
+from p2pcore.api.tensors import Tensors
+from p2pcore.errors import P2PError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+Side = Literal["generator", "discriminator"]
+
+
+@dataclass(frozen=True)
+class Role:
+    """A network a task trains, written in a recipe as ``[model.<role>]``."""
+
+    kind: str
+    required: bool = True
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Player:
+    """An optimiser group: the roles it updates and the side of the game it plays. Its optimiser
+    settings are ``[optim.<player>]`` in a recipe, defaulting to the shared ``[optim]`` ones."""
+
+    side: Side
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A translation the task offers (``p2p translate --direction``): the batch image key it reads,
+    the image key its output looks like, the roles it runs, the step tensor holding its output and,
+    for paired tasks, the step tensor it should equal (what evaluation compares)."""
+
+    input: str
+    output: str
+    roles: tuple[str, ...]
+    tensor: str
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a task declares, without torch.
+
+    `roles`: networks by recipe role; `players`: optimiser groups by name; `images`: batch keys
+    that are images (padded, collated and shown alike); `tensors`: every step tensor it provides
+    to loss terms, each with the roles needed to compute it; `visuals`: the tensors of a sample
+    grid, in column order, each with the image key it looks like; `directions`: by name, the
+    first being the default.
+    """
+
+    roles: Mapping[str, Role]
+    players: Mapping[str, Player]
+    tensors: Mapping[str, tuple[str, ...]]
+    directions: Mapping[str, Direction]
+    visuals: Mapping[str, str] = field(default_factory=dict)
+    images: tuple[str, ...] = ("a", "b")
+
+    def __post_init__(self) -> None:
+        """A declaration that contradicts itself is the plugin's mistake: say which name is off."""
+        roles = set(self.roles)
+        named = [(f"player {p!r}", r) for p, player in self.players.items() for r in player.roles]
+        named += [(f"tensor {t!r}", r) for t, needs in self.tensors.items() for r in needs]
+        named += [(f"direction {d!r}", r) for d, direction in self.directions.items() for r in direction.roles]
+        for where, role in named:
+            if role not in roles:
+                raise ValueError(f"TaskSpec: {where} names role {role!r}, which is not among its roles")
+        for where, name in [*((f"direction {d!r}", x.tensor) for d, x in self.directions.items()),
+                            *((f"direction {d!r}", x.target) for d, x in self.directions.items() if x.target),
+                            *(("visuals", v) for v in self.visuals)]:
+            if name not in self.tensors:
+                raise ValueError(f"TaskSpec: {where} names tensor {name!r}, which is not among its tensors")
+        if not self.directions:
+            raise ValueError("TaskSpec: a task offers at least one direction")
+
+    def roles_for(self, tensors: Iterable[str]) -> set[str]:
+        """The roles that computing these tensors needs."""
+        return {role for name in tensors for role in self.tensors.get(name, ())}
+
+
+class TaskParams(Params):
+    """Base of every task's parameters: `declare` says what the task needs and provides.
+
+    `check` may reject a model that the task cannot train (for example a conditional discriminator
+    where the task judges single images); it runs during recipe validation, without torch.
+    """
+
+    def declare(self) -> TaskSpec:
+        raise NotImplementedError(f"{type(self).__name__} must define declare()")
+
+    def check(self, model: Mapping[str, ComponentRef]) -> None:
+        return None
+
+
+@dataclass
+class TaskContext:
+    """What a task needs to build its networks: the recipe's roles (resolved), the channels of
+    each batch image key, and which roles this run needs (a translation needs fewer than training)."""
+
+    builder: Builder
+    model: Mapping[str, ComponentRef]
+    channels: Mapping[str, int]
+    wanted: frozenset[str]
+
+    def wants(self, role: str) -> bool:
+        return role in self.wanted and role in self.model
+
+    def build(self, role: str, *, in_channels: int, out_channels: int | None = None) -> Any:
+        """Build the network of a role, with the channel counts the task derives."""
+        return self.builder.build(self.model[role].kind, self.model[role], in_channels=in_channels,
+                                  out_channels=out_channels, key=f"model.{role}")
+
+
+class Task:
+    """Base class of tasks: the networks of a translation method and the tensors a step needs.
+
+    The engine owns every optimiser step; a task only says how tensors are computed. Its state
+    (an image pool) goes into checkpoints through `state_dict`: tensors and JSON-able values.
+    """
+
+    def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors:
+        """The tensors shared by both sides of one step, from the batch (images on the device)."""
+        raise NotImplementedError
+
+    def phase_tensors(self, side: Side, nets: Mapping[str, nn.Module], base: Tensors) -> Tensors:
+        """The view of one side's update: a discriminator side sees detached fakes."""
+        return base
+
+    def translate(self, direction: str, nets: Mapping[str, nn.Module], image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def after_step(self, side: Side, nets: Mapping[str, nn.Module], step: int) -> None:
+        """Called after each update of a side (post-step hook)."""
+
+    def configure_translation(self, style: str | None, styles: str | None) -> None:
+        """Choose what multimodal tasks feed beside the input at translation time (`p2p translate --style
+        STYLE --styles FILE`, e.g. pix2pixHD's clustered instance features). A task without styles refuses."""
+        if style is not None or styles is not None:
+            raise P2PError(f"{type(self).__name__} translates without styles", key="--style",
+                           hint="drop --style and --styles")
+
+    def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
+        """Called before each epoch's first step, and again for the epoch a resumed run continues:
+        where a task switches what it trains by epoch (freezing a role for the first epochs)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            raise P2PError(f"{type(self).__name__} keeps no state, but the checkpoint has some",
+                           hint="the checkpoint was written by another version of this task")
+

@@ -1,0 +1,1 @@
+"""Evaluation: the recipe's metrics over a split, and the sample grids written at epoch ends."""

@@ -1,0 +1,1 @@
+"""Inference: the test-time protocols, translating files (batched, tiled, pipelined) and exporting a generator."""

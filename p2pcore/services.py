@@ -1,0 +1,88 @@
+"""Services for commands a plugin adds: the plugin host, a trained run rebuilt from its checkpoint, and networks
+from elsewhere written as a checkpoint. They need the engine, so they live above it; plugins reach them through
+the :mod:`p2pcore.api` facade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from p2pcore.api.base import Builder
+from p2pcore.api.tasks import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+__all__ = ["TrainedRun", "load_host", "load_trained", "write_weights"]
+
+
+@dataclass
+class TrainedRun:
+    """A run rebuilt from a checkpoint by :func:`load_trained`: its validated recipe, its task, its dataset
+    adapter and the networks asked for, with the checkpoint's weights."""
+
+    recipe: Any
+    task: Task
+    adapter: Any
+    nets: dict[str, nn.Module]
+
+
+def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[str, Any] | None = None,
+                 device: str = "cpu", builder: Builder | None = None) -> TrainedRun:
+    """Rebuild a checkpoint's task, dataset adapter and networks, for commands a plugin adds that use
+    trained networks (``p2p cluster`` encodes a dataset with an encoder).
+
+    The networks are those the task builds when `roles` are wanted, loaded with the checkpoint's weight
+    average where it keeps one, else its last weights, and moved to `device`. `data` updates the recipe's
+    ``[data]`` table (``{"root": ...}`` to read the dataset elsewhere), or replaces it when it names another
+    adapter. A role the recipe lacks, or a checkpoint that does not fit its recipe, is a P2PError naming
+    the file."""
+    from p2pcore.engine.build.assemble import assemble_trained
+    from p2pcore.checkpoint.files import read_checkpoint
+
+    run = assemble_trained(read_checkpoint(checkpoint), builder if builder is not None else load_host(),
+                           roles=list(roles), data=data)
+    for net in run.nets.values():
+        net.to(device)
+    return TrainedRun(run.recipe, run.task, run.adapter, run.nets)
+
+
+
+def load_host(*, strict: bool = False) -> Any:
+    """The plugin host, as the ``p2p`` command loads it: every installed plugin's components, for a command a
+    plugin adds that builds or validates components. Its public methods: ``build(kind, spec, in_channels=...,
+    out_channels=...)`` makes a component from a name or a table, ``resolve(kind, spec)`` validates a spec
+    (``.as_table()`` spells out every default, as a run's recipe records it) and ``describe(kind, spec)``
+    names the plugin and version providing it. `strict`: a plugin that fails to load is an error."""
+    from p2pcore.plugins import load_host as load
+
+    return load(strict=strict)
+
+
+def write_weights(path: str | Any, recipe: Mapping[str, Any], nets: Mapping[str, nn.Module], *, source: str,
+                  host: Any | None = None) -> None:
+    """Write networks brought from elsewhere (``p2p import`` converts other implementations' files) as a p2p
+    checkpoint holding weights only, with the recipe that rebuilds them: ``p2p translate``, ``export`` and
+    ``init.checkpoint`` then use it like a trained run's, and ``p2p run --resume`` refuses it.
+
+    `recipe` needs ``task``, ``data`` and a ``model`` table naming each role of `nets`; it is validated first
+    as ``p2p translate`` reads it (loss terms and metrics are not needed), so a checkpoint that could not be
+    translated is never written: the P2PError names the key. The task, the dataset adapter and each network
+    are recorded with their plugins' versions; `source` says where the weights came from (``p2p inspect``
+    shows it). The file is written atomically."""
+    from p2pcore.checkpoint.files import write_checkpoint
+    from p2pcore.recipe import validate_recipe
+    from p2pcore.version import __version__
+
+    host = host if host is not None else load_host()
+    model = recipe.get("model", {})
+    if set(model) != set(nets):
+        raise ValueError(f"write_weights: the recipe's model roles {sorted(model)} are not the networks' "
+                         f"{sorted(nets)}")
+    checked = validate_recipe(recipe, host, inference=True)
+    refs = [checked.task, checked.data, *(checked.model[role] for role in nets)]
+    tensors = {f"net.{role}.{key}": value for role, net in nets.items() for key, value in net.state_dict().items()}
+    metadata = {"recipe": dict(recipe), "components": [host.describe(ref.kind, ref) for ref in refs],
+                "step": 0, "epoch": 0, "source": source, "p2p_version": __version__}
+    write_checkpoint(path, tensors, metadata)
