@@ -4,6 +4,9 @@ An adapter may declare ``input_suffixes(key)`` (what ``read_input`` reads for an
 ``output_suffixes(key)`` (what ``write_output`` writes); one that does not reads and writes p2p's image
 formats. ``p2p translate`` picks the files of a folder and checks its outputs by these before any network
 runs, so an adapter of ``.npy`` frames or ``.exr`` files is used on its own formats. Torch-free.
+
+p2p's own image formats, those :mod:`p2pcore.imageio` reads and writes, are tabled here too: this module is
+below the image I/O, so that everything that only names formats stays free of Pillow and NumPy.
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from p2pcore.errors import P2PError
-from p2pcore.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+                            ".npy"})
+WRITE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy", ".bmp", ".webp", ".ppm", ".pgm")
+_SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
+
+
+def write_suffixes(bits: int = 8) -> tuple[str, ...]:
+    """The formats :func:`p2pcore.imageio.write_image` writes with `bits` per sample, the usual ones first:
+    adapters declare them as their ``output_suffixes``, so ``p2p translate`` refuses a 16-bit JPEG before any
+    network runs."""
+    return _SIXTEEN_BIT_SUFFIXES if bits == 16 else WRITE_SUFFIXES
+
 
 DEFAULT_INPUTS: tuple[str, ...] = tuple(sorted(IMAGE_SUFFIXES))
 DEFAULT_OUTPUTS: tuple[str, ...] = WRITE_SUFFIXES

@@ -206,10 +206,10 @@ def _save_with_orientation(array: np.ndarray, path: Path, orientation: int, **op
 
 @pytest.mark.parametrize("torchvision_path", [True, False], ids=["torchvision", "pillow"])
 def test_a_portrait_jpeg_with_orientation_6_is_read_upright(tmp_path, monkeypatch, torchvision_path):
-    from p2pcore import imageio
+    from p2pcore.imageio import decode
 
     if not torchvision_path:
-        monkeypatch.setattr(imageio, "_decode_with_torchvision", lambda path, image, channels: None)
+        monkeypatch.setattr(decode, "_decode_with_torchvision", lambda path, image, channels: None)
     stored = _gradient()  # 64 wide, 48 high as stored; a portrait 48 x 64 once turned
     path = _save_with_orientation(stored, tmp_path / "portrait.jpg", 6, quality=95)
     image = load_image(path)
