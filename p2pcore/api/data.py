@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
+from p2pcore.api.base import Params
 from p2pcore.api.datareport import DataReport
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "Interpolation", "Preprocess"]
+__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "DatasetParams", "Interpolation", "Preprocess"]
 
 
 
@@ -63,3 +64,8 @@ class DatasetAdapter(Protocol):
 
     def write_output(self, image: torch.Tensor, path: str, side: str = "b") -> None: ...
 
+
+
+class DatasetParams(Params):
+    """Base of every dataset adapter's parameters: what p2p reads of a dataset without building it
+    (the sizes its items come in) is declared here rather than guessed from field names."""
