@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
-from p2pcore.api import Field, Interpolation, Params, Preprocess
+from p2pcore.api import DatasetParams, Field, Interpolation, Params, Preprocess
 
 KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
 KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
@@ -67,7 +67,7 @@ class Side(Params):
                                                       "3 colour, or the depth of N-channel stacks")
 
 
-class Jitter(Params):
+class Jitter(DatasetParams):
     """Resizing, cropping and mirroring shared by the file-based adapters, and file handling."""
 
     preprocess: Preprocess = Field(
@@ -111,7 +111,7 @@ class PairedFoldersParams(Jitter):
                                 "fraction of the pairs, chosen by a hash of the file name, is the test split")
 
 
-class SyntheticThermalParams(Params):
+class SyntheticThermalParams(DatasetParams):
     size: int = Field(64, ge=16, le=2048, description="side of the square images, in pixels")
     train_count: int = Field(400, ge=1, description="number of training scenes")
     test_count: int = Field(16, ge=1, description="number of test scenes")
@@ -122,7 +122,7 @@ class SyntheticThermalParams(Params):
     output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate")
 
 
-class SyntheticLabelsParams(Params):
+class SyntheticLabelsParams(DatasetParams):
     size: int = Field(64, ge=32, le=2048, description="side of the square scenes, in pixels")
     train_count: int = Field(200, ge=1, description="number of training scenes")
     test_count: int = Field(8, ge=1, description="number of test scenes")

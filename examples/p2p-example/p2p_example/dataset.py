@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import model_validator
 
-from p2pcore.api import BuildContext, Field, Params, Preprocess
+from p2pcore.api import BuildContext, DatasetParams, Field, Preprocess
 
 
-class CSVPairsParams(Params):
+class CSVPairsParams(DatasetParams):
     file: str = Field(description="CSV listing the pairs: a header naming columns `a` and `b` (image paths, "
                                   "relative to the CSV's folder) and optionally `split` (train or test; "
                                   "default train)")
