@@ -13,7 +13,6 @@ import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +30,9 @@ from p2pcore.api.base import Checked, ComponentRef, DatasetRef, MetricRef, Sched
 from p2pcore.api.tasks import TaskSpec
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
+from p2pcore.records import Figure as Figure  # re-exported: the figure keys' home is p2pcore.records
+from p2pcore.records import eval_figures as eval_figures
+from p2pcore.records import sample_figures as sample_figures
 
 
 class Section(Checked):
@@ -134,39 +136,6 @@ class EvalConfig(Section):
     batch_size: int = Field(1, ge=1, description="images per forward pass; under the paper protocol batch norm uses "
                             "each batch's statistics, so 1 evaluates exactly as `p2p translate` translates")
     max_items: int = Field(0, ge=0, description="evaluate the first N items of the split (0: all of them)")
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One number an evaluation logs: its direction, its metric's label and part, and which way is better."""
-
-    direction: str
-    metric: str
-    part: str
-    higher_is_better: bool
-
-
-def eval_figures(recipe: Recipe, spec: TaskSpec) -> dict[str, Figure]:
-    """The keys `[eval]` logs in metrics.jsonl: ``eval/<metric>[/<part>]``, with the direction after ``eval/``
-    when the task offers more than one. Paired metrics are computed on the directions that have a target."""
-    multi = len(spec.directions) > 1
-    out: dict[str, Figure] = {}
-    for direction in recipe.eval.directions or list(spec.directions):
-        for ref in recipe.eval.metrics:
-            if ref.params.paired() and not spec.directions[direction].target:
-                continue
-            for part, higher in ref.params.figures().items():
-                key = "/".join(x for x in ("eval", direction if multi else "", ref.name, part) if x)
-                out[key] = Figure(direction, ref.name, part, bool(higher))
-    return out
-
-
-def sample_figures(spec: TaskSpec) -> dict[str, str]:
-    """Direction -> the key of the L1 on the sample images logged at each epoch's end: `samples/l1`, or
-    `samples/<direction>/l1` when the task offers more than one direction."""
-    multi = len(spec.directions) > 1
-    return {name: f"samples/{name}/l1" if multi else "samples/l1"
-            for name, d in spec.directions.items() if d.target}
 
 
 class LossSpec(Section):

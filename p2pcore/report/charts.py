@@ -7,13 +7,11 @@ its parts and directions; then sample L1, learning rates and the skip counters.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from p2pcore.records import EVAL, LR, SAMPLES, SEPARATOR, TOTAL, is_term, log_directions, parse_key
 from p2pcore.report.runlog import Point
-
-DIRECTION = re.compile(r"[a-z]+2[a-z]+")
 
 
 @dataclass
@@ -24,29 +22,24 @@ class Chart:
 
 def directions(keys: list[str]) -> set[str]:
     """Direction names in `samples/<direction>/l1` keys, and any `a2b`-like name after `eval/`."""
-    found = {key.split("/")[1] for key in keys if key.startswith("samples/") and key.count("/") == 2}
-    found |= {key.split("/")[1] for key in keys
-              if key.startswith("eval/") and key.count("/") >= 2 and DIRECTION.fullmatch(key.split("/")[1])}
-    return found
+    return log_directions(keys)
 
 
 def chart_of(key: str, known_directions: set[str], single_term_sides: set[str]) -> tuple[int, str]:
     """(display order, title) of the plot a series belongs to."""
-    parts = key.split("/")
-    head = parts[0]
-    if head == "eval" and len(parts) > 1:
-        metric = parts[2] if len(parts) > 2 and parts[1] in known_directions else parts[1]
-        return 3, f"eval: {metric}"
-    if head == "samples":
+    head, name, _, _ = parse_key(key, known_directions)
+    if head == EVAL and SEPARATOR in key:
+        return 3, f"eval: {name}"
+    if head == SAMPLES:
         return 4, "sample grid L1 (epoch end)"
-    if head == "lr":
+    if head == LR:
         return 5, "learning rate"
-    if key.startswith("skipped_"):
+    if head.startswith("skipped_"):
         return 6, "skipped files and steps"
     order = 1 if head == "G" else 2
-    if len(parts) == 2 and parts[1] == "total" and head not in single_term_sides:
+    if name == TOTAL and head not in single_term_sides:
         return order, f"{head}/total (weighted sum of the terms)"
-    if len(parts) >= 2:
+    if name:
         return order, f"{head} losses"
     return 7, "other"
 
@@ -56,8 +49,9 @@ def group(series: Mapping[str, list[Point]]) -> list[Chart]:
     known = directions(list(series))
     terms: dict[str, int] = {}
     for key in series:
-        if key.count("/") and key.split("/")[0] not in ("eval", "samples", "lr") and not key.endswith("/total"):
-            terms[key.split("/")[0]] = terms.get(key.split("/")[0], 0) + 1
+        if is_term(key):
+            side = parse_key(key).group
+            terms[side] = terms.get(side, 0) + 1
     single = {side for side, count in terms.items() if count == 1}
     charts: dict[tuple[int, str], Chart] = {}
     for key, points in series.items():
