@@ -3,14 +3,17 @@ session answered in headless Chromium."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +27,7 @@ from p2pcore.errors import P2PError
 from p2pcore.study import StudyServer, StudySettings, bootstrap_interval, make_plan, pair_images, read_session
 from p2pcore.study.pairs import unmatched_note
 from p2pcore.study.results import read_sessions
+from p2pcore.study.server import _Handler
 from p2pcore.study.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,6 +250,30 @@ def test_server_serves_no_path_and_refuses_other_hosts_and_forms(study_dirs, tmp
         assert b"http://" not in page and b"https://" not in page, "the page loads nothing from elsewhere"
 
 
+def test_server_survives_hostile_bodies_and_crowds(study_dirs, tmp_path, monkeypatch):
+    """Deep JSON is refused with 400; a body that never arrives frees its thread after the
+    socket's timeout; 40 participants connecting at once are all served."""
+    monkeypatch.setattr(_Handler, "timeout", 1.0)
+    real, fake = study_dirs
+    with StudyServer(pair_images(real, fake), StudySettings(trials=2, practice=0, **FAST),
+                     tmp_path / "res.json") as server:
+        as_json = {"Content-Type": "application/json"}
+        assert request(server, "POST", "/api/answer", b"[" * 2000 + b"]" * 2000, as_json)[0] == 400
+        short = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        short.sendall(f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}".encode())
+        assert short.recv(1000).startswith(b"HTTP/1.0 408"), "a body shorter than its length times out"
+        short.close()
+        barrier = threading.Barrier(40)
+
+        def participant(_: int) -> int:
+            barrier.wait()
+            return request(server, "POST", "/api/session", b"{}", as_json)[0]
+
+        with concurrent.futures.ThreadPoolExecutor(40) as pool:
+            assert list(pool.map(participant, range(40))) == [200] * 40
+
+
 # result files and the summary
 
 
@@ -290,7 +318,9 @@ def test_damaged_result_files_are_named(study_dirs, tmp_path):
     damaged = {"truncated.json": (text[: len(text) // 2], "truncated"),
                "wrong.json": (json.dumps(record | {"answers": [dict(record["answers"][0], chosen=3)]}), "chosen"),
                "other.json": (json.dumps({"hello": 1}), "not a p2p study result file"),
-               "copy.json": (text, "same session")}
+               "copy.json": (text, "same session"),
+               "deep.json": ("[" * 5000 + "]" * 5000, "nests its values deeper"),
+               "digits.json": (text.replace('"participant": 1', '"participant": ' + "7" * 5000), "does not read")}
     for name, (content, message) in damaged.items():
         path = tmp_path / name
         path.write_text(content)
@@ -298,6 +328,16 @@ def test_damaged_result_files_are_named(study_dirs, tmp_path):
         assert done.returncode == 2, (name, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 10
         assert str(path) in done.stderr and message in done.stderr, (name, done.stderr)
+
+
+def test_result_paths_that_are_not_files_are_refused_without_reading(study_dirs, tmp_path):
+    good = write_results(tmp_path, study_dirs, 1)[0]
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for path, message in [(fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file")]:
+        done = p2p("study", "--summarize", str(good), str(path))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert str(path) in done.stderr and message in done.stderr, done.stderr
 
 
 def test_study_command_input_mistakes_exit_2(study_dirs, tmp_path):

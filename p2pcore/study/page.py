@@ -89,9 +89,21 @@ function show(...ids) {
   for (const id of ["intro", "stage", "break", "done"]) $(id).hidden = !ids.includes(id);
 }
 
+// A connection the server could not take at once (many participants starting together) is tried again.
+async function retried(attempt) {
+  for (let wait = 0.25; ; wait *= 2) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (wait > 4) throw error;
+      await pause(wait);
+    }
+  }
+}
+
 async function post(path, body) {
-  const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
-                                       body: JSON.stringify(body) });
+  const response = await retried(() => fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
   if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
   return response.json();
 }
@@ -99,11 +111,13 @@ async function post(path, body) {
 function load(index) {
   if (!loads.has(index)) {
     loads.set(index, Promise.all(["left", "right"].map(async (side) => {
-      const image = new Image();
-      image.alt = `${side} image`;
-      image.src = `/image/${study.session}/${index}/${side}`;
-      await image.decode();
-      return image;
+      return retried(async () => {
+        const image = new Image();
+        image.alt = `${side} image`;
+        image.src = `/image/${study.session}/${index}/${side}`;
+        await image.decode();
+        return image;
+      });
     })));
   }
   return loads.get(index);

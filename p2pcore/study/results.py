@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from p2pcore.errors import P2PError
+
+MAX_RESULT_BYTES = 16 * 1024 * 1024  # a session of thousands of trials is well under a megabyte
 
 FORMAT = "p2p-study-session"
 VERSION = 1
@@ -132,19 +135,35 @@ def _answer(path: Path, raw: Any, index: int) -> Answer:
     return Answer(trial, practice, image, real_side, chosen, int(rt_ms))
 
 
-def read_session(path: Path) -> SessionResult:
-    """A result file, every field checked; a P2PError naming the file and the key otherwise."""
+def _read_text(path: Path) -> str:
+    """The file's text, refused before reading where it is not a regular file (a FIFO would block, a device
+    never ends) or larger than any result file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, "not a regular file")
+        if info.st_size > MAX_RESULT_BYTES:
+            raise _fail(path, f"{info.st_size} bytes, more than a result file holds ({MAX_RESULT_BYTES})")
+        with path.open("rb") as file:
+            return file.read(MAX_RESULT_BYTES + 1).decode("utf-8")
     except FileNotFoundError:
         raise _fail(path, "no such result file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(path, f"cannot read the result file: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def read_session(path: Path) -> SessionResult:
+    """A result file, every field checked; a P2PError naming the file and the key otherwise."""
+    text = _read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         state = "truncated" if exc.pos >= len(text.rstrip()) else "not valid JSON"
         raise _fail(path, f"the result file is {state} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise _fail(path, "the result file nests its values deeper than a result file does") from None
+    except ValueError as exc:  # an integer longer than Python converts
+        raise _fail(path, f"the result file holds a value p2p does not read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _fail(path, "not a p2p study result file", key="format")
     if data.get("version") != VERSION:

@@ -30,6 +30,7 @@ from p2pcore.study.results import FORMAT, VERSION, create_numbered, write_atomic
 
 HOST = "127.0.0.1"
 MAX_BODY = 4096
+BODY_SECONDS = 10.0
 _IMAGE = re.compile(r"/image/([0-9a-f]{32})/([0-9]{1,6})/(left|right)")
 
 
@@ -245,6 +246,7 @@ class StudyServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a class of participants opening the page at once is queued, not reset
     study: StudyServer
 
 
@@ -252,6 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "p2p-study"
     sys_version = ""
+    timeout = BODY_SECONDS  # a client that stops sending (a body shorter than its Content-Length) frees its thread
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are not logged: the server reports sessions through `on_event`."""
@@ -304,9 +307,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 <= length <= MAX_BODY:
             raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the body is too large")
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Refused(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
+            data = self.rfile.read(length)
+        except OSError:  # the socket's timeout: the body never arrived in full
+            self.close_connection = True
+            raise _Refused(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive") from None
+        try:
+            body = json.loads(data or b"{}")
+        except (ValueError, RecursionError):  # not JSON, nested past the parser's depth, an integer too long
+            raise _Refused(HTTPStatus.BAD_REQUEST, "the body is not JSON a study answers") from None
         if not isinstance(body, dict):
             raise _Refused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
         return body
