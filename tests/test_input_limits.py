@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
 import warnings
 import zlib
 from pathlib import Path
@@ -135,6 +136,27 @@ def test_stacks_count_their_channels(tmp_path, monkeypatch):
     np.save(tmp_path / "eight.npy", np.zeros((8, 100, 100), np.uint8))
     with pytest.raises(P2PError, match="8 channels"):
         load_image(tmp_path / "eight.npy")
+
+
+def test_a_tiff_series_its_metadata_declares_is_not_allocated(tmp_path):
+    """An OME-TIFF of one 16-bit RGB page whose OME-XML claims a million planes: only the stored page is read."""
+    tifffile = pytest.importorskip("tifffile")
+    pixels = (np.arange(16 * 16 * 3, dtype=np.uint16).reshape(16, 16, 3) * 80)
+    ome = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+           '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="16" SizeY="16" '
+           'SizeC="3" SizeZ="1000000" SizeT="1" Interleaved="true"><Channel ID="Channel:0:0" SamplesPerPixel="3"/>'
+           '<TiffData IFD="0" PlaneCount="1000000"/></Pixels></Image></OME>')
+    path = tmp_path / "claims.ome.tif"
+    tifffile.imwrite(path, pixels, photometric="rgb", description=ome, metadata=None)
+    assert path.stat().st_size < 10_000
+    tracemalloc.start()
+    try:
+        image = load_image(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert image.shape == (3, 16, 16) and np.array_equal(image.permute(1, 2, 0).numpy().astype(np.int64), pixels)
+    assert peak < 20_000_000, f"{peak} bytes for a 1.5 KB image"
 
 
 def test_tiff_pages_of_different_sizes_are_refused_before_decoding(tmp_path):

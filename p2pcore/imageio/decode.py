@@ -81,7 +81,16 @@ def _load_tifffile(path: str) -> np.ndarray:
                        "without losing precision", file=path,
                        hint="install tifffile, or save it as a 16-bit PNG or a multi-page TIFF "
                             "(one page per channel)") from None
-    array = tifffile.imread(path)
+    # Only the pages the file holds are read, one image each: series that metadata (OME-XML, ImageJ) declare
+    # would have tifffile allocate every plane they claim, however few the file stores.
+    with tifffile.TiffFile(path, is_ome=False, is_imagej=False) as tiff:
+        if len(tiff.pages) > 1:
+            raise P2PError(f"this TIFF stores {len(tiff.pages)} pages of several 16-bit samples each", file=path,
+                           hint="save one image per file, or one channel per page of a multi-page TIFF")
+        page = tiff.pages[0]
+        height, width = page.imagelength, page.imagewidth
+        _check_size(path, width, height, page.samplesperpixel)
+        array = page.asarray()
     return array[..., None] if array.ndim == 2 else array
 
 
