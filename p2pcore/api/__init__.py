@@ -32,7 +32,15 @@ from p2pcore.api.base import (
     hookimpl,
 )
 from p2pcore.api.callbacks import Callback, CallbackParams, RunInfo
-from p2pcore.api.data import BATCH_KEYS, DataReport, DatasetAdapter, DatasetParams, Interpolation, Preprocess
+from p2pcore.api.data import (
+    BATCH_KEYS,
+    DataReport,
+    DatasetAdapter,
+    DatasetParams,
+    Interpolation,
+    ItemSize,
+    Preprocess,
+)
 from p2pcore.api.labels import CITYSCAPES_CLASSES, CITYSCAPES_COLOURS, CITYSCAPES_VOID_COLOURS
 from p2pcore.api.losses import LossParams, LossTerm
 from p2pcore.api.metrics import Comparison, Metric, MetricParams, Segmenter
@@ -53,7 +61,7 @@ __all__ = [
     "API_VERSION", "Register", "DiscriminatorParams", "Generator", "Discriminator", "DataReport", "BATCH_KEYS",
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
-    "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams",
+    "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.

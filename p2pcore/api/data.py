@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from p2pcore.api.base import Params
@@ -11,7 +12,7 @@ from p2pcore.api.datareport import DataReport
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "DatasetParams", "Interpolation", "Preprocess"]
+__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "DatasetParams", "Interpolation", "ItemSize", "Preprocess"]
 
 
 
@@ -69,3 +70,18 @@ class DatasetAdapter(Protocol):
 class DatasetParams(Params):
     """Base of every dataset adapter's parameters: what p2p reads of a dataset without building it
     (the sizes its items come in) is declared here rather than guessed from field names."""
+
+    def item_size(self) -> ItemSize | None:
+        """The side of the square images every training item comes in, when these parameters fix one (a
+        square crop, a rendered size); None when the items keep sizes that vary (native sizes, scale_width).
+        ``p2p validate`` checks it against each generator's size multiple, without building the dataset."""
+        return None
+
+
+@dataclass(frozen=True)
+class ItemSize:
+    """The fixed side, in pixels, of a dataset's training items, and the parameter that sets it (`key`, as
+    written in the ``[data]`` table: ``crop_size``), which error messages name."""
+
+    side: int
+    key: str

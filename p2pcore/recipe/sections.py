@@ -150,13 +150,14 @@ class Recipe(Section):
     @field_validator("model", mode="before")
     @classmethod
     def _model_refs(cls, value: Any, info: ValidationInfo) -> Any:
-        """Each role is built as the kind its task declares; unknown roles are reported before this."""
+        """Each role is built as the kind its task declares (`TaskSpec.roles[role].kind`, given as the
+        validation context `role_kinds` by `validate_recipe`, which reports unknown roles before this)."""
         if not isinstance(value, Mapping):
             return value
         kinds = (info.context or {}).get("role_kinds", {})
         refs = {}
         for role, spec in value.items():
-            kind = kinds.get(role) or next((k for k in ("generator", "discriminator") if role.startswith(k)), None)
+            kind = kinds.get(role)
             if kind is None:
                 raise ValueError(f"model role {role!r} is not one the task declares")
             refs[role] = ComponentRef.coerce(kind, spec)

@@ -106,12 +106,12 @@ def _unlogged(figure: str, logged: Iterable[str], *, key: str) -> P2PError:
 
 def check_sizes(recipe: Recipe, spec: TaskSpec, host: Host) -> None:
     """Fixed-size training images must fit each generator's size multiple (a U-Net of depth 8 needs
-    sides that are multiples of 256); padding a 64 px crop to 256 would train on padding."""
-    data = recipe.data.params
-    crop = getattr(data, "crop_size", None) if str(getattr(data, "preprocess", "")).endswith("crop") else None
-    side, key = (crop, "data.crop_size") if crop else (getattr(data, "size", None), "data.size")
-    if not isinstance(side, int):
+    sides that are multiples of 256); padding a 64 px crop to 256 would train on padding. The size is
+    what the dataset's parameters declare (`DatasetParams.item_size`)."""
+    size = recipe.data.params.item_size()  # the dataset kind's parameters derive from DatasetParams
+    if size is None:
         return
+    side, key = size.side, f"data.{size.key}"
     for role, ref in recipe.model.items():
         component = host.component(ref)
         if spec.roles[role].kind != "generator" or component.facts is None:

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import ImageFormats, Normalization, load_image, to_unit, write_image
+from .params import Jitter
 
 
 def normalization(params: Any) -> Normalization:
@@ -42,11 +43,11 @@ class Items(Dataset):
         self.skip_corrupt = skip_corrupt
         self.transform = None
         p = adapter.params
-        if hasattr(p, "preprocess"):
+        if isinstance(p, Jitter):
             from p2pcore.api import make_jitter  # torchvision is imported only when data is loaded
 
             self.transform = make_jitter(p.preprocess, load_size=p.load_size, crop_size=p.crop_size, flip=p.flip,
-                                         train=train, interpolation=getattr(p, "interpolation", "bicubic"))
+                                         train=train, interpolation=p.interpolation)
         self.bad: set[int] = set()
 
     def __len__(self) -> int:

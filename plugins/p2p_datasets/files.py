@@ -13,6 +13,7 @@ from pathlib import Path
 from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
+from .params import Jitter
 
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 
@@ -159,13 +160,12 @@ def record_errors(report: DataReport, results: dict[Path, ImageInfo | P2PError],
     return good
 
 
-def size_warnings(report: DataReport, infos: Iterable[ImageInfo], params: object, label: str) -> None:
+def size_warnings(report: DataReport, infos: Iterable[ImageInfo], params: Jitter, label: str) -> None:
     """Warn when the preprocessing will have to enlarge images or cannot batch them."""
     infos = list(infos)
     if not infos:
         return
-    mode = getattr(params, "preprocess", "none")
-    crop = getattr(params, "crop_size", 0)
+    mode, crop = params.preprocess, params.crop_size
     if mode == "crop":
         small = sum(1 for i in infos if i.width < crop or i.height < crop)
         if small:

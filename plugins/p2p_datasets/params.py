@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
-from p2pcore.api import DatasetParams, Field, Interpolation, Params, Preprocess
+from p2pcore.api import DatasetParams, Field, Interpolation, ItemSize, Params, Preprocess
 
 KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
 KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
@@ -99,6 +99,10 @@ class Jitter(DatasetParams):
                              f"with preprocess = {self.preprocess!r}")
         return self
 
+    def item_size(self) -> ItemSize | None:
+        """The crop's side when the preprocessing crops; other modes keep sizes that vary with the images."""
+        return ItemSize(self.crop_size, "crop_size") if self.preprocess.endswith("crop") else None
+
 
 # -- adapters ----------------------------------------------------------------------------------------
 
@@ -121,6 +125,10 @@ class SyntheticThermalParams(DatasetParams):
                                            "scene, for unpaired methods (CycleGAN)")
     output_bits: Literal[8, 16] = Field(8, description="bits per sample of images written by p2p translate")
 
+    def item_size(self) -> ItemSize:
+        """Every scene is rendered `size` pixels square."""
+        return ItemSize(self.size, "size")
+
 
 class SyntheticLabelsParams(DatasetParams):
     size: int = Field(64, ge=32, le=2048, description="side of the square scenes, in pixels")
@@ -129,6 +137,10 @@ class SyntheticLabelsParams(DatasetParams):
     seed: int = Field(0, ge=0, description="scene i of a split is the same for the same seed")
     instances: bool = Field(True, description="give instance maps with the label maps")
     flip: bool = Field(True, description="mirror left-right at random when training")
+
+    def item_size(self) -> ItemSize:
+        """Every scene is rendered `size` pixels square."""
+        return ItemSize(self.size, "size")
 
 
 class CityscapesReleaseParams(Jitter):

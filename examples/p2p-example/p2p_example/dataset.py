@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from p2pcore.api import BuildContext, DatasetParams, Field, Preprocess
+from p2pcore.api import BuildContext, DatasetParams, Field, ItemSize, Preprocess
 
 
 class CSVPairsParams(DatasetParams):
@@ -26,6 +26,10 @@ class CSVPairsParams(DatasetParams):
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
             raise ValueError(f"crop_size ({self.crop_size}) must not exceed load_size ({self.load_size})")
         return self
+
+    def item_size(self) -> ItemSize | None:
+        """The crop's side when cropping: `p2p validate` checks it against the generator's size multiple."""
+        return ItemSize(self.crop_size, "crop_size") if self.preprocess.endswith("crop") else None
 
 
 def build_csv_pairs(params: CSVPairsParams, ctx: BuildContext) -> Any:
