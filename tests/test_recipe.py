@@ -278,7 +278,12 @@ def test_a_generator_that_cannot_fit_the_crop_is_refused(host):
     validate_recipe(recipe, host)
 
 
-def test_switching_a_loss_terms_component_keeps_its_weight(tmp_path, host):
+def test_switching_a_loss_terms_component_keeps_its_weight(tmp_path, monkeypatch):
+    """`tv` is the example plugin's loss term: the plugin is loaded from its folder, installed or not."""
+    from p2pcore.testing import host_with
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples" / "p2p-example"))
+    host = host_with("p2p_example")
     path = write(tmp_path, "r.toml", BASE)
     recipe = load_recipe(path, host, ["loss.l1.name=tv"])
     assert recipe.loss["l1"].name == "tv" and recipe.loss["l1"].weight == 100.0
