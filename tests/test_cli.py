@@ -123,7 +123,7 @@ def test_list_shows_qualified_names_where_two_plugins_clash(monkeypatch):
             lambda register: register("twin", lambda params, ctx: None)))
 
     host = load_host(extra_plugins=[("a", plugin("dist-a")), ("b", plugin("dist-b"))])
-    monkeypatch.setattr("p2pcore.cli._host", lambda: host)
+    monkeypatch.setattr("p2pcore.commands.common.host", lambda: host)
     result = runner.invoke(app, ["list", "norm", "--json"])
     names = {row["name"] for row in json.loads(result.stdout)}
     assert {"dist-a:twin", "dist-b:twin", "batch"} <= names and "twin" not in names

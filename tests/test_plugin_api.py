@@ -243,9 +243,9 @@ def test_builtins_take_the_moved_contracts_from_the_api():
 # -- what plugin commands get from the api ----------------------------------------------------------------
 
 def test_the_import_commands_are_a_plugin_added_through_the_hook():
-    from p2pcore import cli
+    from p2pcore import commands
 
-    assert not any("interop" in module for module in cli.COMMAND_MODULES)
+    assert not any("interop" in module for module in commands.COMMAND_MODULES)
     record = next(r for r in load_host().records if r.module == "p2p_interop")
     assert record.ok and record.api == ">=1,<2" and record.distribution == "p2pcore"
     done = subprocess.run([sys.executable, "-m", "p2pcore", "import", "--help"], capture_output=True, text=True,

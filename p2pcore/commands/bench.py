@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from p2pcore.commands import common
+from p2pcore.commands.common import SetOption, console
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:
     from p2pcore.engine.bench.benchmark import BenchResult
-
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -26,20 +25,18 @@ def register(app: typer.Typer) -> None:
 def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
           steps: Annotated[int, typer.Option(min=1, help="timed training steps (and translations)")] = 10,
           warmup: Annotated[int, typer.Option(min=0, help="untimed steps first")] = 2,
-          set_: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: "
-                                                         "key.path=value")] = None,
+          set_: SetOption = None,
           options: Annotated[bool, typer.Option("--options", help="also time each engine option (channels_last, "
                                                 "compile, bf16 on CUDA) off and on, in alternating rounds")] = False,
           rounds: Annotated[int, typer.Option(min=1, help="alternating rounds per option with --options")] = 3,
           json_: Annotated[Path | None, typer.Option("--json", help="write the figures to this file")] = None) -> None:
     """Seconds per training step, images/s, peak memory and FLOPs against this device's measured matmul rate."""
-    from p2pcore.cli import _host
     from p2pcore.engine.bench.benchmark import measure
 
     if not recipe.is_file():
         raise P2PError("recipe not found", file=str(recipe),
                        hint="give a recipe TOML file, e.g. recipes/quickstart.toml")
-    host = _host()
+    host = common.host()
     overrides = [*(set_ or []), "train.num_workers=0"]
     result = measure(recipe, host, overrides, steps=steps, warmup=warmup)
     if options:

@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from p2pcore.commands import common
+from p2pcore.commands.common import JsonOption, SetOption, console
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect the dataset a recipe names.")
 
@@ -29,11 +34,6 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 
 def _print_report(report: Any, recipe: Path, deep: bool) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console()
     status = "[green]ok[/green]" if report.ok else f"[red]{len(report.problems)} problem(s)[/red]"
     table = Table(title=f"{escape(str(recipe))}: data check ({'full decode' if deep else 'headers'})",
                   show_header=False, title_justify="left")
@@ -65,15 +65,11 @@ def _print_report(report: Any, recipe: Path, deep: bool) -> None:
 def check(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
           split: Annotated[str, typer.Option(help="train or test")] = "train",
           deep: Annotated[bool, typer.Option("--deep", help="decode every image, not only the headers")] = False,
-          set_: Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
-          = None,
-          as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+          set_: SetOption = None,
+          as_json: JsonOption = False) -> None:
     """Count pairs and list unmatched, unreadable, mismatched or unexpected files; exit 2 on problems."""
-    from p2pcore.plugins import load_host
-    from p2pcore.recipe import load_recipe
-
-    host = load_host()
-    parsed = load_recipe(recipe, host, set_ or ())
+    host = common.host()
+    parsed = common.load_recipe(recipe, set_, host)
     adapter = host.build("dataset", parsed.data, key="data")
     scan = getattr(adapter, "check", None)
     if scan is None:

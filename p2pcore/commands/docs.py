@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from p2pcore.commands import common
+from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
 
 
@@ -20,14 +22,10 @@ def docs(out: Annotated[Path, typer.Option("--out", help="the folder of the page
                                                         "differs from what the code generates")] = False) -> None:
     """Generate recipes.md (every section's keys, every built-in component's parameters) and hooks.md (every
     plugin hook) from the code."""
-    from rich.console import Console
-
     from p2pcore.docgen import pages, stale
-    from p2pcore.plugins import load_host
 
-    generated = pages(load_host())
+    generated = pages(common.host())
     outdated = stale(out, generated)
-    console = Console()
     if check:
         for name in outdated:
             console.print(f"[red]stale[/red]: {out / name}", highlight=False)

@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
+from p2pcore.commands import common
+from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
 
 
@@ -48,11 +52,6 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
              out: Annotated[Path | None, typer.Option(help="where the .json and .md go (default: the run's eval/ "
                                                       "folder)")] = None) -> None:
     """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from p2pcore.cli import _host
     from p2pcore.engine.evaluate.scoring import evaluate_checkpoint, markdown, table
 
     overrides: dict[str, Any] = {}
@@ -66,7 +65,7 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
         overrides["max_items"] = max_items
     if batch_size is not None:
         overrides["batch_size"] = batch_size
-    result = evaluate_checkpoint(checkpoint, _host(), overrides, data={"root": str(data)} if data else None,
+    result = evaluate_checkpoint(checkpoint, common.host(), overrides, data={"root": str(data)} if data else None,
                                  device=device, seed=seed, mode="eval" if eval_ else "paper")
     target = out or _default_folder(checkpoint)
     stem = f"{checkpoint.stem}_{result.split}"
@@ -78,7 +77,6 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
         shown.add_column(column, justify="right" if column == "value" else "left")
     for row in table(result):
         shown.add_row(*map(escape, row))
-    console = Console()
     console.print(shown)
     console.print(f"wrote {escape(str(target / stem))}.json and .md")
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from p2pcore.commands.common import console
+
 new_app = typer.Typer(no_args_is_help=True, help="Start a new project from a template.")
 
 
@@ -20,10 +22,8 @@ def plugin(name: Annotated[str, typer.Argument(help="distribution name, e.g. p2p
                                                   "metric")] = "generator",
            directory: Annotated[Path, typer.Option("--dir", help="folder to create NAME/ in")] = Path(".")) -> None:
     """A plugin package NAME/ registering one working component of a kind, with its contract test."""
-    from rich.console import Console
-
     from p2pcore.scaffold import scaffold_plugin
 
     target = scaffold_plugin(name, kind, directory)
-    Console().print(f"[green]created[/green] {target}: cd {target} && pip install -e '.[test]' && pytest",
-                    highlight=False)
+    console.print(f"[green]created[/green] {target}: cd {target} && pip install -e '.[test]' && pytest",
+                  highlight=False)

@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:
     from p2pcore.study.results import SessionResult
     from p2pcore.study.summary import StudySummary
-
-console = Console()
 
 
 def register(app: typer.Typer) -> None:

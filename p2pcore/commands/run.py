@@ -1,0 +1,107 @@
+"""`p2p run RECIPE`: train as a recipe describes, or continue a run with --resume; `--nproc N` hands the same
+command to PyTorch's launcher. Torch is imported inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from p2pcore.commands import common
+from p2pcore.commands.common import SetOption, console, errors
+from p2pcore.errors import P2PError
+
+if TYPE_CHECKING:
+    from p2pcore.plugins import Host
+    from p2pcore.recipe import Recipe
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (with --resume: optional, "
+                                                       "the run's own recipe is used)")] = None,
+        set_: SetOption = None,
+        out: Annotated[Path | None, typer.Option(help="run directory (default runs/<recipe name>)")] = None,
+        resume: Annotated[bool, typer.Option(help="continue the run in --out from its latest checkpoint")] = False,
+        quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+        nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (one per GPU), started by "
+                                                       "PyTorch's launcher for data-parallel training")] = 1) -> None:
+    """Train a model as a recipe describes, or continue a run with --resume."""
+    import contextlib
+    import shlex
+
+    from p2pcore.engine.build.placement import launched_rank
+    from p2pcore.progress import train_with_progress
+    from p2pcore.rundir import check_run_dir, exclusive, safe_name
+
+    if nproc > 1:
+        args = [str(recipe)] if recipe else []
+        args += [f"--set={item}" for item in set_ or []] + (["--out", str(out)] if out else [])
+        raise typer.Exit(_launch(nproc, args + ["--resume"] * resume + ["--quiet"] * quiet))
+    main_process = launched_rank() == 0
+    host = common.host()
+    if recipe is None and not (resume and out):
+        raise P2PError("give a recipe, or --resume --out RUN_DIR to continue a run", key="RECIPE",
+                       hint="p2p run recipes/quickstart.toml")
+    if resume:
+        parsed, out_dir = _resumed_recipe(recipe, set_, out, host)
+    else:
+        parsed = common.load_recipe(recipe, set_, host)
+        out_dir = out or Path("runs") / safe_name(parsed.name or recipe.stem)
+        if main_process:
+            check_run_dir(out_dir, resume=False)
+    source = str(recipe or out_dir / "recipe.toml")
+    try:
+        with exclusive(out_dir) if main_process else contextlib.nullcontext():
+            result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet or not main_process,
+                                         console=console)
+    except P2PError as error:
+        raise error.with_location(file=source) from None
+    except KeyboardInterrupt:
+        if not main_process:
+            raise typer.Exit(130) from None
+        if (out_dir / "checkpoints" / "latest.safetensors").exists():
+            errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
+                         f"p2p run --resume --out {shlex.quote(str(out_dir))}")
+        else:
+            errors.print("interrupted before the first checkpoint was written: nothing to resume; run the same "
+                         "command again to start over")
+        raise typer.Exit(130) from None
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
+    if not main_process:
+        return
+    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
+                  + (f" ({escape(summary)})" if summary else ""))
+
+
+def _launch(nproc: int, run_args: list[str]) -> int:
+    """Hand `p2p run` over to PyTorch's launcher with `nproc` processes on this machine; its exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "p2pcore", "run", *run_args])
+    except ChildFailedError as failure:  # each process has printed its own error
+        return max((f.exitcode for f in failure.failures.values()), default=1) or 1
+    return 0
+
+
+def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None,
+                    host: Host) -> tuple[Recipe, Path]:
+    """The run's own recipe; a recipe or --set given as well may change only what can change mid-run."""
+    from p2pcore.rundir import check_run_dir, resume_changes, safe_name
+
+    if out is None:
+        first = common.load_recipe(recipe, None, host)
+        out = Path("runs") / safe_name(first.name or recipe.stem)
+    check_run_dir(out, resume=True)
+    recorded = common.load_recipe(out / "recipe.toml", None, host)
+    if recipe is None and not overrides:
+        return recorded, out
+    given = common.load_recipe(recipe or out / "recipe.toml", overrides, host)
+    resume_changes(recorded.to_toml_dict(), given.to_toml_dict())
+    return given.model_copy(update={"name": recorded.name}), out

@@ -1,0 +1,37 @@
+"""`p2p schema`: the JSON Schema of recipes with the installed components' parameters, for editors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from p2pcore.commands import common
+from p2pcore.commands.common import console
+from p2pcore.errors import P2PError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schema")(schema)
+
+
+def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None) -> None:
+    """JSON Schema of recipes, with the installed components' parameters, for editors."""
+    from p2pcore.schema import recipe_schema
+
+    text = json.dumps(recipe_schema(common.host()), indent=2)
+    if not output:
+        sys.stdout.write(text + "\n")
+        return
+    if output.is_dir():
+        raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. recipe.schema.json")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+    except OSError as exc:
+        raise P2PError(f"cannot write the schema: {exc.strerror}", file=str(output),
+                       hint="choose a writable folder") from None
+    console.print(f"wrote {output}")
