@@ -42,7 +42,7 @@ def checkpoint(tmp_path_factory, frames_host) -> Path:
 
 @pytest.fixture()
 def translate(frames_host, monkeypatch):
-    monkeypatch.setattr("p2pcore.cli._host", lambda: frames_host)
+    monkeypatch.setattr("p2pcore.commands.common.host", lambda: frames_host)
 
     def run(*args: object):
         return CliRunner().invoke(app, ["translate", *(str(a) for a in args)])
