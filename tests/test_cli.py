@@ -127,3 +127,15 @@ def test_list_shows_qualified_names_where_two_plugins_clash(monkeypatch):
     result = runner.invoke(app, ["list", "norm", "--json"])
     names = {row["name"] for row in json.loads(result.stdout)}
     assert {"dist-a:twin", "dist-b:twin", "batch"} <= names and "twin" not in names
+
+
+def test_every_module_of_the_commands_package_is_registered():
+    """A core command is a module of p2pcore/commands with `register(app)`, listed once in COMMAND_MODULES."""
+    import pkgutil
+
+    from p2pcore import commands
+
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"common"}
+    assert sorted(commands.COMMAND_MODULES) == sorted(found)
+    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert {"run", "translate", "list", "show", "validate", "schema", "eval", "data", "new"} <= registered
