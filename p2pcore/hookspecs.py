@@ -10,6 +10,10 @@ to the plugin, so every component records which distribution it came from::
 
     register(name, build, *, params=ParamsModel, aliases=(), summary=None, facts=None)
 
+`params` derives from the kind's base class, which is also its default (the table of kinds,
+:data:`p2pcore.kinds.KINDS`, gives each kind's hook, parameter base and contract): a plugin registering other
+parameters fails to load, and ``p2p plugins`` names the component and the base it must use.
+
 ``build(params, ctx)`` is called later, when a recipe asks for the component, with the validated `params`
 and a :class:`p2pcore.api.BuildContext` (derived channel counts, ``ctx.build(ref)`` for referenced
 components); import heavy libraries (torch) inside it, never at module import time. ``facts(params) ->
@@ -106,7 +110,8 @@ def p2p_register_losses(register: Register) -> None:
 def p2p_register_datasets(register: Register) -> None:
     """Register dataset adapters.
 
-    :param register: ``register(name, build, *, params=Params, aliases=(), summary=None, facts=None)``.
+    :param register: ``register(name, build, *, params=DatasetParams, aliases=(), summary=None,
+        facts=None)``; `params` subclasses :class:`p2pcore.api.DatasetParams`.
 
     ``build(params, ctx)`` returns a :class:`p2pcore.api.DatasetAdapter` without touching the disk: items
     with :data:`p2pcore.api.BATCH_KEYS`, ``check(split, *, deep=False)`` returning a
@@ -117,7 +122,8 @@ def p2p_register_datasets(register: Register) -> None:
 
         @hookimpl
         def p2p_register_datasets(register):
-            register("my_pairs", lambda params, ctx: MyPairs(params), params=MyPairsParams, aliases=("pairs2",))
+            register("my_pairs", lambda params, ctx: MyPairs(params), params=MyPairsParams,  # (DatasetParams)
+                     aliases=("pairs2",))
     """
 
 
@@ -191,6 +197,28 @@ def p2p_register_segmenters(register: Register) -> None:
         @hookimpl
         def p2p_register_segmenters(register):
             register("my_fcn", lambda params, ctx: load_fcn(params.weights), params=FcnParams)
+    """
+
+
+@hookspec
+def p2p_register_callbacks(register: Register) -> None:
+    """Register training callbacks (loggers, dashboards, notifiers).
+
+    :param register: ``register(name, build, *, params=CallbackParams, aliases=(), summary=None,
+        facts=None)``; `params` subclasses :class:`p2pcore.api.CallbackParams` (a recipe's
+        ``[callbacks.<label>]`` table).
+
+    ``build(params, ctx)`` returns a :class:`p2pcore.api.Callback`: the engine calls its ``on_run_start(run)``
+    (a :class:`p2pcore.api.RunInfo`), ``on_step(step, epoch, figures)``, ``on_epoch_end(epoch, figures)``,
+    ``on_evaluation(epoch, figures)``, ``on_checkpoint(epoch, step, path)`` and ``on_run_end(status)`` in the
+    main process, between steps; each is optional (the base class's do nothing). A callback observes the run,
+    never changes it.
+
+    Example::
+
+        @hookimpl
+        def p2p_register_callbacks(register):
+            register("csv", lambda params, ctx: CsvLogger(params.file), params=CsvParams)   # CsvParams(CallbackParams)
     """
 
 

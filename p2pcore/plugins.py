@@ -12,16 +12,19 @@ from pydantic import BaseModel, ValidationError
 
 from p2pcore import hookspecs
 from p2pcore.api.base import API_VERSION, BuildContext, ComponentRef, Params
-from p2pcore.api.losses import LossParams
-from p2pcore.api.schedules import ScheduleParams
-from p2pcore.api.tasks import TaskParams
 from p2pcore.compat import DECLARATION, Incompatible, declared_in_source, require_supported
 from p2pcore.errors import P2PError, did_you_mean
-from p2pcore.registry import KINDS, ComponentSpec, Registry
+from p2pcore.kinds import KINDS, Kind, params_refusal
+from p2pcore.registry import ComponentSpec, Registry
 
 ENTRY_POINT_GROUP = "p2p.plugins"
-PARAMS_BASE: dict[str, type[Params]] = {"task": TaskParams, "loss": LossParams, "schedule": ScheduleParams}
-HOOK_FOR_KIND = {kind: f"p2p_register_{kind}{'es' if kind.endswith('s') else 's'}" for kind in KINDS}
+PARAMS_BASE: dict[str, type[Params]] = {name: kind.params for name, kind in KINDS.items()}
+HOOK_FOR_KIND: dict[str, str] = {name: kind.hook for name, kind in KINDS.items()}
+
+
+class Refused(Exception):
+    """A registration p2p refuses (parameters of the wrong base); its message is the whole explanation, so
+    `p2p plugins` shows it as it is, without an exception's name."""
 
 
 @dataclass(frozen=True)
@@ -245,30 +248,35 @@ def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
 
 # -- discovery --------------------------------------------------------------------------------------
 
-def _make_register(registry: Registry, kind: str, plugin: str, distribution: str, version: str,
+def _make_register(registry: Registry, kind: Kind, plugin: str, distribution: str, version: str,
                    added: list[str]) -> Any:
-    def register(name: str, build: Any, *, params: type[BaseModel] = Params, aliases: Iterable[str] = (),
+    def register(name: str, build: Any, *, params: type[BaseModel] | None = None, aliases: Iterable[str] = (),
                  summary: str | None = None, facts: Any = None) -> None:
-        if not isinstance(params, type) or not issubclass(params, BaseModel):
-            raise TypeError(f"{kind} {name!r}: params must be a pydantic model class")
-        base = PARAMS_BASE.get(kind)
-        if base is not None and not issubclass(params, base):
-            raise TypeError(f"{kind} {name!r}: params must subclass p2pcore.api.{base.__name__}, which "
-                            f"declares what a {kind} needs and provides")
+        params = kind.params if params is None else params
+        refusal = params_refusal(kind, name, params, plugin=plugin.split(":", 1)[-1], distribution=distribution)
+        if refusal is not None:
+            raise Refused(refusal)
         text = summary if summary is not None else (build.__doc__ or "").strip().split("\n")[0]
-        registry.add(ComponentSpec(kind=kind, name=name, build=build, params=params, plugin=plugin,
+        registry.add(ComponentSpec(kind=kind.name, name=name, build=build, params=params, plugin=plugin,
                                    distribution=distribution, version=version, summary=text,
                                    aliases=tuple(aliases), facts=facts))
-        added.append(f"{kind}:{name}")
+        added.append(f"{kind.name}:{name}")
 
     return register
+
+
+def hook_names() -> list[str]:
+    """Every hook p2p specifies: each kind's registration hook (the table and the specifications are held
+    to each other by the tests) and the others (``p2p_add_commands``)."""
+    return sorted(name for name in dir(hookspecs) if name.startswith("p2p_")
+                  and hasattr(getattr(hookspecs, name), "p2p_spec"))
 
 
 def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
     """A hook p2p has no specification for fails its plugin: a function marked ``@hookimpl`` under any
     name p2p does not know (pluggy's pending check), or an unmarked ``p2p_*`` function (a misspelt hook
     would otherwise be silently ignored)."""
-    known = [name for name in dir(hookspecs) if name.startswith("p2p_")]
+    known = hook_names()
     for attr in dir(plugin):
         opts = manager.parse_hookimpl_opts(plugin, attr)
         hook = (opts or {}).get("specname") or attr  # @hookimpl(specname=...) names its hook explicitly
@@ -335,14 +343,14 @@ def load_host(*, strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] 
                 require_supported(declared)
             manager.register(plugin, name=f"{c.distribution}:{c.name}")
             _check_hook_names(manager, plugin)
-            for kind, hook_name in HOOK_FOR_KIND.items():
-                for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            for kind in KINDS.values():
+                for impl in getattr(manager.hook, kind.hook).get_hookimpls():
                     if impl.plugin is plugin:
                         impl.function(register=_make_register(registry, kind, f"{c.distribution}:{c.name}",
                                                               c.distribution, c.version, added))
         except Exception as exc:  # a broken plugin must not take the others down
             incompatible = isinstance(exc, Incompatible)
-            why = str(exc) if incompatible else f"{type(exc).__name__}: {exc}"
+            why = str(exc) if isinstance(exc, Incompatible | Refused) else f"{type(exc).__name__}: {exc}"
             if strict:
                 raise P2PError(f"plugin {c.name!r} from {c.distribution} {c.version} "
                                + ("is incompatible: " if incompatible else "failed to load: ") + why,

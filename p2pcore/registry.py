@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from p2pcore.errors import P2PError, did_you_mean
+from p2pcore.kinds import NAMES, get_kind
 
-KINDS: tuple[str, ...] = ("norm", "generator", "discriminator", "loss", "dataset", "task", "schedule", "metric",
-                          "segmenter")
+KINDS: tuple[str, ...] = NAMES  # the kinds' names, from the table of kinds (p2pcore.kinds)
 BUILTIN_DISTRIBUTION = "p2pcore"  # the distribution on the package index; the command is `p2p`
 
 
@@ -141,7 +141,4 @@ class Registry:
         return found
 
     def _check_kind(self, kind: str) -> None:
-        if kind not in KINDS:
-            guess = did_you_mean(kind, KINDS)
-            raise P2PError(f"unknown component kind {kind!r}",
-                           hint=(f"did you mean {guess!r}? " if guess else "") + f"kinds: {', '.join(KINDS)}")
+        get_kind(kind)

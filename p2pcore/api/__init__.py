@@ -15,6 +15,7 @@ from p2pcore.api.base import (
     API_VERSION,
     BuildContext,
     Builder,
+    CallbackRef,
     Checked,
     ComponentRef,
     DatasetRef,
@@ -62,6 +63,7 @@ __all__ = [
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
+    "CallbackRef",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.

@@ -136,6 +136,7 @@ TaskRef = _ref("task")
 ScheduleRef = _ref("schedule")
 MetricRef = _ref("metric")
 SegmenterRef = _ref("segmenter")
+CallbackRef = _ref("callback")
 
 
 class Builder(Protocol):
@@ -150,10 +151,12 @@ class Register(Protocol):
     component records which distribution it came from.
 
     `build(params, ctx)` makes the component when a recipe asks for it (import torch inside it); `params` is
-    the pydantic model of its parameters (a subclass of the kind's base where it has one: `LossParams`,
-    `TaskParams`, `ScheduleParams`, `MetricParams`); `aliases` are further names; `summary` replaces the first
-    line of `build`'s docstring in ``p2p list``; ``facts(params) -> dict`` derives figures ``p2p show``
-    prints (a receptive field), without torch."""
+    the pydantic model of its parameters, a subclass of the kind's base (`Params` for norms, generators and
+    segmenters; `DiscriminatorParams`, `LossParams`, `DatasetParams`, `TaskParams`, `ScheduleParams`,
+    `MetricParams`, `CallbackParams`), which is also the default: a plugin registering another class fails
+    to load, naming the base it must use. `aliases` are further names; `summary` replaces the first line of
+    `build`'s docstring in ``p2p list``; ``facts(params) -> dict`` derives figures ``p2p show`` prints (a
+    receptive field), without torch."""
 
     def __call__(self, name: str, build: Callable[[Any, BuildContext], Any], *, params: type[BaseModel] = ...,
                  aliases: Iterable[str] = (), summary: str | None = None,
