@@ -14,7 +14,10 @@ from conftest import SHARED
 from pydantic_core import PydanticUndefined
 
 from p2pcore import load_host
+from p2pcore.kinds import KINDS
 from p2pcore.testing import (
+    check_callback,
+    check_component,
     check_dataset,
     check_discriminator,
     check_entry_module_light,
@@ -23,6 +26,8 @@ from p2pcore.testing import (
     check_metric,
     check_norm,
     check_params_round_trip,
+    check_schedule,
+    check_segmenter,
     check_task,
     tiny_recipe,
 )
@@ -44,9 +49,11 @@ TINY: dict[tuple[str, str], dict[str, Any]] = {  # small networks and data: the 
     ("discriminator", "multiscale"): {"num_D": 2, "discriminator": PATCH},
     ("dataset", "synthetic_thermal"): {"size": 32, "train_count": 2, "test_count": 2},
     ("dataset", "synthetic_labels"): {"size": 32, "train_count": 2, "test_count": 2},
+    ("schedule", "plateau"): {"patience": 1},  # drops within the check's epochs, so its state matters
 }
 if ESPNET.is_file():  # the FCN-score needs a segmenter's weights: the real ones, where the shared data has them
     TINY[("metric", "fcn_score")] = {"segmenter": {"name": "espnet", "weights": str(ESPNET)}}
+    TINY[("segmenter", "espnet")] = {"weights": str(ESPNET)}
 EXTRA: dict[tuple[str, str], dict[str, Any]] = {  # what a check needs beyond the component's parameters
     ("dataset", "synthetic_labels"): {"keys": ("label", "b")},
     ("loss", "feature_matching"): {"tensors": lambda name: [[torch.randn(2, 4, 8, 8, requires_grad=True),
@@ -125,6 +132,27 @@ def test_metric_contract(name):
 @pytest.mark.parametrize("name", builtins("task"))
 def test_task_contract(name, tmp_path):
     check_task(HOST, name, out_dir=tmp_path, **args("task", name))
+
+
+@pytest.mark.parametrize("name", builtins("schedule"))
+def test_schedule_contract(name):
+    check_schedule(HOST, name, **args("schedule", name))
+
+
+@pytest.mark.parametrize("name", builtins("segmenter"))
+def test_segmenter_contract(name):
+    check_segmenter(HOST, name, **args("segmenter", name))
+
+
+@pytest.mark.parametrize("name", builtins("callback"))
+def test_callback_contract(name, tmp_path):
+    check_callback(HOST, name, run_dir=tmp_path, **args("callback", name))
+
+
+def test_every_kind_has_a_contract_test_here_and_a_check_through_the_table():
+    for kind in KINDS:
+        assert callable(globals().get(f"test_{kind}_contract")), f"no test_{kind}_contract for the {kind} kind"
+    assert check_component(HOST, "schedule", "step", epochs=4).factor(3.0, 4) == 1.0
 
 
 @pytest.mark.parametrize(("kind", "name"), [pytest.param(s.kind, s.name, id=f"{s.kind}-{s.name}")

@@ -10,6 +10,7 @@ import pytest
 
 from p2pcore.api import (
     BuildContext,
+    Callback,
     Direction,
     Field,
     LossParams,
@@ -19,18 +20,23 @@ from p2pcore.api import (
     Params,
     Player,
     Role,
+    Schedule,
+    ScheduleParams,
     TaskParams,
     TaskSpec,
     hookimpl,
 )
 from p2pcore.recipe import validate_recipe
 from p2pcore.testing import (
+    check_callback,
     check_dataset,
     check_entry_module_light,
     check_generator,
     check_loss,
     check_metric,
     check_params_round_trip,
+    check_schedule,
+    check_segmenter,
     check_task,
     tiny_recipe,
 )
@@ -113,6 +119,50 @@ class Untidy(TaskParams):
                         visuals={"fake_b": "c"})
 
 
+class Forgetful(Schedule):
+    """Halves the rate at each epoch end it observes, but keeps nothing in its state: a resumed run restarts."""
+
+    def __init__(self) -> None:
+        self.current = 1.0
+
+    def factor(self, epoch: float, epochs: int) -> float:
+        return self.current
+
+    def observe(self, epoch: int, metrics: Any) -> None:
+        self.current /= 2
+
+
+class Negative(Schedule):
+    def factor(self, epoch: float, epochs: int) -> float:
+        return 1.0 - epoch
+
+
+def _misnamed_segmenter(params: Params, ctx: BuildContext) -> Any:
+    from torch import nn
+
+    net = nn.Conv2d(3, 2, 1)
+    net.classes, net.palette, net.ignore_index = ("road", "sky"), ((128, 64, 128),), -1
+    return net
+
+
+def _shrinking_segmenter(params: Params, ctx: BuildContext) -> Any:
+    from torch import nn
+
+    net = nn.Conv2d(3, 2, 2, stride=2)
+    net.classes, net.palette, net.ignore_index = ("road", "sky"), ((128, 64, 128), (70, 130, 180)), -1
+    return net
+
+
+class StepWithoutEpoch(Callback):
+    def on_step(self, step: int, figures: Any) -> None:
+        pass
+
+
+class Meddler(Callback):
+    def on_evaluation(self, epoch: int, figures: Any) -> None:
+        figures["eval/psnr"] = 99.0
+
+
 class Pairs(Params):
     pair: tuple[int, int] | None = Field(None)
 
@@ -149,6 +199,24 @@ class Broken:
     def p2p_register_tasks(register: Any) -> None:
         register("untidy", lambda p, c: None, params=Untidy)
 
+    @staticmethod
+    @hookimpl
+    def p2p_register_schedules(register: Any) -> None:
+        register("forgetful", lambda p, c: Forgetful(), params=ScheduleParams)
+        register("negative", lambda p, c: Negative(), params=ScheduleParams)
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_segmenters(register: Any) -> None:
+        register("misnamed", _misnamed_segmenter)
+        register("shrinking_segmenter", _shrinking_segmenter)
+
+    @staticmethod
+    @hookimpl
+    def p2p_register_callbacks(register: Any) -> None:
+        register("step_without_epoch", lambda p, c: StepWithoutEpoch())
+        register("meddler", lambda p, c: Meddler())
+
 
 @pytest.fixture
 def host(p2p_host_with):
@@ -165,6 +233,12 @@ def host(p2p_host_with):
     (check_metric, "tensor_figure", "return float(...)"),
     (check_dataset, "wrong_channels", "'b' has 1 channels, the adapter declares 3"),
     (check_task, "untidy", "visual 'fake_b' looks like 'c'"),
+    (check_schedule, "forgetful", "keep in the state whatever observe() changed"),
+    (check_schedule, "negative", "give a finite multiplier >= 0"),
+    (check_segmenter, "misnamed", "`palette` must be a tuple of one RGB colour per class (2)"),
+    (check_segmenter, "shrinking_segmenter", "expected (2, 2, 32, 32)"),
+    (check_callback, "step_without_epoch", "cannot take (step, epoch, figures) by position"),
+    (check_callback, "meddler", "a callback observes the run, it never changes it"),
 ])
 def test_checks_say_what_is_wrong(host, check, name, message):
     with pytest.raises(AssertionError, match=re.escape(message)) as caught:
