@@ -1,5 +1,5 @@
 """`p2p list [KIND] [PATTERN]` and `p2p show KIND NAME`: the registered components and their parameters.
-The kinds they accept come from the kinds table; nothing here imports torch."""
+The kinds they name come from the table of kinds (p2pcore.kinds); nothing here imports torch."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rich.table import Table
 
 from p2pcore.commands import common
 from p2pcore.commands.common import JsonOption, console
-from p2pcore.registry import KINDS
+from p2pcore.kinds import KINDS
 
-KIND_HELP = ", ".join(KINDS)
+KIND_HELP = ", ".join(KINDS)  # the kinds, in the order listings show them
 
 
 def register(app: typer.Typer) -> None:

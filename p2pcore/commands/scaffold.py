@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from p2pcore.commands.common import console
+from p2pcore.kinds import NAMES
+
+KIND_HELP = f"{', '.join(NAMES[:-1])} or {NAMES[-1]}"  # every kind of the table has a template
 
 new_app = typer.Typer(no_args_is_help=True, help="Start a new project from a template.")
 
@@ -18,8 +21,7 @@ def register(app: typer.Typer) -> None:
 
 @new_app.command("plugin")
 def plugin(name: Annotated[str, typer.Argument(help="distribution name, e.g. p2p-sharpen (module p2p_sharpen)")],
-           kind: Annotated[str, typer.Option(help="generator, discriminator, norm, loss, dataset, task or "
-                                                  "metric")] = "generator",
+           kind: Annotated[str, typer.Option(help=KIND_HELP)] = "generator",
            directory: Annotated[Path, typer.Option("--dir", help="folder to create NAME/ in")] = Path(".")) -> None:
     """A plugin package NAME/ registering one working component of a kind, with its contract test."""
     from p2pcore.scaffold import scaffold_plugin
