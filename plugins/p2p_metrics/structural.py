@@ -34,14 +34,32 @@ SCALES = len(BETAS)
 MS_SSIM_MIN_SIDE = (SCALES - 1) ** 2 * KERNEL_SIZE  # torchmetrics: side // (scales - 1) ** 2 > kernel - 1
 
 
-def ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM of images in [0, 1], averaged where the window lies inside the image (as Wang et al.
-    and scikit-image do: torchmetrics' own mean includes the reflect-padded border)."""
+STRIP_VALUES = 1 << 22  # values of one strip of rows (batch x channels x rows x width): bounds the memory
+
+
+def _ssim_map(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM at every position where the window lies inside these images: N x C x (H - 10) x (W - 10)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     _, full = structural_similarity_index_measure(preds, target, sigma=SIGMA, kernel_size=KERNEL_SIZE,
                                                   data_range=1.0, reduction="none", return_full_image=True)
-    return full[..., MARGIN:-MARGIN, MARGIN:-MARGIN].flatten(1).mean(1)
+    return full[..., MARGIN:-MARGIN, MARGIN:-MARGIN]
+
+
+def ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of images in [0, 1], averaged where the window lies inside the image (as Wang et al.
+    and scikit-image do: torchmetrics' own mean includes the reflect-padded border).
+
+    Large images are scored in strips of rows, each with the window's reach above and below: a position
+    inside the image sees only real pixels, so the strips' values are the whole image's, in bounded memory."""
+    batch, channels, height, width = preds.shape
+    rows = max(1, STRIP_VALUES // (batch * channels * width) - 2 * MARGIN)
+    total = torch.zeros(batch, dtype=torch.float64, device=preds.device)
+    for top in range(MARGIN, height - MARGIN, rows):  # positions top .. bottom - 1 of the interior
+        bottom = min(top + rows, height - MARGIN)
+        strip = slice(top - MARGIN, bottom + MARGIN)
+        total += _ssim_map(preds[..., strip, :], target[..., strip, :]).double().flatten(1).sum(1)
+    return (total / (channels * (height - 2 * MARGIN) * (width - 2 * MARGIN))).to(preds.dtype)
 
 
 def multiscale_ssim(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
