@@ -33,8 +33,9 @@ one that declares no range is loaded, with a warning in ``p2p plugins``.
 writes the files an adapter declares) and :func:`write_suffixes`: an adapter relying on them declares
 ``P2P_API = ">=1.1,<2"``. 1.2 added the Cityscapes label set (:data:`CITYSCAPES_CLASSES`,
 :data:`CITYSCAPES_COLOURS`, :data:`CITYSCAPES_VOID_COLOURS`). 1.3 added the callback kind
-(:class:`~p2pcore.api.callbacks.Callback`, ``p2p_register_callbacks``) and split this API into one module per
-contract behind the same names."""
+(:class:`~p2pcore.api.callbacks.Callback`, ``p2p_register_callbacks``, :data:`CallbackRef`) and the dataset
+kind's parameter base (:class:`~p2pcore.api.data.DatasetParams`), enforces every kind's parameter base when a
+plugin loads, and split this API into one module per contract behind the same names."""
 
 
 class Checked(BaseModel):

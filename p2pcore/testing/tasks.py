@@ -9,8 +9,8 @@ from typing import Any
 
 from p2pcore.api.tasks import TaskParams, TaskSpec
 from p2pcore.errors import P2PError
+from p2pcore.kinds import NAMES
 from p2pcore.plugins import Host
-from p2pcore.registry import KINDS
 from p2pcore.testing.recipes import merged, tiny_recipe
 from p2pcore.testing.support import resolve, shape
 
@@ -21,7 +21,7 @@ def check_declaration(spec: Any, what: str) -> None:
     """What TaskSpec does not check itself: kinds, sides, and image keys of directions and visuals."""
     assert isinstance(spec, TaskSpec), f"{what}: declare() returned {type(spec).__name__}, not a TaskSpec"
     for role, declared in spec.roles.items():
-        assert declared.kind in KINDS, f"{what}: role {role!r} has kind {declared.kind!r}; kinds are {KINDS}"
+        assert declared.kind in NAMES, f"{what}: role {role!r} has kind {declared.kind!r}; kinds are {NAMES}"
     for player, declared in spec.players.items():
         assert declared.side in SIDES, f"{what}: player {player!r} plays side {declared.side!r}, not one of {SIDES}"
     trained = {role for p in spec.players.values() for role in p.roles}
