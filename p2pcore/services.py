@@ -5,48 +5,44 @@ the :mod:`p2pcore.api` facade."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from p2pcore.api.base import Builder
-from p2pcore.api.tasks import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+    from p2pcore.engine.build.trained import TrainedRun
+
 __all__ = ["TrainedRun", "load_host", "load_trained", "write_weights"]
 
 
-@dataclass
-class TrainedRun:
-    """A run rebuilt from a checkpoint by :func:`load_trained`: its validated recipe, its task, its dataset
-    adapter and the networks asked for, with the checkpoint's weights."""
+def __getattr__(name: str) -> Any:
+    """`TrainedRun` lives with the opener in the engine; it is imported when asked for, so that this module
+    (and `p2pcore.api.load_host`) stays free of torch."""
+    if name == "TrainedRun":
+        from p2pcore.engine.build.trained import TrainedRun
 
-    recipe: Any
-    task: Task
-    adapter: Any
-    nets: dict[str, nn.Module]
+        return TrainedRun
+    raise AttributeError(f"module 'p2pcore.services' has no attribute {name!r}")
 
 
 def load_trained(checkpoint: str | Any, *, roles: Iterable[str], data: Mapping[str, Any] | None = None,
                  device: str = "cpu", builder: Builder | None = None) -> TrainedRun:
     """Rebuild a checkpoint's task, dataset adapter and networks, for commands a plugin adds that use
-    trained networks (``p2p cluster`` encodes a dataset with an encoder).
+    trained networks (``p2p cluster`` encodes a dataset with an encoder), exactly as ``p2p translate`` and
+    ``p2p eval`` open a checkpoint.
 
-    The networks are those the task builds when `roles` are wanted, loaded with the checkpoint's weight
-    average where it keeps one, else its last weights, and moved to `device`. `data` updates the recipe's
-    ``[data]`` table (``{"root": ...}`` to read the dataset elsewhere), or replaces it when it names another
-    adapter. A role the recipe lacks, or a checkpoint that does not fit its recipe, is a P2PError naming
-    the file."""
-    from p2pcore.engine.build.assemble import assemble_trained
-    from p2pcore.checkpoint.files import read_checkpoint
+    The components the checkpoint was made with must be installed (a missing one names the distribution to
+    install). The networks are those the task builds when `roles` are wanted, loaded with the checkpoint's
+    weight average where it keeps one, else its last weights, and moved to `device` (``cpu``, ``cuda:N``,
+    ``auto``); they are left in the mode the task built them in. `data` updates the recipe's ``[data]``
+    table (``{"root": ...}`` to read the dataset elsewhere), or replaces it when it names another adapter.
+    A role the recipe lacks, or a checkpoint that does not fit its recipe, is a P2PError naming the file."""
+    from p2pcore.engine.build.trained import open_trained
 
-    run = assemble_trained(read_checkpoint(checkpoint), builder if builder is not None else load_host(),
-                           roles=list(roles), data=data)
-    for net in run.nets.values():
-        net.to(device)
-    return TrainedRun(run.recipe, run.task, run.adapter, run.nets)
-
+    return open_trained(checkpoint, builder if builder is not None else load_host(), roles=list(roles),
+                        data=data, device=device)
 
 
 def load_host(*, strict: bool = False) -> Any:

@@ -1,5 +1,6 @@
 """Assembling a run from a validated recipe: the dataset adapter, the task, the networks of the roles
-a run needs and the loss terms. Shared by training, translation and export."""
+a run needs and the loss terms. Training assembles what it trains; a trained run is opened from its
+checkpoint through the same assembly (`p2pcore.engine.build.trained`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from p2pcore.api.losses import LossTerm
-
 from p2pcore.api.tasks import Task, TaskContext, TaskSpec
-from p2pcore.checkpoint.files import Checkpoint, load_network
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
-from p2pcore.recipe import Recipe, task_spec, validate_recipe
+from p2pcore.recipe import Recipe, task_spec
 
 
 @dataclass
@@ -28,6 +26,8 @@ class Term:
 
 @dataclass
 class Assembly:
+    """What a recipe builds: its task spec, task, dataset adapter, networks and (for training) loss terms."""
+
     recipe: Recipe
     spec: TaskSpec
     task: Task
@@ -35,13 +35,15 @@ class Assembly:
     nets: dict[str, nn.Module]
     terms: list[Term]
 
-    def roles_of_kind(self, kind: str) -> list[str]:
-        return [role for role in self.nets if self.spec.roles[role].kind == kind]
-
     def size_multiple(self) -> int:
         """What image sides must be multiples of for every generator of the run to keep them."""
-        return max((int(getattr(self.nets[r], "size_multiple", 1)) for r in self.roles_of_kind("generator")),
-                   default=1)
+        return generators_multiple(self.nets, self.spec)
+
+
+def generators_multiple(nets: Mapping[str, nn.Module], spec: TaskSpec) -> int:
+    """What image sides must be multiples of for every generator among `nets` to keep them."""
+    return max((int(getattr(net, "size_multiple", 1)) for role, net in nets.items()
+                if spec.roles[role].kind == "generator"), default=1)
 
 
 def image_channels(adapter: Any) -> dict[str, int]:
@@ -87,49 +89,3 @@ def assemble(recipe: Recipe, host: Host, *, direction: str | None = None,
         raise P2PError(f"task {recipe.task.name!r} built networks for roles it does not declare: "
                        f"{', '.join(sorted(unknown))}", key="task", hint="the task plugin is inconsistent")
     return Assembly(recipe, spec, task, adapter, nets, terms)
-
-
-def check_shapes(nets: Mapping[str, nn.Module], ckpt: Checkpoint) -> None:
-    """The networks the checkpoint's recipe builds must have exactly the tensors the file holds."""
-    for role, net in nets.items():
-        held = ckpt.header.shapes(f"ema.{role}") or ckpt.header.shapes(f"net.{role}")
-        built = {key: tuple(value.shape) for key, value in net.state_dict().items()}
-        if held == built:
-            continue
-        key = sorted(k for k in held.keys() | built.keys() if held.get(k) != built.get(k))[0]
-        raise P2PError(f"the checkpoint's recipe does not match its tensors: {role} {key} is "
-                       f"{held.get(key, 'absent')} in the file but {built.get(key, 'absent')} in the recipe",
-                       key=f"model.{role}", hint="the file is damaged or was altered; use another checkpoint")
-
-
-def assemble_trained(ckpt: Checkpoint, host: Host, *, direction: str | None = None,
-                     roles: Iterable[str] | None = None, data: Mapping[str, Any] | None = None) -> Assembly:
-    """A checkpoint's run rebuilt for inference: its recipe validated without its loss terms; the networks
-    of a direction (the task's first unless named) or of `roles`, compared with the file's tensors on the
-    meta device before anything is allocated, then built and loaded with the weight average where the
-    checkpoint keeps one. `data` updates the recipe's [data] table, or replaces it when it names another
-    adapter."""
-    file = str(ckpt.path)
-    if not all(key in ckpt.recipe for key in ("task", "model", "data")):
-        raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
-                       hint="use a checkpoint written by `p2p run` or `p2p import`")
-    recorded = dict(ckpt.recipe)
-    if data:
-        same = data.get("name", recorded["data"].get("name")) == recorded["data"].get("name")
-        recorded["data"] = {**recorded["data"], **data} if same else dict(data)
-    try:
-        recipe = validate_recipe(recorded, host, inference=True)
-        if roles is None:  # a direction's networks: the task's first direction unless one is named
-            direction = check_direction(task_spec(recipe), direction, recipe.task.name)
-        for role in roles or ():
-            if role not in recipe.model:
-                raise P2PError(f"the checkpoint's recipe has no model.{role}", key=f"model.{role}",
-                               hint=f"its networks: {', '.join(recipe.model)}")
-        with torch.device("meta"):  # shapes only: a recipe that disagrees with the tensors allocates nothing
-            check_shapes(assemble(recipe, host, direction=direction, roles=roles).nets, ckpt)
-        run = assemble(recipe, host, direction=direction, roles=roles)
-    except P2PError as exc:
-        raise exc.with_location(file=file) from None
-    for role, net in run.nets.items():
-        load_network(net, ckpt.prefixed(f"ema.{role}") or ckpt.prefixed(f"net.{role}"), role=role, file=file)
-    return run

@@ -20,11 +20,12 @@ from p2pcore.api.metrics import Comparison, Metric
 from p2pcore.api.tasks import Task, TaskSpec
 from p2pcore.engine.build.data import Collate, raise_carried
 from p2pcore.engine.build.device import autocast
+from p2pcore.engine.build.trained import open_checkpoint
 from p2pcore.engine.evaluate.samples import protocol
 from p2pcore.engine.infer.protocols import Protocol, translate_image
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
-from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures
+from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures, resolve_eval
 
 
 @dataclass
@@ -175,34 +176,21 @@ def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, An
                         mode: Protocol = "paper") -> EvalResult:
     """Score a checkpoint (its weight average where it keeps one) with its recipe's `[eval]`, updated by
     `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root)."""
-    from p2pcore.checkpoint.files import read_checkpoint
-    from p2pcore.engine.build.assemble import assemble_trained
-    from p2pcore.engine.build.device import resolve_device
-    from p2pcore.recipe import resolve_eval, task_spec, validate_recipe
-
-    ckpt = read_checkpoint(path)
-    file = str(ckpt.path)
-    host.check_installed(ckpt.header.meta.components, file=file,
-                         kinds=("task", "dataset", "generator", "discriminator", "norm"))
+    source = open_checkpoint(path, host, data=data)
     try:
-        recipe = validate_recipe(ckpt.recipe, host, inference=True)
-        config = resolve_eval({**ckpt.recipe.get("eval", {}), **overrides}, recipe, host)
+        config = resolve_eval({**source.checkpoint.recipe.get("eval", {}), **overrides}, source.recipe, host)
     except P2PError as error:
-        raise error.with_location(file=file) from None
+        raise error.with_location(file=source.file) from None
     if not config.metrics:
-        raise P2PError("nothing to evaluate: the checkpoint's recipe names no [eval] metrics", file=file,
+        raise P2PError("nothing to evaluate: the checkpoint's recipe names no [eval] metrics", file=source.file,
                        key="--metric", hint="name metrics with --metric (repeatable), e.g. --metric psnr "
                                             "--metric ssim; `p2p list metric` shows them")
-    spec = task_spec(recipe)
-    figures = eval_figures(recipe.model_copy(update={"eval": config}), spec)
+    spec = source.spec
+    figures = eval_figures(source.recipe.model_copy(update={"eval": config}), spec)
     roles = {role for f in figures.values() for role in spec.directions[f.direction].roles}
-    run = assemble_trained(ckpt, host, roles=sorted(roles), data=data)
-    target = resolve_device(device, key="--device")
-    for net in run.nets.values():
-        net.to(target)
-    evaluator = Evaluator(run.recipe, spec, host, device=target, config=config)
+    run = source.open(roles=sorted(roles), protocol=mode, device=device)
+    evaluator = Evaluator(run.recipe, spec, host, device=run.device, config=config)
     result = evaluator(run.task, run.nets, run.adapter, size_multiple=run.size_multiple(), seed=seed, mode=mode)
-    result.epoch, result.step = ckpt.header.meta.epoch, ckpt.header.meta.step
-    result.extra = {"checkpoint": file, "protocol": mode,
-                    "weights": "average" if any(k.startswith("ema.") for k in ckpt.tensors) else "last"}
+    result.epoch, result.step = run.checkpoint.header.meta.epoch, run.checkpoint.header.meta.step
+    result.extra = {"checkpoint": run.file, "protocol": mode, "weights": "average" if run.averaged else "last"}
     return result

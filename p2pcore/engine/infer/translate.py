@@ -8,11 +8,8 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.checkpoint.format import file_identity
-from p2pcore.engine.build.assemble import assemble_trained, check_direction, image_channels
-from p2pcore.engine.build.device import resolve_device
-from p2pcore.engine.evaluate.samples import protocol as nets_in_protocol
+from p2pcore.engine.build.trained import open_trained
 from p2pcore.engine.infer.batching import batch_mixing_layers, drew, rng_state
 from p2pcore.engine.infer.protocols import Protocol, translate_image
 from p2pcore.engine.infer.tiling import Tiling, translate_tiled
@@ -23,7 +20,8 @@ from p2pcore.rundir import check_writable
 
 
 class Translator:
-    """The networks of one translation direction of a checkpoint, ready to translate images.
+    """The networks of one translation direction of a checkpoint (opened by
+    `p2pcore.engine.build.trained`), ready to translate images.
 
     Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's.
     Images of one size share forward passes of up to `batch_size` unless that would change their outputs
@@ -42,33 +40,27 @@ class Translator:
         if tile is not None and style == "random":
             raise P2PError("a random style is drawn per forward pass, so tiles would disagree", key="--tile",
                            hint="use --style cluster:K, the same in every tile, or translate untiled")
-        ckpt = read_checkpoint(checkpoint)
-        host.check_installed(ckpt.header.meta.components, file=str(ckpt.path),
-                             kinds=("task", "dataset", "generator", "discriminator", "norm"))
-        run = assemble_trained(ckpt, host, direction=direction)
-        spec = run.spec
-        self.direction = check_direction(spec, direction, run.recipe.task.name)
+        self.run = run = open_trained(checkpoint, host, direction=direction, protocol=protocol, device=device)
+        self.direction = run.direction
         self.task, self.adapter, self.nets = run.task, run.adapter, run.nets
         self.task.configure_translation(style, styles)
-        self.averaged = any(name.startswith("ema.") for name in ckpt.tensors)
-        self.device = resolve_device(device, key="--device")
-        for net in self.nets.values():
-            net.to(self.device)
+        self.averaged = run.averaged
+        self.device = run.device
         self.protocol = protocol
         self.seed = seed
         self.multiple = run.size_multiple()
         self.tiling = Tiling.checked(tile, overlap, self.multiple) if tile is not None else None
         self.batch_size = batch_size
-        with nets_in_protocol(self.nets, protocol):
+        with run.in_protocol():
             self.mixing = batch_mixing_layers(self.nets.values())
         self.draws_random: bool | None = None  # learnt on the first forward pass
-        self.input_key = spec.directions[self.direction].input
-        self.output_key = spec.directions[self.direction].output
-        self.in_channels = image_channels(run.adapter)[self.input_key]
-        self.out_channels = image_channels(run.adapter)[self.output_key]
+        self.input_key = run.spec.directions[self.direction].input
+        self.output_key = run.spec.directions[self.direction].output
+        self.in_channels = run.channels[self.input_key]
+        self.out_channels = run.channels[self.output_key]
         self.formats = Formats.of(run.adapter, name=run.recipe.data.name, input_key=self.input_key,
                                   output_key=self.output_key)
-        self.metadata = ckpt.metadata
+        self.metadata = run.checkpoint.metadata
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """N x C x H x W (sides multiples of `multiple`) to the translated batch."""
@@ -108,7 +100,7 @@ class Translator:
         """Same-size C x H x W images in [-1, 1] to their translations (C' x H x W, CPU). Each image's
         output is what it would be alone: where batching could change it, each has its own seeded pass."""
         outs: list[torch.Tensor] = []
-        with nets_in_protocol(self.nets, self.protocol):
+        with self.run.in_protocol():
             height, width = images[0].shape[-2:]
             if self.tiling is not None and not self.tiling.fits(height, width):
                 for image in images:
