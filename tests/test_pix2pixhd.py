@@ -18,7 +18,7 @@ from conftest import SHARED, needs_shared
 from torch import nn
 
 from p2pcore import P2PError, load_host
-from p2pcore.api import BuildContext, Field, Params, Tensors, hookimpl
+from p2pcore.api import BuildContext, DiscriminatorParams, Field, Tensors, hookimpl
 from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.engine.infer.translate import Translator
 from p2pcore.engine.train.trainer import Trainer
@@ -69,7 +69,7 @@ def test_patch_padding_two_keeps_the_weights_and_the_default_maps() -> None:
     assert facts(HOST.resolve("discriminator", {"name": "patch", "padding": 2}).params)["output at 256x256"] == "35x35"
 
 
-class CriticParams(Params):
+class CriticParams(DiscriminatorParams):
     conditional: bool = Field(True)
     spectral_norm: bool = Field(False)
     width: int = Field(4, ge=1)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from p2pcore.api import BuildContext, Field, P2PError, Params, hookimpl
+from p2pcore.api import BuildContext, DatasetParams, Field, P2PError, hookimpl
 
-P2P_API = ">=1.1,<2"  # input_suffixes/output_suffixes came with 1.1
+P2P_API = ">=1.3,<2"  # input_suffixes/output_suffixes came with 1.1, DatasetParams with 1.3
 
 SUFFIX = ".npz"
 
 
-class ThermalFramesParams(Params):
+class ThermalFramesParams(DatasetParams):
     size: int = Field(32, ge=8, description="side of the rendered training frames")
     count: int = Field(4, ge=1, description="rendered frames per split")
     low: float = Field(250.0, description="kelvin mapped to -1")
