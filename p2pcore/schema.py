@@ -54,6 +54,9 @@ def recipe_schema(host: Host) -> dict[str, Any]:
     losses = _component_schemas(host, "loss", {"weight": {"type": "number"}})
     props["loss"] = {"type": "object", "additionalProperties": {"anyOf": losses},
                      "description": props["loss"].get("description", "")}
+    callbacks = _component_schemas(host, "callback")
+    props["callbacks"] = {"type": "object", "additionalProperties": {"anyOf": callbacks} if callbacks else False,
+                          "description": props["callbacks"].get("description", "")}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "p2p recipe"
     return schema

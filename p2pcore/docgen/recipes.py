@@ -69,9 +69,10 @@ def _sections() -> list[tuple[str, type[BaseModel]]]:
     return found
 
 
-COMPONENTS_NOTE = """`task`, `data`, `schedule` and each `[model.<role>]` name a registered component: its name
-(`task = "pix2pix"`) or a table with `name` and its parameters (`[model.generator] name = "unet"`, `ngf = 32`).
-The roles are those the task declares. Their parameters are listed under Components.
+COMPONENTS_NOTE = """`task`, `data`, `schedule`, each `[model.<role>]` and each `[callbacks.<label>]` name a
+registered component: its name (`task = "pix2pix"`) or a table with `name` and its parameters
+(`[model.generator] name = "unet"`, `ngf = 32`). The roles are those the task declares; a callback's label is
+yours to choose (`p2p list callback` lists the callbacks). Their parameters are listed under Components.
 """
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from p2pcore.api.base import Checked, ComponentRef, DatasetRef, MetricRef, ScheduleRef, TaskRef
+from p2pcore.api.base import CallbackRef, Checked, ComponentRef, DatasetRef, MetricRef, ScheduleRef, TaskRef
 
 
 class Section(Checked):
@@ -146,6 +146,10 @@ class Recipe(Section):
     init: InitConfig = InitConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    callbacks: dict[str, CallbackRef] = Field(
+        default_factory=dict, description="callbacks by label, called as the run goes (steps, epoch ends, "
+        "evaluations, checkpoints): each a table with the `name` of a registered callback and its parameters "
+        "(see `p2p list callback`); they observe the run and never change it")
 
     @field_validator("model", mode="before")
     @classmethod
@@ -166,6 +170,8 @@ class Recipe(Section):
     def to_toml_dict(self) -> dict[str, Any]:
         """The fully resolved recipe as plain TOML-able data (no `extends`)."""
         data = self.model_dump(mode="json", exclude_none=True, exclude={"extends"})
+        if not self.callbacks:  # a run without callbacks records the recipe as it did before they existed
+            data.pop("callbacks", None)
         data["loss"] = {label: {"name": spec.name, "weight": spec.weight, **(spec.model_extra or {})}
                         for label, spec in self.loss.items()}
         data["optim"] = {**{k: v for k, v in data["optim"].items() if k in OptimConfig.model_fields},

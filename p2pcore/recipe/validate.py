@@ -23,9 +23,10 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
 
     `inference`: only what translating needs (the loss terms are dropped, the wiring not checked)."""
     data = dict(data)
-    if inference:  # translating needs neither the objective nor the metrics (nor their plugins)
+    if inference:  # translating needs neither the objective, the metrics nor the callbacks (nor their plugins)
         data.pop("loss", None)
         data.pop("eval", None)
+        data.pop("callbacks", None)
     try:
         task = host.resolve("task", data.get("task", Recipe.model_fields["task"].default), key="task")
         spec = declared(task, host)
@@ -58,6 +59,8 @@ def validate_recipe(data: Mapping[str, Any], host: Host, *, file: str | None = N
             "schedule": host.resolve("schedule", recipe.schedule, key="schedule"),
             "eval": recipe.eval.model_copy(update={"metrics": [
                 host.resolve("metric", ref, key=f"eval.metrics.{ref.name}") for ref in recipe.eval.metrics]}),
+            "callbacks": {label: host.resolve("callback", ref, key=f"callbacks.{label}")
+                          for label, ref in recipe.callbacks.items()},
         })
         task.params.check(resolved.model)
         if not inference:
