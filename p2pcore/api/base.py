@@ -21,7 +21,7 @@ from pydantic import (
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
@@ -35,7 +35,9 @@ writes the files an adapter declares) and :func:`write_suffixes`: an adapter rel
 :data:`CITYSCAPES_COLOURS`, :data:`CITYSCAPES_VOID_COLOURS`). 1.3 added the callback kind
 (:class:`~p2pcore.api.callbacks.Callback`, ``p2p_register_callbacks``, :data:`CallbackRef`) and the dataset
 kind's parameter base (:class:`~p2pcore.api.data.DatasetParams`), enforces every kind's parameter base when a
-plugin loads, and split this API into one module per contract behind the same names."""
+plugin loads, and split this API into one module per contract behind the same names. 1.4 added the
+generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``, ``features(x, layers)``,
+:func:`~p2pcore.api.networks.check_taps`)."""
 
 
 class Checked(BaseModel):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from p2pcore.api.base import Field, Params
+from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -24,6 +27,25 @@ class NormFactory(Protocol):
     def __call__(self, channels: int) -> nn.Module: ...
 
 
+@dataclass(frozen=True)
+class Tap:
+    """An intermediate feature map a generator offers to tasks (the feature-tap contract, API 1.4): its name,
+    its channels and its scale (the map's sides are the input's divided by `scale`)."""
+
+    name: str
+    channels: int
+    scale: int = 1
+
+
+def check_taps(layers: Sequence[int], names: Sequence[str], *, key: str, generator: str = "the generator") -> None:
+    """Refuse layer indices a generator does not have (`names`: its taps in execution order), naming `key`:
+    shared by tasks checking a recipe without torch and generators asked for features."""
+    bad = [layer for layer in layers if not 0 <= layer < len(names)]
+    if bad or not layers:
+        listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+        raise P2PError(f"{generator} has no layer {', '.join(map(str, bad))}" if bad else "no layers given",
+                       key=key, hint=f"its {len(names)} layers, in execution order: {listed}")
+
 
 @runtime_checkable
 class Generator(Protocol):
@@ -34,7 +56,15 @@ class Generator(Protocol):
     Generators share no parameters beyond `Params`: their widths and norms differ in defaults and meaning.
 
     Optional: ``checkpoint_segments()`` returning the submodules (blocks that take and return one tensor)
-    whose activations ``train.activation_checkpointing`` recomputes in the backward pass instead of keeping."""
+    whose activations ``train.activation_checkpointing`` recomputes in the backward pass instead of keeping.
+
+    Optional, the feature-tap contract (API 1.4), through which a task reads a generator's intermediate
+    features (CUT's PatchNCE compares the encoder's features of the input and of the output):
+    ``taps() -> Sequence[Tap]``, the maps it offers in execution order (index 0 is the input itself), and
+    ``features(x, layers) -> list[Tensor]``, the maps at those indices, in the order asked, computing no
+    further than the last one needs. The generator's registered ``facts(params)`` then includes
+    ``"taps"``: the taps' names in the same order, so a task can check layer indices at ``p2p validate``
+    (:func:`check_taps`) and ``p2p show generator NAME`` lists them."""
 
     size_multiple: int
 
