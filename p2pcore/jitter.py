@@ -75,23 +75,30 @@ class AtLeast(v2.Transform):
 
 
 def make_jitter(preprocess: str, *, load_size: int, crop_size: int, flip: bool, train: bool,
-                interpolation: str = "bicubic") -> v2.Compose | None:
+                interpolation: str = "bicubic", test_crop: bool = False) -> v2.Compose | None:
     """The pipeline a recipe's preprocessing asks for (`preprocess` is one of :data:`p2pcore.api.Preprocess`);
-    crops are random and images mirrored at random (with `flip`) only when `train`. None: nothing to do."""
+    crops are random and images mirrored at random (with `flip`) only when `train`. None: nothing to do.
+
+    Without `train` (test splits: evaluation, sample grids) the whole image is kept, as the reference test
+    does: ``resize_and_crop`` resizes to crop_size x crop_size (load_size = crop_size), ``scale_width_and_crop``
+    scales the width to load_size as training does, ``crop`` keeps the native size; `test_crop` crops them
+    (centred) as training does instead."""
     mode, load, crop = preprocess, load_size, crop_size
     if mode not in get_args(Preprocess):
         raise ValueError(f"preprocess must be one of {', '.join(get_args(Preprocess))}, got {mode!r}")
     if interpolation not in _INTERPOLATION:
         raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, got {interpolation!r}")
     interp = _INTERPOLATION[interpolation]
+    cropped = mode in ("resize_and_crop", "scale_width_and_crop", "crop") and (train or test_crop)
     steps: list[v2.Transform] = []
     if mode == "resize_and_crop":
-        steps.append(v2.Resize([load, load], interpolation=interp, antialias=True))
+        side = load if cropped else crop
+        steps.append(v2.Resize([side, side], interpolation=interp, antialias=True))
     elif mode in ("scale_width", "scale_width_and_crop"):
-        steps.append(ScaleWidth(load, crop if mode == "scale_width_and_crop" else 1, interp))
+        steps.append(ScaleWidth(load, crop if cropped else 1, interp))
     elif mode == "crop":
         steps.append(AtLeast(crop, interp))
-    if mode in ("resize_and_crop", "scale_width_and_crop", "crop"):
+    if cropped:
         steps.append(v2.RandomCrop(crop) if train else v2.CenterCrop(crop))
     if train and flip:
         steps.append(v2.RandomHorizontalFlip())

@@ -132,13 +132,20 @@ def test_paired_folders_items_collate_and_share_the_jitter(host, tmp_path):
     assert torch.equal(test[1]["a"], test[1]["a"]) and torch.equal(test[1]["b"], test[1]["b"])
 
 
-@pytest.mark.parametrize("mode,shape", [("resize_and_crop", (24, 24)), ("crop", (24, 24)),
-                                        ("scale_width", (21, 28)), ("scale_width_and_crop", (24, 24)),
-                                        ("none", (30, 40))])
-def test_paired_folders_preprocess_modes_on_non_square_images(host, tmp_path, mode, shape):
-    adapter = paired(host, make_paired(tmp_path, size=(40, 30)), preprocess=mode, load_size=28, crop_size=24)
+@pytest.mark.parametrize("mode,shape,whole", [("resize_and_crop", (24, 24), (24, 24)), ("crop", (24, 24), (30, 40)),
+                                              ("scale_width", (21, 28), (21, 28)),
+                                              ("scale_width_and_crop", (24, 24), (21, 28)),
+                                              ("none", (30, 40), (30, 40))])
+def test_paired_folders_preprocess_modes_on_non_square_images(host, tmp_path, mode, shape, whole):
+    """Training items are cropped; test items are the whole image (resize_and_crop at crop_size, as the
+    reference test), or cropped as in training with test_crop."""
+    root = make_paired(tmp_path, size=(40, 30))
+    adapter = paired(host, root, preprocess=mode, load_size=28, crop_size=24)
+    cropped = paired(host, root, preprocess=mode, load_size=28, crop_size=24, test_crop=True)
     for train in (True, False):
         item = adapter.dataset("train", train=train)[0]
+        assert item["a"].shape[-2:] == (shape if train else whole) and item["b"].shape[-2:] == item["a"].shape[-2:]
+        item = cropped.dataset("train", train=train)[0]
         assert item["a"].shape[-2:] == shape and item["b"].shape[-2:] == shape
 
 

@@ -47,7 +47,7 @@ class Items(Dataset):
             from p2pcore.api import make_jitter  # torchvision is imported only when data is loaded
 
             self.transform = make_jitter(p.preprocess, load_size=p.load_size, crop_size=p.crop_size, flip=p.flip,
-                                         train=train, interpolation=p.interpolation)
+                                         train=train, interpolation=p.interpolation, test_crop=p.test_crop)
         self.bad: set[int] = set()
 
     def __len__(self) -> int:

@@ -80,6 +80,9 @@ class Jitter(DatasetParams):
                                                                f"cropping, 1 to {MAX_SIDE}")
     crop_size: int = Field(256, ge=1, le=MAX_SIDE, description=f"side of the square crop, 1 to {MAX_SIDE}")
     flip: bool = Field(True, description="mirror left-right at random when training (both sides together)")
+    test_crop: bool = Field(False, description="crop the test split (centred) as training crops; false: the whole "
+                            "image, as the reference test (resize_and_crop at crop_size x crop_size, "
+                            "scale_width_and_crop at width load_size, crop at the native size)")
     interpolation: Interpolation = Field(
         "bicubic", description="resampling used when resizing images (label maps always use nearest)")
     skip_corrupt: bool = Field(False, description="pass over unreadable files with a warning (counted in "
