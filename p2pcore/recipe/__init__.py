@@ -26,6 +26,7 @@ from p2pcore.recipe.sections import (
     Recipe,
     Section,
     TrainConfig,
+    TranslateConfig,
 )
 from p2pcore.recipe.validate import load_recipe, validate_recipe
 from p2pcore.recipe.wiring import (
@@ -40,8 +41,8 @@ from p2pcore.records import Figure, eval_figures, sample_figures
 
 __all__ = [
     "MAX_EXTENDS", "MAX_RECIPE_BYTES", "MAX_RECIPE_DEPTH", "EvalConfig", "Figure", "InitConfig", "LossSpec",
-    "OptimConfig", "PlayerOptim", "Recipe", "Section", "TrainConfig", "apply_overrides", "check_evaluation",
-    "check_sizes", "check_wiring", "declared", "eval_figures", "load_recipe", "locate", "merge", "origins",
-    "parse_override", "read_toml", "read_with_extends", "resolve_eval", "sample_figures", "task_spec",
+    "OptimConfig", "PlayerOptim", "Recipe", "Section", "TrainConfig", "TranslateConfig", "apply_overrides",
+    "check_evaluation", "check_sizes", "check_wiring", "declared", "eval_figures", "load_recipe", "locate", "merge",
+    "origins", "parse_override", "read_toml", "read_with_extends", "resolve_eval", "sample_figures", "task_spec",
     "validate_recipe",
 ]

@@ -114,6 +114,22 @@ class EvalConfig(Section):
     max_items: int = Field(0, ge=0, description="evaluate the first N items of the split (0: all of them)")
 
 
+class TranslateConfig(Section):
+    """The size `p2p translate` (and `p2pcore.load`) gives the generator when no size is asked for: a model
+    trained on downscaled images runs at its training scale. Outputs go back to each input's size."""
+
+    load_size: int | None = Field(None, ge=1, description="resize each input to N x N (as pix2pix tests at "
+                                  "load_size = crop_size); a multiple of the generator's size multiple")
+    scale_width: int | None = Field(None, ge=1, description="resize each input to this width, aspect kept "
+                                    "(pix2pixHD's global stage: 1024); a multiple of the size multiple")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> TranslateConfig:
+        if self.load_size is not None and self.scale_width is not None:
+            raise ValueError("load_size and scale_width are two ways to size the input: give one")
+        return self
+
+
 class LossSpec(Section):
     """One weighted term of the objective: `name` of a registered loss, `weight`, its params."""
 
@@ -146,6 +162,7 @@ class Recipe(Section):
     init: InitConfig = InitConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    translate: TranslateConfig = TranslateConfig()
     callbacks: dict[str, CallbackRef] = Field(
         default_factory=dict, description="callbacks by label, called as the run goes (steps, epoch ends, "
         "evaluations, checkpoints): each a table with the `name` of a registered callback and its parameters "
@@ -172,6 +189,8 @@ class Recipe(Section):
         data = self.model_dump(mode="json", exclude_none=True, exclude={"extends"})
         if not self.callbacks:  # a run without callbacks records the recipe as it did before they existed
             data.pop("callbacks", None)
+        if not data.get("translate"):  # likewise a run without test-time sizes
+            data.pop("translate", None)
         data["loss"] = {label: {"name": spec.name, "weight": spec.weight, **(spec.model_extra or {})}
                         for label, spec in self.loss.items()}
         data["optim"] = {**{k: v for k, v in data["optim"].items() if k in OptimConfig.model_fields},
