@@ -36,7 +36,7 @@ writes the files an adapter declares) and :func:`write_suffixes`: an adapter rel
 (:class:`~p2pcore.api.callbacks.Callback`, ``p2p_register_callbacks``, :data:`CallbackRef`) and the dataset
 kind's parameter base (:class:`~p2pcore.api.data.DatasetParams`), enforces every kind's parameter base when a
 plugin loads, and split this API into one module per contract behind the same names. 1.4 added the
-generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``, ``features(x, layers)``,
+generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``, ``feature_maps(x, layers)``,
 :func:`~p2pcore.api.networks.check_taps`)."""
 
 

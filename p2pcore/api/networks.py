@@ -61,7 +61,7 @@ class Generator(Protocol):
     Optional, the feature-tap contract (API 1.4), through which a task reads a generator's intermediate
     features (CUT's PatchNCE compares the encoder's features of the input and of the output):
     ``taps() -> Sequence[Tap]``, the maps it offers in execution order (index 0 is the input itself), and
-    ``features(x, layers) -> list[Tensor]``, the maps at those indices, in the order asked, computing no
+    ``feature_maps(x, layers) -> list[Tensor]``, the maps at those indices, in the order asked, computing no
     further than the last one needs. The generator's registered ``facts(params)`` then includes
     ``"taps"``: the taps' names in the same order, so a task can check layer indices at ``p2p validate``
     (:func:`check_taps`) and ``p2p show generator NAME`` lists them."""

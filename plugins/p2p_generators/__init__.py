@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from p2p_generators.taps import local_tap_names, resnet_tap_names, unet_tap_names
 from p2pcore.api import BuildContext, Field, NormRef, P2PError, Params, hookimpl
 
-P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+P2P_API = ">=1.4,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
 
 Upsample = Literal["transposed", "resize_conv"]
 
@@ -132,22 +133,25 @@ def build_local_enhancer(params: LocalEnhancerParams, ctx: BuildContext) -> Any:
 
 def global_facts(params: GlobalParams) -> dict[str, Any]:
     return {"size_multiple": 2 ** (params.n_downsample + 1),
-            "residual blocks at": f"1/{2 ** params.n_downsample} resolution"}
+            "residual blocks at": f"1/{2 ** params.n_downsample} resolution",
+            "taps": resnet_tap_names(params.n_downsample, params.n_blocks)}
 
 
 def local_enhancer_facts(params: LocalEnhancerParams) -> dict[str, Any]:
     return {"size_multiple": 2 ** (params.n_downsample + 1 + params.n_enhancers),
             "G1 (global_net)": f"ngf {params.ngf * 2 ** params.n_enhancers} at 1/{2 ** params.n_enhancers} "
-                               "resolution"}
+                               "resolution",
+            "taps": local_tap_names(params.n_blocks_local)}
 
 
 def unet_facts(params: UNetParams) -> dict[str, Any]:
     side = 2 ** params.depth
-    return {"size_multiple": side, "bottleneck": f"1x1 at {side}x{side} inputs"}
+    return {"size_multiple": side, "bottleneck": f"1x1 at {side}x{side} inputs", "taps": unet_tap_names(params.depth)}
 
 
 def resnet_facts(params: ResNetParams) -> dict[str, Any]:
-    return {"size_multiple": 4, "residual blocks at": "1/4 resolution"}
+    return {"size_multiple": 4, "residual blocks at": "1/4 resolution",
+            "taps": resnet_tap_names(2, params.n_blocks)}
 
 
 @hookimpl

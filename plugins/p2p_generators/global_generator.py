@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from p2p_generators.resnet import ResidualBlock, conv_norm_relu, upsampling
+from p2p_generators.taps import Stage, TapChain, identity
+from p2pcore.api import Tap
 
 
 def output_layer(in_channels: int, out_channels: int, padding: str) -> nn.Sequential:
@@ -38,7 +40,7 @@ class GlobalFeatures(nn.Module):
                  padding: str = "reflect") -> None:
         super().__init__()
         bias = norm.conv_bias
-        self.out_channels = ngf
+        self.in_channels, self.out_channels = in_channels, ngf
         # c7s1-64
         self.head = conv_norm_relu(nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode=padding, bias=bias),
                                    norm, ngf)
@@ -60,11 +62,18 @@ class GlobalFeatures(nn.Module):
         """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
         return [self.head, *self.down, *self.blocks, *self.up]
 
+    def encoder_stages(self) -> list[tuple[Tap, Stage]]:
+        """input, head (c7s1-64), down1 .. down<n> (d128 ..), res1 .. res<n> (the residual blocks)."""
+        ngf, downs = self.out_channels, len(self.down)
+        return [(Tap("input", self.in_channels), identity), (Tap("head", ngf), self.head),
+                *((Tap(f"down{i + 1}", ngf * 2 ** (i + 1), 2 ** (i + 1)), d) for i, d in enumerate(self.down)),
+                *((Tap(f"res{i}", ngf * 2 ** downs, 2 ** downs), b) for i, b in enumerate(self.blocks, start=1))]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.blocks(self.down(self.head(x))))
 
 
-class GlobalGenerator(nn.Module):
+class GlobalGenerator(TapChain, nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, ngf: int = 64, n_downsample: int = 4,
                  n_blocks: int = 9, norm, padding: str = "reflect") -> None:
         super().__init__()
@@ -78,6 +87,9 @@ class GlobalGenerator(nn.Module):
     def checkpoint_segments(self) -> list[nn.Module]:
         """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
         return self.features.checkpoint_segments()
+
+    def tap_stages(self) -> list[tuple[Tap, Stage]]:
+        return self.features.encoder_stages()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.features(x))

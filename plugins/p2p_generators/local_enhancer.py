@@ -22,6 +22,8 @@ from torch import nn
 
 from p2p_generators.global_generator import GlobalFeatures, output_layer
 from p2p_generators.resnet import ResidualBlock, conv_norm_relu, upsampling
+from p2p_generators.taps import local_tap_names
+from p2pcore.api import Tap, check_taps
 
 
 class Enhancer(nn.Module):
@@ -56,17 +58,46 @@ class LocalEnhancer(nn.Module):
             Enhancer(in_channels, ngf * 2 ** (n_enhancers - n), n_blocks=n_blocks_local, norm=norm, padding=padding)
             for n in range(1, n_enhancers + 1))
         self.tail = output_layer(ngf, out_channels, padding)
+        self.in_channels, self.ngf = in_channels, ngf
 
     def checkpoint_segments(self) -> list[nn.Module]:
         """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
         local = [segment for e in self.enhancers for segment in (e.front, *e.blocks, e.up)]
         return [*self.global_net.checkpoint_segments(), *local]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         pyramid = [x]                                   # pyramid[j]: the input downsampled j times
         for _ in range(self.n_enhancers):
             pyramid.append(self.downsample(pyramid[-1]))
+        return pyramid
+
+    def _below(self, pyramid: list[torch.Tensor], enhancers: int) -> torch.Tensor:
+        """What the first `enhancers` enhancers give the next one: G1's features refined by each."""
         features = self.global_net(pyramid[-1])
-        for n, enhancer in enumerate(self.enhancers, start=1):
+        for n, enhancer in enumerate(self.enhancers[:enhancers], start=1):
             features = enhancer(pyramid[self.n_enhancers - n], features)
-        return self.tail(features)
+        return features
+
+    def taps(self) -> tuple[Tap, ...]:
+        """The finest enhancer's encoder at full resolution: input, head, down1, then its residual blocks."""
+        finest = self.enhancers[-1]
+        names = local_tap_names(len(finest.blocks))
+        return (Tap(names[0], self.in_channels), Tap(names[1], self.ngf), Tap(names[2], 2 * self.ngf, 2),
+                *(Tap(name, 2 * self.ngf, 2) for name in names[3:]))
+
+    def feature_maps(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        finest = self.enhancers[-1]
+        check_taps(layers, [tap.name for tap in self.taps()], key="layers", generator="LocalEnhancer")
+        maps = [x, finest.front[0](x)]
+        if max(layers) >= 2:
+            maps.append(finest.front[1](maps[1]))
+        if max(layers) >= 3:
+            h = maps[2] + self._below(self._pyramid(x), self.n_enhancers - 1)
+            for block in finest.blocks[: max(layers) - 2]:
+                h = block(h)
+                maps.append(h)
+        return [maps[layer] for layer in layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pyramid = self._pyramid(x)
+        return self.tail(self.enhancers[-1](pyramid[0], self._below(pyramid, self.n_enhancers - 1)))

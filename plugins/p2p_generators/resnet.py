@@ -17,6 +17,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from p2p_generators.taps import Stage, TapChain, identity
+from p2pcore.api import Tap
+
 
 def conv_norm_relu(conv: nn.Module, norm, channels: int) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=conv, norm=norm(channels), act=nn.ReLU(inplace=True)))
@@ -53,13 +56,14 @@ def upsampling(in_channels: int, out_channels: int, bias: bool, upsample: str) -
     raise ValueError(f"unknown upsample {upsample!r}; use 'transposed' or 'resize_conv'")
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(TapChain, nn.Module):
     size_multiple = 4
 
     def __init__(self, in_channels: int, out_channels: int, *, n_blocks: int = 9, ngf: int = 64, norm,
                  dropout: float = 0.0, padding: str = "reflect", upsample: str = "transposed") -> None:
         super().__init__()
         bias = norm.conv_bias
+        self.in_channels, self.ngf = in_channels, ngf
         # c7s1-64
         self.head = conv_norm_relu(nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode=padding, bias=bias),
                                    norm, ngf)
@@ -81,6 +85,13 @@ class ResNetGenerator(nn.Module):
     def checkpoint_segments(self) -> list[nn.Module]:
         """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
         return [self.head, *self.down, *self.blocks, *self.up]
+
+    def tap_stages(self) -> list[tuple[Tap, Stage]]:
+        """input, head (c7s1-64), down1 (d128), down2 (d256), res1 .. resN (R256): the encoder CUT taps."""
+        width = 4 * self.ngf
+        return [(Tap("input", self.in_channels), identity), (Tap("head", self.ngf), self.head),
+                (Tap("down1", 2 * self.ngf, 2), self.down[0]), (Tap("down2", width, 4), self.down[1]),
+                *((Tap(f"res{i}", width, 4), block) for i, block in enumerate(self.blocks, start=1))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.up(self.blocks(self.down(self.head(x)))))

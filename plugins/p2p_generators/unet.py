@@ -22,6 +22,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from p2p_generators.taps import Stage, TapChain, identity
+from p2pcore.api import Tap
+
 
 def level_channels(ngf: int, depth: int) -> list[int]:
     """Filters after each encoder layer: ngf, 2ngf, 4ngf, then 8ngf for the rest (C64-C128-C256-C512...)."""
@@ -67,7 +70,14 @@ def has_dropout(level: int, depth: int) -> bool:
     return 4 <= level < depth - 1
 
 
-class UNetGenerator(nn.Module):
+def encoder_stages(net: nn.Module, in_channels: int, ngf: int) -> list[tuple[Tap, Stage]]:
+    """input, then down1 .. down<depth>: the encoder layers' outputs (the last one the bottleneck)."""
+    channels = level_channels(ngf, len(net.down))
+    return [(Tap("input", in_channels), identity),
+            *((Tap(f"down{i + 1}", channels[i], 2 ** (i + 1)), down) for i, down in enumerate(net.down))]
+
+
+class UNetGenerator(TapChain, nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, depth: int = 8, ngf: int = 64, norm,
                  dropout: float = 0.5, upsample: str = "transposed") -> None:
         super().__init__()
@@ -75,6 +85,7 @@ class UNetGenerator(nn.Module):
             raise ValueError("a U-Net needs depth >= 1")
         self.depth = depth
         self.size_multiple = 2 ** depth
+        self.in_channels, self.ngf = in_channels, ngf
         channels = level_channels(ngf, depth)
         innermost = depth - 1
 
@@ -92,6 +103,9 @@ class UNetGenerator(nn.Module):
     def checkpoint_segments(self) -> list[nn.Module]:
         """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
         return [*self.down, *self.up]
+
+    def tap_stages(self) -> list[tuple[Tap, Stage]]:
+        return encoder_stages(self, self.in_channels, self.ngf)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
