@@ -1,11 +1,13 @@
-"""A run directory: one writer at a time, never a folder of someone else's files, and resumed from
-its own recipe. Torch-free, so the command can refuse a bad `--out` before anything is built."""
+"""A run directory: every path of a run folder, its one-writer lock and the rules of what `--out` may be
+(a fresh run, a resumed one, never a folder of someone else's files). Torch-free, so the command can refuse a
+bad `--out` before anything is built."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,15 @@ from p2pcore.errors import P2PError
 
 LOCK_FILE = ".lock"
 RECIPE_FILE = "recipe.toml"
-RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, "checkpoints", "samples", "metrics.jsonl", "eval", "report.html"})
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+EVAL = "eval"
+METRICS_FILE = "metrics.jsonl"
+REPORT_FILE = "report.html"
+RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, CHECKPOINTS, SAMPLES, METRICS_FILE, EVAL, REPORT_FILE})
+RUN_MARKERS = (RECIPE_FILE, METRICS_FILE, CHECKPOINTS, SAMPLES)  # any of them makes a folder a run's
+RUNS = Path("runs")  # where a run goes when no --out is given
+EPOCH_FILE = re.compile(r"epoch_(\d+)\.([a-z]+)")
 
 # What `--resume` may change: how long to train and how often to log, sample and checkpoint.
 # Everything else would make the continued run a different one than its checkpoints describe.
@@ -23,6 +33,200 @@ RESUMABLE_KEYS = frozenset({
     "train.keep_last", "train.keep_every", "train.checkpoint_steps", "train.checkpoint_minutes",
     "train.num_workers", "train.divergence_patience",
 })
+
+_HELD: set[Path] = set()  # run directories whose lock this process holds
+
+
+class RunDir:
+    """One run's folder. Every file a run writes or a tool reads is named here, and nowhere else:
+
+    ``recipe.toml``, ``metrics.jsonl``, ``report.html``, ``.lock``, ``checkpoints/`` (``latest``, ``best``,
+    ``epoch_NNN``), ``samples/epoch_NNN.png`` and ``eval/`` (``epoch_NNN.json``, ``best.json``).
+
+    :meth:`claim` checks what the folder may be and takes its lock, once for the object: a command that
+    claims it before building a run hands the object on, and the trainer's own claim is then a no-op."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._checked: bool | None = None  # the `resume` value the folder was checked for
+
+    @classmethod
+    def named(cls, name: str) -> RunDir:
+        """The default folder of a run called `name`: ``runs/<name>``."""
+        return cls(RUNS / safe_name(name))
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> RunDir | None:
+        """The run a checkpoint file belongs to (it lies in ``RUN/checkpoints/``), or None."""
+        folder = Path(checkpoint).resolve().parent
+        return cls(folder.parent) if folder.name == CHECKPOINTS else None
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- the paths ---------------------------------------------------------------------------------------
+    @property
+    def recipe(self) -> Path:
+        return self.path / RECIPE_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "latest.safetensors"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.safetensors"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / _epoch_name(epoch, "safetensors")
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES
+
+    def sample_grid(self, epoch: int) -> Path:
+        return self.samples / _epoch_name(epoch, "png")
+
+    @property
+    def evaluations(self) -> Path:
+        return self.path / EVAL
+
+    def evaluation(self, epoch: int) -> Path:
+        return self.evaluations / _epoch_name(epoch, "json")
+
+    @property
+    def best_evaluation(self) -> Path:
+        """``eval/best.json``: the figure that selects ``best.safetensors``, its value and epoch."""
+        return self.evaluations / "best.json"
+
+    def relative(self, path: Path) -> str:
+        """`path` as the run folder's own files name it (``samples/epoch_001.png``), for links in the report."""
+        return path.relative_to(self.path).as_posix()
+
+    # -- files by epoch ----------------------------------------------------------------------------------
+    def epoch_checkpoints(self) -> dict[int, Path]:
+        """``checkpoints/epoch_NNN.safetensors`` files by epoch, oldest first."""
+        return epoch_files(self.checkpoints, "safetensors")
+
+    def sample_grids(self) -> dict[int, Path]:
+        """``samples/epoch_NNN.png`` files by epoch, oldest first."""
+        return epoch_files(self.samples, "png")
+
+    def epoch_evaluations(self) -> dict[int, Path]:
+        """``eval/epoch_NNN.json`` files by epoch, oldest first."""
+        return epoch_files(self.evaluations, "json")
+
+    def leftovers(self) -> list[Path]:
+        """Temporary checkpoint files of a write cut short by a crash."""
+        return sorted(self.checkpoints.glob(".*.tmp")) if self.checkpoints.is_dir() else []
+
+    def is_run(self) -> bool:
+        """Whether the folder holds anything a run writes (a run just started, or one long finished)."""
+        return any((self.path / name).exists() for name in RUN_MARKERS)
+
+    # -- the rules and the lock --------------------------------------------------------------------------
+    def check(self, *, resume: bool) -> None:
+        """The folder must be empty, missing, or a p2p run (with `resume`, one that has a recipe to continue
+        from): nothing of the user's is ever overwritten. Checked once per object and mode."""
+        if self._checked is resume:
+            return
+        out = self.path
+        if out.exists() and not out.is_dir():
+            raise P2PError("the run directory is a file", file=str(out), hint="give --out a folder (it is created "
+                                                                              "if missing)")
+        check_writable(out, hint="give --out a writable folder path")
+        entries = set(os.listdir(out)) if out.is_dir() else set()
+        if resume:
+            if RECIPE_FILE not in entries:
+                raise P2PError(f"{out} holds no run to resume (no {RECIPE_FILE})", file=str(out),
+                               hint="drop --resume to start a new run, or point --out at an existing run")
+        else:
+            foreign = sorted(entries - RUN_ENTRIES)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise P2PError(f"{out} is a folder of other files ({shown}), not a run directory", file=str(out),
+                               hint="give --out an empty or new folder, e.g. runs/<name>")
+            if entries & {RECIPE_FILE, CHECKPOINTS, METRICS_FILE}:
+                raise P2PError(f"{out} already holds a run", file=str(out),
+                               hint="add --resume to continue it, or choose another --out")
+        self._checked = resume
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's lock for the life of a run. The operating system releases it when the process
+        ends, however it ends, so a killed run never leaves the folder locked. Nested use in the process that
+        holds it is a no-op."""
+        key = self.path.resolve()
+        if key in _HELD:
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.lock_file
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise P2PError(f"cannot create the run's lock file: {exc.strerror}", file=str(path),
+                           hint="choose a writable --out") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+                raise P2PError(f"another p2p run (process {holder}) is writing to {self.path}", file=str(self.path),
+                               hint="wait for it to finish or stop it, or choose another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _HELD.add(key)
+            try:
+                yield
+            finally:
+                _HELD.discard(key)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def claim(self, *, resume: bool) -> Iterator[RunDir]:
+        """Check the folder for a fresh or a resumed run, then hold its lock (both at most once)."""
+        self.check(resume=resume)
+        with self.lock():
+            yield self
+
+
+def _epoch_name(epoch: int, suffix: str) -> str:
+    return f"epoch_{epoch:03d}.{suffix}"
+
+
+def epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
+    """``epoch_NNN.<suffix>`` files of a folder by epoch, oldest first; nothing when the folder is missing."""
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        match = EPOCH_FILE.fullmatch(name)
+        if match and match.group(2) == suffix:
+            found[int(match.group(1))] = folder / name
+    return dict(sorted(found.items()))
 
 
 def safe_name(name: str, *, key: str = "name") -> str:
@@ -45,64 +249,14 @@ def check_writable(path: Path, *, hint: str) -> None:
         raise P2PError(f"cannot write into {existing}", file=str(path), hint=hint)
 
 
-def check_run_dir(out: Path, *, resume: bool) -> None:
-    """`--out` must be a folder that is empty, missing, or a p2p run (with --resume, one that has a
-    recipe to continue from): nothing of the user's is ever overwritten."""
-    if out.exists() and not out.is_dir():
-        raise P2PError("the run directory is a file", file=str(out), hint="give --out a folder (it is created if "
-                                                                          "missing)")
-    check_writable(out, hint="give --out a writable folder path")
-    entries = set(os.listdir(out)) if out.is_dir() else set()
-    if resume:
-        if RECIPE_FILE not in entries:
-            raise P2PError(f"{out} holds no run to resume (no {RECIPE_FILE})", file=str(out),
-                           hint="drop --resume to start a new run, or point --out at an existing run")
-        return
-    foreign = sorted(entries - RUN_ENTRIES)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise P2PError(f"{out} is a folder of other files ({shown}), not a run directory", file=str(out),
-                       hint="give --out an empty or new folder, e.g. runs/<name>")
-    if entries & {RECIPE_FILE, "checkpoints", "metrics.jsonl"}:
-        raise P2PError(f"{out} already holds a run", file=str(out),
-                       hint="add --resume to continue it, or choose another --out")
+def check_run_dir(out: str | Path, *, resume: bool) -> None:
+    """:meth:`RunDir.check` of the folder `out`."""
+    RunDir(out).check(resume=resume)
 
 
-_HELD: set[Path] = set()
-
-
-@contextlib.contextmanager
-def exclusive(out: Path) -> Iterator[None]:
-    """Hold the run directory's lock for the life of a run. The operating system releases it when
-    the process ends, however it ends, so a killed run never leaves the directory locked. Nested
-    use in the process that holds it is a no-op."""
-    key = out.resolve()
-    if key in _HELD:
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise P2PError(f"cannot create the run's lock file: {exc.strerror}", file=str(path),
-                       hint="choose a writable --out") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise P2PError(f"another p2p run (process {holder}) is writing to {out}", file=str(out),
-                           hint="wait for it to finish or stop it, or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD.add(key)
-        try:
-            yield
-        finally:
-            _HELD.discard(key)
-    finally:
-        os.close(fd)
+def exclusive(out: str | Path) -> contextlib.AbstractContextManager[None]:
+    """:meth:`RunDir.lock` of the folder `out`."""
+    return RunDir(out).lock()
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
