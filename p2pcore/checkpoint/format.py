@@ -16,12 +16,14 @@ import os
 import re
 import stat
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from p2pcore.errors import P2PError
+from p2pcore.version import __version__
 
 FORMAT = "p2p.checkpoint"
 FORMAT_VERSION = 1
@@ -88,6 +90,22 @@ class CheckpointMeta(Record):
     schedule: dict[str, Any] = {}
     rng: RngState | None = None
     best: dict[str, Any] = {}
+
+
+def checkpoint_metadata(recipe: Mapping[str, Any], components: list[dict[str, str]], *, step: int = 0,
+                        epoch: int = 0, source: str | None = None, **state: Any) -> dict[str, Any]:
+    """The metadata of every checkpoint p2p writes, in one shape (:class:`CheckpointMeta` reads it back): the
+    recipe and components that rebuild the run, the p2p version, the step and epoch; `source` where weights came
+    from elsewhere (``p2p import``); and in a training run's checkpoint, the `state` a resume needs (``batch``,
+    ``progress``, ``optim``, ``scalers``, ``task_state``, ``schedule``, ``rng``, ``best``)."""
+    unknown = set(state) - set(CheckpointMeta.model_fields)
+    if unknown:
+        raise ValueError(f"checkpoint_metadata: no such metadata field(s): {sorted(unknown)}")
+    metadata: dict[str, Any] = {"recipe": dict(recipe), "components": list(components), "p2p_version": __version__,
+                                "step": step, "epoch": epoch}
+    if source is not None:
+        metadata["source"] = source
+    return {**metadata, **state}
 
 
 class TensorEntry(Record):
