@@ -10,16 +10,26 @@ A record's figures are keyed:
 
 The direction appears only when the task offers more than one. The recipe checks (``[eval] best``, what a
 schedule reads), the engine that logs and the report that plots all name keys through this module.
+
+It also writes and reads the log: :func:`record` assembles every line, :class:`RecordLog` (the callback through
+which a run logs) appends them, :func:`read_records` reads them back for the report.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
+import os
 import re
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 from p2pcore.api.base import ComponentRef
+from p2pcore.api.callbacks import Callback, RunInfo
 from p2pcore.api.tasks import TaskSpec
 
 # -- figure keys ----------------------------------------------------------------------------------------
@@ -161,4 +171,143 @@ def sample_figures(spec: TaskSpec) -> dict[str, str]:
 
 
 # -- records: the metrics.jsonl writer and reader --------------------------------------------------------
-# (the one writer of log records and its reader, used by the engine and the report, go here)
+# One JSON object per line: a logged step's figures, an epoch end's sample figures, an evaluation's figures,
+# each with the step, the epoch (fractional at a logged step) and the time. Lines are appended across resumes;
+# a reader meets a last line being written, or one cut short by a crash, and skips it.
+
+STEP, EPOCH, TIME = "step", "epoch", "time"
+NOT_FIGURES = frozenset({STEP, EPOCH, TIME})
+DECIMALS = 6
+"""Figures are logged rounded to this many decimals (the learning rate and the counters as they are)."""
+NUMBER_TYPES = (int, float)
+
+
+def logged(figures: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Figures as the log keeps them: rounded to :data:`DECIMALS`; None (not finite) stays None."""
+    return {k: None if v is None else round(v, DECIMALS) for k, v in figures.items()}
+
+
+def step_figures(losses: Mapping[str, float], *, lr: float, skipped_files: int,
+                 skipped_steps: int) -> dict[str, float | None]:
+    """The figures of a logged step: each side's terms averaged since the last logged step, the learning rate
+    and the skip counters."""
+    return {**logged(losses), LR: lr, SKIPPED[0]: skipped_files, SKIPPED[1]: skipped_steps}
+
+
+def record(step: int, epoch: float, figures: Mapping[str, float | None], *,
+           now: float | None = None) -> dict[str, float | None]:
+    """One line of the log: where the run stands, when, and the figures."""
+    return {STEP: step, EPOCH: epoch, TIME: round(time.time() if now is None else now, 3), **figures}
+
+
+class RecordFile:
+    """The log file, appended to one whole line at a time; `forget_after` before appending, when resuming."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: Any = None
+
+    def open(self) -> None:
+        self._file = self.path.open("a", buffering=1)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def write(self, line: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(line) + "\n")
+
+    def forget_after(self, step: int) -> None:
+        """Drop lines of steps a resumed run will do again, so no step is logged twice (written atomically)."""
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines(keepends=True)
+                if line.strip() and _line_step(line) <= step]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, self.path)
+
+
+def _line_step(line: str) -> int:
+    try:
+        return int(json.loads(line)[STEP])
+    except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+        return 1 << 62
+
+
+class RecordLog(Callback):
+    """The run's own log, kept as a callback: a line at each logged step, at each epoch end with sample figures
+    and at each evaluation."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = RecordFile(path)
+        self.step = 0
+
+    def on_run_start(self, run: RunInfo) -> None:
+        if run.resumed:
+            self.file.forget_after(run.start_step)
+        self.step = run.start_step
+        self.file.open()
+
+    def on_step(self, step: int, epoch: float, figures: Mapping[str, float | None]) -> None:
+        self.step = step
+        if figures:
+            self.file.write(record(step, epoch, figures))
+
+    def on_epoch_end(self, epoch: int, figures: Mapping[str, float | None]) -> None:
+        if figures:
+            self.file.write(record(self.step, epoch, figures))
+
+    def on_evaluation(self, epoch: int, figures: Mapping[str, float | None]) -> None:
+        if figures:
+            self.file.write(record(self.step, epoch, figures))
+
+    def on_run_end(self, status: str) -> None:
+        self.file.close()
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (JSON booleans are ints in Python, and are not figures)."""
+    return type(value) in NUMBER_TYPES and math.isfinite(value)  # type: ignore[arg-type]
+
+
+@dataclass
+class LogLines:
+    """A log as read: its records in order (each with a numeric epoch), and how many lines were skipped."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def _parsed(lines: list[bytes]) -> Iterator[object]:
+    """Each line parsed, or None where it does not parse. All lines at once first (one call of the
+    decoder, fast on a long log), then one by one when a line is damaged."""
+    try:
+        yield from json.loads(b"[" + b",".join(lines) + b"]")
+        return
+    except ValueError:
+        pass
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            yield None
+
+
+def read_records(path: Path) -> LogLines:
+    """The log's records; a missing file is an empty log, and lines that do not parse (the one a running
+    trainer is writing, or one cut short by a crash) or have no numeric epoch are counted and skipped."""
+    out = LogLines()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return out
+    lines = [line for line in data.splitlines() if line.strip()]
+    # the last line is often being written: parsed on its own, so it cannot spoil the fast path
+    for line in itertools.chain(_parsed(lines[:-1]), _parsed(lines[-1:])):
+        if isinstance(line, dict) and is_number(line.get(EPOCH)):
+            out.records.append(line)
+        else:
+            out.unreadable += 1
+    return out

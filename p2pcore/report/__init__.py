@@ -14,33 +14,31 @@ from pathlib import Path
 
 from p2pcore.errors import P2PError
 from p2pcore.report import charts, page, runlog, sources
-
-REPORT_FILE = "report.html"
-RUN_MARKERS = ("recipe.toml", "metrics.jsonl", "checkpoints", "samples")
+from p2pcore.rundir import RUN_MARKERS, RunDir
 
 
-def collect(run_dir: Path) -> page.RunView:
+def collect(run: RunDir) -> page.RunView:
     """Read everything the page shows from a run directory."""
-    log = runlog.read_log(run_dir / "metrics.jsonl")
-    return page.RunView(folder=run_dir.resolve().name, log=log, charts=charts.group(log.series),
-                        frames=sources.sample_frames(run_dir), evaluations=sources.read_evaluations(run_dir),
-                        components=sources.read_components(run_dir), recipe=sources.read_recipe(run_dir))
+    log = runlog.read_log(run.metrics)
+    return page.RunView(folder=run.path.resolve().name, log=log, charts=charts.group(log.series),
+                        frames=sources.sample_frames(run), evaluations=sources.read_evaluations(run),
+                        components=sources.read_components(run), recipe=sources.read_recipe(run))
 
 
-def write_report(run_dir: Path) -> Path:
+def write_report(run_dir: str | Path | RunDir) -> Path:
     """Write `run_dir/report.html` through a temporary file (a browser never sees half a page) and
     return its path."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise P2PError("no run directory here" if not run_dir.exists() else "this is a file, not a run directory",
-                       file=str(run_dir), hint="give the folder `p2p run` wrote (runs/<name>, or its --out)")
-    if not any((run_dir / name).exists() for name in RUN_MARKERS):
-        raise P2PError("not a run directory: it has no recipe.toml, metrics.jsonl, checkpoints or samples",
-                       file=str(run_dir), hint="give the folder `p2p run` wrote (runs/<name>, or its --out)")
-    html = page.render(collect(run_dir))
-    target = run_dir / REPORT_FILE
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not run.path.is_dir():
+        raise P2PError("no run directory here" if not run.path.exists() else "this is a file, not a run directory",
+                       file=str(run.path), hint="give the folder `p2p run` wrote (runs/<name>, or its --out)")
+    if not run.is_run():
+        raise P2PError(f"not a run directory: it has no {', '.join(RUN_MARKERS[:-1])} or {RUN_MARKERS[-1]}",
+                       file=str(run.path), hint="give the folder `p2p run` wrote (runs/<name>, or its --out)")
+    html = page.render(collect(run))
+    target = run.report
     try:
-        handle, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{REPORT_FILE}.", suffix=".tmp")
+        handle, tmp = tempfile.mkstemp(dir=run.path, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(html)

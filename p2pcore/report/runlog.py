@@ -1,18 +1,18 @@
-"""metrics.jsonl as plottable series, read while a run may still be appending to it."""
+"""metrics.jsonl as plottable series, read through :mod:`p2pcore.records` while a run may still be appending
+to it."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from p2pcore.records import EPOCH, NOT_FIGURES, NUMBER_TYPES, STEP, is_number, read_records
+
 Point = tuple[float, float]
-NOT_SERIES = frozenset({"step", "epoch", "time"})
 MAX_POINTS = 1000
-NUMBER_TYPES = (int, float)
+
+__all__ = ["MAX_POINTS", "Point", "RunLog", "downsample", "is_number", "read_log"]
 
 
 @dataclass
@@ -26,48 +26,18 @@ class RunLog:
     unreadable: int = 0
 
 
-def is_number(value: object) -> bool:
-    """A finite int or float (JSON booleans are ints in Python, and are not figures)."""
-    return type(value) in NUMBER_TYPES and math.isfinite(value)  # type: ignore[arg-type]
-
-
-def _records(lines: list[bytes]) -> Iterator[object]:
-    """Each line parsed, or None where it does not parse. All lines at once first (one call of the
-    decoder, fast on a long log), then one by one when a line is damaged."""
-    try:
-        yield from json.loads(b"[" + b",".join(lines) + b"]")
-        return
-    except ValueError:
-        pass
-    for line in lines:
-        try:
-            yield json.loads(line)
-        except ValueError:
-            yield None
-
-
 def read_log(path: Path) -> RunLog:
     """The log's series; a missing file is an empty log, and lines that do not parse (the one a running
     trainer is writing, or one cut short by a crash) are counted and skipped."""
-    log = RunLog()
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return log
-    lines = [line for line in data.splitlines() if line.strip()]
+    read = read_records(path)
+    log = RunLog(lines=len(read.records), unreadable=read.unreadable)
     series = log.series
-    # the last line is often being written: parsed on its own, so it cannot spoil the fast path
-    for record in itertools.chain(_records(lines[:-1]), _records(lines[-1:])):
-        epoch = record.get("epoch") if isinstance(record, dict) else None
-        if not is_number(epoch):
-            log.unreadable += 1
-            continue
-        log.lines += 1
-        log.epoch = float(epoch)
-        if is_number(record.get("step")):
-            log.step = int(record["step"])
+    for record in read.records:
+        log.epoch = float(record[EPOCH])
+        if is_number(record.get(STEP)):
+            log.step = int(record[STEP])
         for key, value in record.items():
-            if type(value) in NUMBER_TYPES and key not in NOT_SERIES and math.isfinite(value):
+            if type(value) in NUMBER_TYPES and key not in NOT_FIGURES and math.isfinite(value):
                 series.setdefault(key, []).append((log.epoch, float(value)))
     return log
 

@@ -7,15 +7,13 @@ while training goes on, so an absent folder or an unparsable file is a normal st
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from p2pcore.errors import P2PError
-
-EPOCH_FILE = re.compile(r"epoch_(\d+)\.(png|json)")
+from p2pcore.rundir import RunDir
 
 
 @dataclass
@@ -44,9 +42,9 @@ class Components:
     note: str | None = None
 
 
-def read_recipe(run_dir: Path) -> Recipe:
+def read_recipe(run: RunDir) -> Recipe:
     try:
-        text = (run_dir / "recipe.toml").read_text(errors="replace")
+        text = run.recipe.read_text(errors="replace")
     except OSError:
         return Recipe()
     try:
@@ -55,23 +53,9 @@ def read_recipe(run_dir: Path) -> Recipe:
         return Recipe(text)
 
 
-def epoch_files(folder: Path, suffix: str) -> dict[int, str]:
-    """`epoch_NNN.<suffix>` file names in a folder, by epoch; nothing when the folder is missing."""
-    try:
-        names = [entry.name for entry in folder.iterdir()]
-    except OSError:
-        return {}
-    found = {}
-    for name in names:
-        match = EPOCH_FILE.fullmatch(name)
-        if match and match.group(2) == suffix:
-            found[int(match.group(1))] = name
-    return dict(sorted(found.items()))
-
-
-def sample_frames(run_dir: Path) -> list[tuple[int, str]]:
+def sample_frames(run: RunDir) -> list[tuple[int, str]]:
     """(epoch, path relative to the run directory) of each sample grid, oldest first."""
-    return [(epoch, f"samples/{name}") for epoch, name in epoch_files(run_dir / "samples", "png").items()]
+    return [(epoch, run.relative(path)) for epoch, path in run.sample_grids().items()]
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -87,22 +71,21 @@ def _evaluation(path: Path) -> dict[str, Any] | None:
     return value if value is not None and isinstance(value.get("metrics"), dict) else None
 
 
-def read_evaluations(run_dir: Path) -> Evaluations:
-    folder = run_dir / "eval"
-    files = epoch_files(folder, "json")
-    found = Evaluations(best=_json(folder / "best.json"))
+def read_evaluations(run: RunDir) -> Evaluations:
+    files = run.epoch_evaluations()
+    found = Evaluations(best=_json(run.best_evaluation))
     for epoch in reversed(files):
-        found.latest = _evaluation(folder / files[epoch])
+        found.latest = _evaluation(files[epoch])
         if found.latest is not None:
             break
     best_epoch = (found.best or {}).get("epoch")
     if isinstance(best_epoch, int) and best_epoch in files:
-        found.at_best = _evaluation(folder / files[best_epoch])
+        found.at_best = _evaluation(files[best_epoch])
     return found
 
 
-def read_components(run_dir: Path) -> Components:
-    path = run_dir / "checkpoints" / "latest.safetensors"
+def read_components(run: RunDir) -> Components:
+    path = run.latest
     if not path.exists():
         return Components(note="no checkpoint yet")
     from p2pcore.checkpoint.format import read_header
