@@ -9,26 +9,15 @@ streak could have reached `divergence_patience`, at logging and before checkpoin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from p2pcore.checkpoint.run_state import Counters
 from p2pcore.errors import P2PError
+from p2pcore.records import term_key, total_key
 
 TAG = {"generator": "G", "discriminator": "D"}
-
-
-@dataclass
-class Progress:
-    """Where training stands: the next epoch to run and how many of its batches are done."""
-
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0
-    bad_steps: int = 0
-    skipped_files: int = 0
-    skipped_steps: int = 0
 
 
 def make_adam(params: list[torch.nn.Parameter], *, lr: float, betas: tuple[float, float],
@@ -78,8 +67,8 @@ class SideUpdate:
                 elif not bool(found):  # no fused kernel here: one synchronisation
                     optimizer.step()
         for k, v in parts.items():
-            logs[f"{self.tag}/{k}"] = v.detach().float()
-        logs[f"{self.tag}/total"] = total.detach()
+            logs[term_key(self.tag, k)] = v.detach().float()
+        logs[total_key(self.tag)] = total.detach()
         return bad.float()
 
 
@@ -89,9 +78,9 @@ class DivergenceGuard:
     The streak can grow by one per step, so it is read only when it could have reached `patience`:
     a run that never diverges synchronises for it once every `patience` steps."""
 
-    def __init__(self, patience: int, device: torch.device, checkpoint_dir: Path, progress: Progress) -> None:
+    def __init__(self, patience: int, device: torch.device, latest: Path, progress: Counters) -> None:
         self.patience = patience
-        self.checkpoint_dir = checkpoint_dir
+        self.latest = latest  # the run's latest checkpoint, named when the run stops
         self.streak = torch.tensor(float(progress.bad_steps), device=device)
         self.skipped = torch.tensor(float(progress.skipped_steps), device=device)
         self.terms: dict[str, torch.Tensor] = {}
@@ -104,7 +93,7 @@ class DivergenceGuard:
             flag = (~torch.isfinite(value)).float()
             self.terms[name] = flag if name not in self.terms else torch.maximum(self.terms[name], flag)
 
-    def sync(self, progress: Progress, *, force: bool = False) -> None:
+    def sync(self, progress: Counters, *, force: bool = False) -> None:
         """Copy the counts into `progress` when due (or forced); stop the run when the streak is long."""
         if not force and progress.step < self.next_read:
             return
@@ -115,11 +104,10 @@ class DivergenceGuard:
             bad = [name for name, flag in self.terms.items() if float(flag) and not name.endswith("/total")]
             what = f"loss term {', '.join(bad)}" if bad else "a gradient"
             term = bad[0].split("/", 1)[1] if bad else None
-            latest = self.checkpoint_dir / "latest.safetensors"
             raise P2PError(f"training diverged: {what} was not finite for {streak} steps in a row (step "
                            f"{progress.step})", key=f"loss.{term}" if term else "optim.lr",
                            hint="lower optim.lr, use precision = \"fp32\", or check the data; " + (
-                               f"the last good checkpoint is in {self.checkpoint_dir}" if latest.exists()
+                               f"the last good checkpoint is in {self.latest.parent}" if self.latest.exists()
                                else "it diverged before the first checkpoint was written"))
         if streak == 0:
             self.terms.clear()

@@ -1,0 +1,123 @@
+"""When and where a run's state is written, and where a resumed run picks it up: ``latest`` mid-epoch (every
+`checkpoint_steps` steps and every `checkpoint_minutes`), ``epoch_NNN`` at epoch ends (the last `keep_last`
+kept, plus every `keep_every`-th, and ``best`` when `[eval] best` improved), each written atomically by the
+main process with every process's random state."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from p2pcore.checkpoint.files import link_checkpoint, read_checkpoint, resume_candidates, write_checkpoint
+from p2pcore.checkpoint.run_state import RunState
+from p2pcore.engine.build.placement import SingleDevice
+from p2pcore.engine.evaluate.scoring import write_json
+from p2pcore.engine.train.callbacks import Callbacks
+from p2pcore.errors import P2PError
+from p2pcore.plugins import Host
+from p2pcore.recipe import Recipe
+from p2pcore.rundir import RunDir
+
+
+class Checkpointing:
+    """Writes the run state's checkpoints into the run directory and tells the callbacks of each."""
+
+    def __init__(self, run_dir: RunDir, state: RunState, recipe: Recipe, host: Host, placement: SingleDevice,
+                 callbacks: Callbacks) -> None:
+        self.run_dir, self.state, self.recipe, self.host = run_dir, state, recipe, host
+        self.placement, self.callbacks = placement, callbacks
+        self.cfg = recipe.train
+        self._components: list[dict[str, str]] | None = None
+        self._last_save = time.monotonic()
+
+    def components(self) -> list[dict[str, str]]:
+        """Every component of the run, nested ones included, with its distribution and version."""
+        if self._components is None:
+            r = self.recipe
+            self._components = self.host.describe_all([r.task, r.data, r.schedule, *r.model.values(),
+                                                       *(spec.ref() for spec in r.loss.values())])
+        return self._components
+
+    def due(self, logging: bool) -> bool:
+        """Every `checkpoint_steps` steps, and once `checkpoint_minutes` have passed: the processes of a
+        data-parallel run agree on that at log steps, since every one of them takes part in a save."""
+        steps, minutes = self.cfg.checkpoint_steps, self.cfg.checkpoint_minutes
+        if steps and self.state.counters.step % steps == 0:
+            return True
+        timed = bool(minutes) and time.monotonic() - self._last_save >= minutes * 60
+        return timed if self.placement.world_size == 1 else logging and self.placement.any(timed)
+
+    def save_latest(self) -> None:
+        """Write latest.safetensors (the main process of a data-parallel run, with every process's random
+        state); the caller has synced the divergence guard's counts into the counters."""
+        ranks = self._rank_states()
+        if not self.placement.is_main:
+            return
+        self._write(self.run_dir.latest, ranks)
+        self._last_save = time.monotonic()
+        self._saved(self.run_dir.latest)
+
+    def save_epoch(self, *, best: bool = False) -> None:
+        """Write epoch_NNN once and make latest (and best, when this epoch improved `[eval] best`) the same
+        file (a link, else a copy), all atomically; then drop the epochs neither `keep_last` nor `keep_every`
+        keeps."""
+        ranks = self._rank_states()
+        if not self.placement.is_main:
+            return
+        target = self.run_dir.epoch_checkpoint(self.state.counters.epoch)
+        self._write(target, ranks)
+        link_checkpoint(target, self.run_dir.latest)
+        if best:
+            link_checkpoint(target, self.run_dir.best)
+            write_json(self.run_dir.best_evaluation, self.state.best)
+        self._last_save = time.monotonic()
+        keep_every = self.cfg.keep_every
+        for old, path in list(self.run_dir.epoch_checkpoints().items())[:-self.cfg.keep_last]:
+            if not (keep_every and old % keep_every == 0):
+                path.unlink(missing_ok=True)
+        self._saved(target)
+
+    def resume(self) -> None:
+        """Restore the state from the newest checkpoint that reads cleanly (a warning names those skipped)."""
+        for leftover in self.run_dir.leftovers():  # a write cut short by a crash
+            leftover.unlink(missing_ok=True)
+        latest = self.run_dir.latest
+        candidates = resume_candidates(self.run_dir.checkpoints)
+        problems = [] if candidates[:1] == [latest] or not latest.exists() else [f"{latest.name} is damaged"]
+        for path in candidates:
+            try:
+                ckpt = read_checkpoint(path)
+            except P2PError as exc:  # a header that reads, tensors that do not
+                problems.append(f"{path.name}: {exc.message}")
+                continue
+            if problems:
+                warnings.warn(f"{'; '.join(problems)}; resuming from {path.name}, the newest checkpoint that "
+                              "reads cleanly", stacklevel=3)
+            self.state.restore(ckpt, device=self.placement.device, rank=self.placement.rank,
+                               world_size=self.placement.world_size)
+            return
+        raise P2PError(f"no checkpoint to resume from in {self.run_dir.checkpoints}", file=str(self.run_dir.path),
+                       details=problems, hint="drop --resume to start a new run, or point --out at an "
+                                              "existing run")
+
+    def _write(self, path: Path, ranks: list[dict[str, Any]] | None) -> None:
+        tensors, metadata = self.state.capture(self.recipe.to_toml_dict(), self.components(), ranks)
+        write_checkpoint(path, tensors, metadata)
+
+    def _saved(self, path: Path) -> None:
+        c = self.state.counters
+        self.callbacks.on_checkpoint(c.epoch, c.step, path)
+
+    def _rank_states(self) -> list[dict[str, Any]] | None:
+        """Every process's random state, for a data-parallel run's checkpoint (each process draws its own
+        dropout masks); every process calls this at each save."""
+        if self.placement.world_size == 1:
+            return None
+        own = {"torch": torch.get_rng_state()}
+        if self.placement.device.type == "cuda":
+            own["cuda"] = torch.cuda.get_rng_state(self.placement.device)
+        return self.placement.gather(own)

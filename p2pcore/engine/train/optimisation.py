@@ -1,0 +1,64 @@
+"""The optimisation of a run: one Adam per player with its `[optim]` settings, each side's update with the
+gradient scaler its optimisers share, and the learning-rate schedule applied to them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from p2pcore.api.tasks import TaskSpec
+from p2pcore.engine.train.update import SideUpdate, make_adam
+from p2pcore.plugins import Host
+from p2pcore.recipe import Recipe
+
+SIDES = ("discriminator", "generator")
+
+
+def make_optimizers(recipe: Recipe, spec: TaskSpec, nets: Mapping[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+    """An optimiser for each player that has networks in the run."""
+    out = {}
+    for name, player in spec.players.items():
+        params = [p for role in player.roles if role in nets for p in nets[role].parameters()]
+        if params:
+            settings = recipe.optim.for_player(name)
+            out[name] = make_adam(params, lr=settings["lr"], betas=tuple(settings["betas"]),
+                                  weight_decay=settings["weight_decay"])
+    return out
+
+
+class Optimisation:
+    """The optimisers by player, the updates by side (a side without players has none), the roles each side
+    trains, and the schedule of the learning rate."""
+
+    def __init__(self, recipe: Recipe, spec: TaskSpec, nets: Mapping[str, nn.Module], host: Host,
+                 device: torch.device) -> None:
+        self.recipe = recipe
+        self.optimizers = make_optimizers(recipe, spec, nets)
+        players = {side: [p for p, player in spec.players.items() if player.side == side and p in self.optimizers]
+                   for side in SIDES}
+        self.updates = {side: SideUpdate(side, {p: self.optimizers[p] for p in names},
+                                         torch.amp.GradScaler(device.type, enabled=recipe.train.precision == "fp16"))
+                        for side, names in players.items() if names}
+        self.roles = {side: [r for p in names for r in spec.players[p].roles if r in nets]
+                      for side, names in players.items()}
+        self.schedule = host.build("schedule", recipe.schedule, key="schedule")
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {side: update.scaler for side, update in self.updates.items()}
+
+    def set_lr(self, position: float) -> None:
+        """Each player's `[optim]` rate times the schedule's factor at `position` (in epochs, fractional when
+        the schedule changes the rate per step)."""
+        factor = self.schedule.factor(position, self.recipe.train.epochs)
+        for player, optimizer in self.optimizers.items():
+            lr = self.recipe.optim.for_player(player)["lr"] * factor
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the log shows: the first optimiser's."""
+        return next(iter(self.optimizers.values())).param_groups[0]["lr"]
