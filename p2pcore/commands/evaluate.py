@@ -16,6 +16,7 @@ from rich.table import Table
 from p2pcore.commands import common
 from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
+from p2pcore.rundir import RunDir
 
 
 def register(app: typer.Typer) -> None:
@@ -83,5 +84,5 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
 
 def _default_folder(checkpoint: Path) -> Path:
     """`RUN/eval` for a checkpoint in `RUN/checkpoints`, else the checkpoint's own folder."""
-    folder = checkpoint.resolve().parent
-    return folder.parent / "eval" if folder.name == "checkpoints" else folder
+    run = RunDir.of_checkpoint(checkpoint)
+    return run.evaluations if run else checkpoint.resolve().parent

@@ -12,6 +12,7 @@ from rich.markup import escape
 from p2pcore.commands import common
 from p2pcore.commands.common import SetOption, console, errors
 from p2pcore.errors import P2PError
+from p2pcore.rundir import RunDir, resume_changes
 
 if TYPE_CHECKING:
     from p2pcore.plugins import Host
@@ -36,7 +37,6 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
 
     from p2pcore.engine.build.placement import launched_rank
     from p2pcore.progress import train_with_progress
-    from p2pcore.rundir import check_run_dir, exclusive, safe_name
 
     if nproc > 1:
         args = [str(recipe)] if recipe else []
@@ -48,25 +48,25 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
         raise P2PError("give a recipe, or --resume --out RUN_DIR to continue a run", key="RECIPE",
                        hint="p2p run recipes/quickstart.toml")
     if resume:
-        parsed, out_dir = _resumed_recipe(recipe, set_, out, host)
+        parsed, run_dir = _resumed_recipe(recipe, set_, out, host)
     else:
         parsed = common.load_recipe(recipe, set_, host)
-        out_dir = out or Path("runs") / safe_name(parsed.name or recipe.stem)
+        run_dir = RunDir(out) if out else RunDir.named(parsed.name or recipe.stem)
         if main_process:
-            check_run_dir(out_dir, resume=False)
-    source = str(recipe or out_dir / "recipe.toml")
+            run_dir.check(resume=False)
+    source = str(recipe or run_dir.recipe)
     try:
-        with exclusive(out_dir) if main_process else contextlib.nullcontext():
-            result = train_with_progress(parsed, host, out_dir, resume=resume, quiet=quiet or not main_process,
+        with run_dir.lock() if main_process else contextlib.nullcontext():
+            result = train_with_progress(parsed, host, run_dir, resume=resume, quiet=quiet or not main_process,
                                          console=console)
     except P2PError as error:
         raise error.with_location(file=source) from None
     except KeyboardInterrupt:
         if not main_process:
             raise typer.Exit(130) from None
-        if (out_dir / "checkpoints" / "latest.safetensors").exists():
-            errors.print(f"interrupted: the latest checkpoint is in {out_dir / 'checkpoints'}; continue with "
-                         f"p2p run --resume --out {shlex.quote(str(out_dir))}")
+        if run_dir.latest.exists():
+            errors.print(f"interrupted: the latest checkpoint is in {run_dir.checkpoints}; continue with "
+                         f"p2p run --resume --out {shlex.quote(str(run_dir.path))}")
         else:
             errors.print("interrupted before the first checkpoint was written: nothing to resume; run the same "
                          "command again to start over")
@@ -74,7 +74,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     if not main_process:
         return
-    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {out_dir}"
+    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {run_dir.path}"
                   + (f" ({escape(summary)})" if summary else ""))
 
 
@@ -91,17 +91,17 @@ def _launch(nproc: int, run_args: list[str]) -> int:
 
 
 def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None,
-                    host: Host) -> tuple[Recipe, Path]:
+                    host: Host) -> tuple[Recipe, RunDir]:
     """The run's own recipe; a recipe or --set given as well may change only what can change mid-run."""
-    from p2pcore.rundir import check_run_dir, resume_changes, safe_name
-
     if out is None:
         first = common.load_recipe(recipe, None, host)
-        out = Path("runs") / safe_name(first.name or recipe.stem)
-    check_run_dir(out, resume=True)
-    recorded = common.load_recipe(out / "recipe.toml", None, host)
+        run_dir = RunDir.named(first.name or recipe.stem)
+    else:
+        run_dir = RunDir(out)
+    run_dir.check(resume=True)
+    recorded = common.load_recipe(run_dir.recipe, None, host)
     if recipe is None and not overrides:
-        return recorded, out
-    given = common.load_recipe(recipe or out / "recipe.toml", overrides, host)
+        return recorded, run_dir
+    given = common.load_recipe(recipe or run_dir.recipe, overrides, host)
     resume_changes(recorded.to_toml_dict(), given.to_toml_dict())
-    return given.model_copy(update={"name": recorded.name}), out
+    return given.model_copy(update={"name": recorded.name}), run_dir
