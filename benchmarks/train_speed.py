@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from p2pcore import load_host
+from p2pcore.api import Callback
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe
 
@@ -49,15 +51,15 @@ def measure(recipe_path: str, overrides: list[str], steps: int, warmup: int) -> 
         sync(trainer.device)
         limit = steps / (time.perf_counter() - start)
 
-        trainer = Trainer(recipe, host, Path(tmp) / "pipeline")
         marks: list[tuple[int, float]] = []
 
-        def mark(record: dict) -> None:
-            if "G/total" in record:
-                sync(trainer.device)
-                marks.append((record["step"], time.perf_counter()))
+        class Mark(Callback):
+            def on_step(self, step: int, epoch: float, figures: Mapping[str, float | None]) -> None:
+                if "G/total" in figures:
+                    sync(trainer.device)
+                    marks.append((step, time.perf_counter()))
 
-        trainer.on_step = mark
+        trainer = Trainer(recipe, host, Path(tmp) / "pipeline", callbacks=[Mark()])
         trainer.fit()
         (first_step, first_time), (last_step, last_time) = next(m for m in marks if m[0] >= warmup), marks[-1]
         pipeline = (last_step - first_step) / (last_time - first_time)

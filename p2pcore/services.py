@@ -68,8 +68,8 @@ def write_weights(path: str | Any, recipe: Mapping[str, Any], nets: Mapping[str,
     are recorded with their plugins' versions; `source` says where the weights came from (``p2p inspect``
     shows it). The file is written atomically."""
     from p2pcore.checkpoint.files import write_checkpoint
+    from p2pcore.checkpoint.format import checkpoint_metadata
     from p2pcore.recipe import validate_recipe
-    from p2pcore.version import __version__
 
     host = host if host is not None else load_host()
     model = recipe.get("model", {})
@@ -79,6 +79,5 @@ def write_weights(path: str | Any, recipe: Mapping[str, Any], nets: Mapping[str,
     checked = validate_recipe(recipe, host, inference=True)
     refs = [checked.task, checked.data, *(checked.model[role] for role in nets)]
     tensors = {f"net.{role}.{key}": value for role, net in nets.items() for key, value in net.state_dict().items()}
-    metadata = {"recipe": dict(recipe), "components": [host.describe(ref.kind, ref) for ref in refs],
-                "step": 0, "epoch": 0, "source": source, "p2p_version": __version__}
+    metadata = checkpoint_metadata(recipe, [host.describe(ref.kind, ref) for ref in refs], source=source)
     write_checkpoint(path, tensors, metadata)

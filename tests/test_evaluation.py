@@ -17,6 +17,7 @@ from p2pcore.engine.evaluate.scoring import evaluate_checkpoint
 from p2pcore.engine.infer.translate import Translator
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import load_recipe, validate_recipe
+from p2pcore.report.refresh import ReportRefresh
 
 
 def recipe(**changes) -> dict:
@@ -37,7 +38,7 @@ def trained(tmp_path_factory) -> Path:
 
     host = load_host()
     out = tmp_path_factory.mktemp("evaluated")
-    Trainer(validate_recipe(recipe(), host, default_name="run"), host, out).fit()
+    Trainer(validate_recipe(recipe(), host, default_name="run"), host, out, callbacks=[ReportRefresh()]).fit()
     return out
 
 
