@@ -21,18 +21,21 @@ SAMPLES = "samples"
 EVAL = "eval"
 METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.html"
+LATEST_FILE = "latest.safetensors"  # the newest checkpoint (at an epoch end, a link to the epoch's file)
+BEST_FILE = "best.safetensors"  # the epoch that scored best on `[eval] best`
 RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, CHECKPOINTS, SAMPLES, METRICS_FILE, EVAL, REPORT_FILE})
 RUN_MARKERS = (RECIPE_FILE, METRICS_FILE, CHECKPOINTS, SAMPLES)  # any of them makes a folder a run's
 RUNS = Path("runs")  # where a run goes when no --out is given
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.([a-z]+)")
 
-# What `--resume` may change: how long to train and how often to log, sample and checkpoint.
-# Everything else would make the continued run a different one than its checkpoints describe.
+# What `--resume` may change: how long to train, how often to log, sample and checkpoint, and the callbacks that
+# follow the run. Everything else would make the continued run a different one than its checkpoints describe.
 RESUMABLE_KEYS = frozenset({
     "train.epochs", "train.max_steps", "train.log_every", "train.sample_every", "train.sample_count",
     "train.keep_last", "train.keep_every", "train.checkpoint_steps", "train.checkpoint_minutes",
     "train.num_workers", "train.divergence_patience",
 })
+RESUMABLE_TABLES = ("callbacks.",)
 
 _HELD: set[Path] = set()  # run directories whose lock this process holds
 
@@ -90,11 +93,11 @@ class RunDir:
 
     @property
     def latest(self) -> Path:
-        return self.checkpoints / "latest.safetensors"
+        return self.checkpoints / LATEST_FILE
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.safetensors"
+        return self.checkpoints / BEST_FILE
 
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / _epoch_name(epoch, "safetensors")
@@ -275,11 +278,11 @@ def resume_changes(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> dic
     listing both values of each key that may not change mid-run."""
     old, new = flatten(recorded), flatten(given)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k != "name")
-    refused = [k for k in differing if k not in RESUMABLE_KEYS]
+    refused = [k for k in differing if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_TABLES)]
     if refused:
         raise P2PError(f"--resume may not change {len(refused)} key(s) of the run's recipe",
                        key=refused[0], details=[f"{k}: {old.get(k, '(absent)')!r} in the run, "
                                                f"{new.get(k, '(absent)')!r} now" for k in refused],
                        hint="resume without them (`p2p run --resume --out DIR`), or start a new run; "
-                            f"a resume may change: {', '.join(sorted(RESUMABLE_KEYS))}")
+                            f"a resume may change: {', '.join(sorted(RESUMABLE_KEYS))} and [callbacks]")
     return {k: new.get(k) for k in differing}

@@ -20,6 +20,7 @@ from safetensors.torch import save
 
 from p2pcore.checkpoint.format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
 from p2pcore.errors import P2PError
+from p2pcore.rundir import LATEST_FILE
 
 
 def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -142,7 +143,7 @@ def resume_candidates(directory: Path) -> list[Path]:
             step = read_header(path).meta.step
         except P2PError:
             continue
-        found.append((-step, path.name != "latest.safetensors", path.name, path))
+        found.append((-step, path.name != LATEST_FILE, path.name, path))
     return [path for *_, path in sorted(found)]
 
 

@@ -115,14 +115,14 @@ class Trainer:
         self.stepper = TrainStep(run.task, run.terms, run.nets, optimisation.updates,
                                  optimisation.roles["discriminator"], average, self.placement, cfg)
         self.callbacks = run_callbacks.Callbacks(
-            [run_callbacks.Named("metrics.jsonl", RecordLog(self.run_dir.metrics)),
+            [run_callbacks.Named(self.run_dir.metrics.name, RecordLog(self.run_dir.metrics)),
              *run_callbacks.given(callbacks)], active=self.placement.is_main)
         self.checkpointing = Checkpointing(self.run_dir, self.state, recipe, host, self.placement, self.callbacks)
         self.figures: dict[str, float] = {}  # the latest value of each figure, for the result
         self.epoch_end = EpochEnd(recipe, run.spec, host, self.state, self.data, self.placement, self.run_dir,
                                   self.checkpointing, self.callbacks, self.figures)  # builds the [eval] metrics
         if self.placement.is_main:  # last: building them must not move the random state of the run
-            self.callbacks.named += run_callbacks.from_recipe(getattr(recipe, "callbacks", {}), host)
+            self.callbacks.named += run_callbacks.from_recipe(recipe.callbacks, host)
 
     # -- what the run holds, by name ----------------------------------------------------------------------------
     @property
