@@ -12,6 +12,14 @@ from p2pcore.recipe import Recipe
 from p2pcore.typenames import type_name
 
 
+def fact_text(value: Any) -> str:
+    """A component's derived fact as `p2p show` and the docs print it: a sequence (a generator's feature taps)
+    numbered by position, as layer indices address it."""
+    if isinstance(value, list | tuple):
+        return ", ".join(f"{index} {item}" for index, item in enumerate(value))
+    return str(value)
+
+
 def describe_params(model: type[BaseModel]) -> list[dict[str, str]]:
     rows = []
     for name, field in model.model_fields.items():

@@ -49,7 +49,7 @@ def list_(kind: Annotated[str | None, typer.Argument(help=KIND_HELP)] = None,
 def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)],
          name: Annotated[str, typer.Argument(help="component name")]) -> None:
     """A component's parameters: types, defaults and descriptions."""
-    from p2pcore.schema import describe_params
+    from p2pcore.schema import describe_params, fact_text
 
     spec = common.host().registry.get(kind, name)
     console.print(f"[bold]{spec.kind} {spec.name}[/bold] from {spec.distribution} {spec.version}"
@@ -67,7 +67,7 @@ def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)],
         table.add_row(*(escape(row[k]) for k in ("name", "type", "default", "description")))
     console.print(table)
     for fact, value in spec.describe_defaults().items():
-        console.print(f"{fact}: {escape(str(value))}")
+        console.print(f"{fact}: {escape(fact_text(value))}")
 
 
 def _show_task(declared: Any) -> None:

@@ -12,7 +12,7 @@ from p2pcore.docgen.markdown import cell, inline
 from p2pcore.plugins import Host
 from p2pcore.recipe import PlayerOptim, Recipe
 from p2pcore.registry import KINDS
-from p2pcore.schema import describe_params
+from p2pcore.schema import describe_params, fact_text
 
 BUILT_IN = "p2pcore"
 """The distribution whose components the page documents: the built-ins, whatever else is installed."""
@@ -108,7 +108,7 @@ def component_markdown(spec: Any) -> str:
     text += _table(spec.params)
     facts = spec.describe_defaults()
     if facts:
-        text += "\nWith the defaults: " + ", ".join(f"{k} {v}" for k, v in facts.items()) + ".\n"
+        text += "\nWith the defaults: " + "; ".join(f"{k} {fact_text(v)}" for k, v in facts.items()) + ".\n"
     return text
 
 
