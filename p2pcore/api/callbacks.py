@@ -31,25 +31,36 @@ class RunInfo:
 
 
 class Callback:
-    """Base of callbacks. The engine calls them, in the main process only, between steps; every method
-    is optional. `figures` are plain floats keyed as the run's ``metrics.jsonl`` keys them
-    (``G/l1``, ``eval/psnr``, ``eval/<metric>/<part>``). A callback must not change the run: it observes."""
+    """Base of callbacks. The engine calls them, in the main process only (rank 0 of a data-parallel run),
+    between steps, in this order: ``on_run_start``; ``on_step`` after each step; at each epoch end
+    ``on_epoch_end``, then ``on_evaluation`` where ``[eval]`` runs; ``on_checkpoint`` after each checkpoint
+    written; ``on_run_end``. Every method is optional. `figures` are plain floats keyed and rounded as the run's
+    ``metrics.jsonl`` logs them (``G/l1``, ``lr``, ``samples/l1``, ``eval/psnr``, ``eval/<metric>/<part>``); the
+    run's own log is written through these same calls. Epochs count from 1 (epoch 1 ends after the first pass
+    over the data). A callback must not change the run: it observes. One that raises stops the run with an
+    error naming it; the checkpoints already written stay as they are, so the run can be resumed."""
 
     def on_run_start(self, run: RunInfo) -> None:
-        """Before the first step (of this process: a resumed run calls it again)."""
+        """Before the first step (of this process: a resumed run calls it again, with `run.resumed` and where
+        it starts)."""
 
-    def on_step(self, step: int, epoch: int, figures: Mapping[str, float]) -> None:
-        """After every optimisation step; `figures` is empty except at logged steps (every
-        ``train.log_every``), where it holds the averages of each loss term since the last logged step."""
+    def on_step(self, step: int, epoch: float, figures: Mapping[str, float | None]) -> None:
+        """After every optimisation step (`step` counts from 1; `epoch` is the position in epochs, 1.5 halfway
+        through the second); `figures` is empty except at logged steps (every ``train.log_every``, and the
+        run's last step), where it holds the averages of each loss term since the last logged step, the
+        learning rate and the counts of skipped files and steps."""
 
-    def on_epoch_end(self, epoch: int, figures: Mapping[str, float]) -> None:
-        """After an epoch's sample grid, with the figures logged at its end (``samples/l1``)."""
+    def on_epoch_end(self, epoch: int, figures: Mapping[str, float | None]) -> None:
+        """After epoch `epoch`'s sample grid, with the figures logged at its end (``samples/l1``; empty in
+        epochs without a grid, see ``train.sample_every``)."""
 
-    def on_evaluation(self, epoch: int, figures: Mapping[str, float]) -> None:
-        """After an `[eval]` pass, with its figures."""
+    def on_evaluation(self, epoch: int, figures: Mapping[str, float | None]) -> None:
+        """After an `[eval]` pass at the end of epoch `epoch`, with its figures (None where not finite)."""
 
     def on_checkpoint(self, epoch: int, step: int, path: Path) -> None:
-        """After a checkpoint file was written (atomically) at `path`."""
+        """After a checkpoint file was written (atomically) at `path`: ``latest.safetensors`` or an epoch's
+        ``epoch_NNN.safetensors``, holding the run at `step` with `epoch` epochs done."""
 
     def on_run_end(self, status: str) -> None:
-        """When the run stops: "finished", "interrupted" (Ctrl-C, SIGTERM, max_steps) or "failed"."""
+        """When the run stops: "finished" (its epochs done, or ``train.max_steps`` reached), "interrupted"
+        (Ctrl-C, SIGTERM: the latest checkpoint continues it) or "failed" (an error, reported after this)."""
