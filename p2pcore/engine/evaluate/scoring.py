@@ -1,5 +1,6 @@
 """`[eval]`: the recipe's metrics over a whole dataset split, on the task's translations exactly as
-`p2p translate` makes them (the test-time protocol, native sizes), accumulated on the device."""
+`p2p translate` makes them (the test-time protocol; the items' own sizes, or a test-time size and back),
+accumulated on the device."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from p2pcore.engine.build.device import autocast
 from p2pcore.engine.build.trained import open_checkpoint
 from p2pcore.engine.evaluate.samples import protocol
 from p2pcore.engine.infer.protocols import Protocol, translate_image
+from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures, resolve_eval
@@ -63,8 +65,9 @@ class Evaluator:
     state) and run over the split whenever called."""
 
     def __init__(self, recipe: Recipe, spec: TaskSpec, host: Host, *, device: torch.device,
-                 precision: str = "fp32", config: EvalConfig | None = None) -> None:
+                 precision: str = "fp32", config: EvalConfig | None = None, sizing: Sizing | None = None) -> None:
         self.config = config or recipe.eval
+        self.sizing = sizing or Sizing()
         self.spec = spec
         self.device = device
         self.precision = precision
@@ -102,8 +105,9 @@ class Evaluator:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), protocol(nets, mode):
             torch.manual_seed(seed)
+            labels = label_keys(adapter)
             for batch in loader:
-                self._update(task, nets, raise_carried(batch), size_multiple)
+                self._update(task, nets, raise_carried(batch), size_multiple, labels)
         figures: dict[str, float | None] = {}
         for (direction, name), metric in self.metrics.items():
             values = self._computed(metric, direction, name)
@@ -123,14 +127,22 @@ class Evaluator:
             return Subset(data, range(self.config.max_items))
         return data
 
-    def _update(self, task: Task, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], multiple: int) -> None:
+    def _update(self, task: Task, nets: Mapping[str, nn.Module], batch: Mapping[str, Any], multiple: int,
+                labels: frozenset[str] = frozenset()) -> None:
         for direction in self.directions:
             declared = self.spec.directions[direction]
             image = batch[declared.input].to(self.device, non_blocking=True)
             real = batch[declared.output].to(self.device, non_blocking=True)
+            size = tuple(image.shape[-2:])
+            model = self.sizing.model_size(*size)
+            given = resize(image, model, nearest=declared.input in labels)
             with autocast(self.device, self.precision):
-                output = translate_image(lambda x, d=direction: task.translate(d, nets, x), image, multiple)
-            comparison = Comparison(direction, image, output.float(), real, real if declared.target else None)
+                output = translate_image(lambda x, d=direction: task.translate(d, nets, x), given, multiple).float()
+            if model != size and self.sizing.keep_model_size:  # scored at the model's size
+                image, real = given, resize(real, model, nearest=declared.output in labels)
+            elif model != size:  # scored at the item's size, as `p2p translate` writes it back
+                output = resize(output, size, nearest=declared.output in labels)
+            comparison = Comparison(direction, image, output, real, real if declared.target else None)
             for (metric_direction, name), metric in self.metrics.items():
                 if metric_direction == direction:
                     try:
@@ -173,9 +185,12 @@ def markdown(result: EvalResult, title: str) -> str:
 
 def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, Any], *,
                         data: Mapping[str, Any] | None = None, device: str = "auto", seed: int = 0,
-                        mode: Protocol = "paper") -> EvalResult:
+                        mode: Protocol = "paper", load_size: int | None = None, scale_width: int | None = None,
+                        keep_model_size: bool = False) -> EvalResult:
     """Score a checkpoint (its weight average where it keeps one) with its recipe's `[eval]`, updated by
-    `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root)."""
+    `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root). `load_size`
+    or `scale_width` give the generator each item at that size, its output resized back to the item's to
+    be scored, or the real image resized to the model's with `keep_model_size`."""
     source = open_checkpoint(path, host, data=data)
     try:
         config = resolve_eval({**source.checkpoint.recipe.get("eval", {}), **overrides}, source.recipe, host)
@@ -189,8 +204,11 @@ def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, An
     figures = eval_figures(source.recipe.model_copy(update={"eval": config}), spec)
     roles = {role for f in figures.values() for role in spec.directions[f.direction].roles}
     run = source.open(roles=sorted(roles), protocol=mode, device=device)
-    evaluator = Evaluator(run.recipe, spec, host, device=run.device, config=config)
+    sizing = Sizing.checked(load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size,
+                            multiple=run.size_multiple())
+    evaluator = Evaluator(run.recipe, spec, host, device=run.device, config=config, sizing=sizing)
     result = evaluator(run.task, run.nets, run.adapter, size_multiple=run.size_multiple(), seed=seed, mode=mode)
     result.epoch, result.step = run.checkpoint.header.meta.epoch, run.checkpoint.header.meta.step
-    result.extra = {"checkpoint": run.file, "protocol": mode, "weights": "average" if run.averaged else "last"}
+    result.extra = {"checkpoint": run.file, "protocol": mode, "weights": "average" if run.averaged else "last",
+                    **({"sizing": sizing.describe()} if sizing.resizes else {})}
     return result

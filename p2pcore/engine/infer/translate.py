@@ -1,4 +1,5 @@
-"""`p2p translate`: rebuild a direction's networks from a checkpoint alone and translate images at native size."""
+"""`p2p translate`: rebuild a direction's networks from a checkpoint alone and translate images, each at its own
+size or at a test-time size (`p2pcore.engine.infer.sizing`), in fp32 or under bf16/fp16 autocast."""
 
 from __future__ import annotations
 
@@ -9,14 +10,32 @@ from pathlib import Path
 import torch
 
 from p2pcore.checkpoint.format import file_identity
-from p2pcore.engine.build.trained import open_trained
+from p2pcore.engine.build.device import autocast, resolve_device
+from p2pcore.engine.build.trained import TrainedRun, open_trained
 from p2pcore.engine.infer.batching import batch_mixing_layers, drew, rng_state
 from p2pcore.engine.infer.protocols import Protocol, translate_image
+from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.engine.infer.tiling import Tiling, translate_tiled
 from p2pcore.errors import P2PError
 from p2pcore.formats import Formats
 from p2pcore.plugins import Host
 from p2pcore.rundir import check_writable
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_precision(precision: str, device: torch.device, *, key: str = "--precision") -> str:
+    """The arithmetic a translation may run in here: fp32 anywhere, bf16 on the CPU and on GPUs that have
+    it, fp16 on CUDA only (CPU kernels for half floats are slow or missing)."""
+    if precision not in PRECISIONS:
+        raise P2PError(f"unknown precision {precision!r}", key=key, hint=f"use {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise P2PError(f"fp16 needs a CUDA device, and this translation runs on {device.type}", key=key,
+                       hint="use bf16 on the CPU (or fp32), or fp16 with --device cuda")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise P2PError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16", key=key,
+                       hint="use fp16 or fp32")
+    return precision
 
 
 class Translator:
@@ -26,12 +45,16 @@ class Translator:
     Weights are the checkpoint's moving average where it keeps one (`train.ema`), else the last step's.
     Images of one size share forward passes of up to `batch_size` unless that would change their outputs
     (see `p2pcore.engine.infer.batching`); then each image has a pass of its own, seeded alike. With `tile`,
-    images larger than a tile are translated as overlapping blended tiles (`p2pcore.engine.infer.tiling`)."""
+    images larger than a tile are translated as overlapping blended tiles (`p2pcore.engine.infer.tiling`).
+    `load_size` or `scale_width` resize each input to the model's size and the output back to the input's
+    (`p2pcore.engine.infer.sizing`) unless `keep_model_size`; when neither is given, the checkpoint's recipe's
+    `[translate]` sizes apply. `precision` bf16 or fp16 runs the networks under autocast."""
 
     def __init__(self, checkpoint: str | Path, host: Host, *, device: str = "auto", protocol: Protocol = "paper",
                  seed: int = 0, direction: str | None = None, style: str | None = None,
                  styles: str | None = None, batch_size: int = 8, tile: int | None = None,
-                 overlap: int | None = None) -> None:
+                 overlap: int | None = None, load_size: int | None = None, scale_width: int | None = None,
+                 keep_model_size: bool = False, precision: str = "fp32") -> None:
         if batch_size < 1:
             raise P2PError(f"--batch-size {batch_size} is not a positive number", key="--batch-size",
                            hint="e.g. --batch-size 8")
@@ -40,7 +63,9 @@ class Translator:
         if tile is not None and style == "random":
             raise P2PError("a random style is drawn per forward pass, so tiles would disagree", key="--tile",
                            hint="use --style cluster:K, the same in every tile, or translate untiled")
-        self.run = run = open_trained(checkpoint, host, direction=direction, protocol=protocol, device=device)
+        target = resolve_device(device, key="--device")
+        self.precision = check_precision(precision, target)
+        self.run = run = open_trained(checkpoint, host, direction=direction, protocol=protocol, device=target)
         self.direction = run.direction
         self.task, self.adapter, self.nets = run.task, run.adapter, run.nets
         self.task.configure_translation(style, styles)
@@ -50,6 +75,8 @@ class Translator:
         self.seed = seed
         self.multiple = run.size_multiple()
         self.tiling = Tiling.checked(tile, overlap, self.multiple) if tile is not None else None
+        self.sizing = chosen_sizing(run, load_size=load_size, scale_width=scale_width,
+                                keep_model_size=keep_model_size, multiple=self.multiple)
         self.batch_size = batch_size
         with run.in_protocol():
             self.mixing = batch_mixing_layers(self.nets.values())
@@ -60,6 +87,8 @@ class Translator:
         self.out_channels = run.channels[self.output_key]
         self.formats = Formats.of(run.adapter, name=run.recipe.data.name, input_key=self.input_key,
                                   output_key=self.output_key)
+        labels = label_keys(run.adapter)
+        self.input_is_labels, self.output_is_labels = self.input_key in labels, self.output_key in labels
         self.metadata = run.checkpoint.metadata
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -90,15 +119,27 @@ class Translator:
     def _pass(self, batch: torch.Tensor) -> torch.Tensor:
         """One forward pass of an N x C x H x W CPU batch at native size; the first learns whether it draws."""
         before = rng_state(self.device) if self.draws_random is None else None
-        out = translate_image(self.forward, batch.to(self.device), self.multiple)
+        with autocast(self.device, self.precision):
+            out = translate_image(self.forward, batch.to(self.device), self.multiple)
         if before is not None:
             self.draws_random = drew(before, self.device)
         return out.float().cpu()
 
     @torch.no_grad()
     def translate_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Same-size C x H x W images in [-1, 1] to their translations (C' x H x W, CPU). Each image's
-        output is what it would be alone: where batching could change it, each has its own seeded pass."""
+        """Same-size C x H x W images in [-1, 1] to their translations (C' x H x W, CPU): at the model's
+        size (the test-time size, else their own) and back to theirs unless the model's size is kept. Each
+        image's output is what it would be alone: where batching could change it, each has its own pass."""
+        height, width = images[0].shape[-2:]
+        size = self.sizing.model_size(height, width)
+        if size == (height, width):
+            return self._translate_many(images)
+        outs = self._translate_many([resize(image, size, nearest=self.input_is_labels) for image in images])
+        if self.sizing.keep_model_size:
+            return outs
+        return [resize(out, (height, width), nearest=self.output_is_labels) for out in outs]
+
+    def _translate_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         outs: list[torch.Tensor] = []
         with self.run.in_protocol():
             height, width = images[0].shape[-2:]
@@ -133,6 +174,23 @@ class Translator:
 
     def translate_file(self, source: Path, target: Path) -> None:
         self.write(self(self.read(source)), target, source=source)
+
+
+def chosen_sizing(run: TrainedRun, *, load_size: int | None = None, scale_width: int | None = None,
+                  keep_model_size: bool = False, multiple: int = 1) -> Sizing:
+    """The sizes asked for, else those of the checkpoint's recipe's `[translate]` table (errors name the
+    recipe key then), else each image's own size."""
+    if load_size is None and scale_width is None:
+        recorded = run.recipe.translate
+        if recorded.load_size is not None or recorded.scale_width is not None:
+            try:
+                return Sizing.checked(load_size=recorded.load_size, scale_width=recorded.scale_width,
+                                      keep_model_size=keep_model_size, multiple=multiple,
+                                      keys=("translate.load_size", "translate.scale_width"))
+            except P2PError as error:
+                raise error.with_location(file=str(run.checkpoint.path)) from None
+    return Sizing.checked(load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size,
+                          multiple=multiple)
 
 
 def plan(source: Path, target: Path, formats: Formats, *, overwrite: bool = False) -> list[tuple[Path, Path]]:
