@@ -2,9 +2,12 @@
 
 One translation direction (the task's first unless asked), opened as `p2p translate` opens it
 (`p2pcore.engine.build.trained`): the checkpoint's weight average where it keeps one. The exported network
-is in inference mode (dropout off, batch-norm running statistics), the `--eval` protocol of `p2p translate`.
-Inputs must have sides that are multiples of the network's `size_multiple`, which is recorded in the file's
-metadata.
+runs in the ``eval`` protocol by default (dropout off, batch-norm running statistics), the `--eval` protocol
+of `p2p translate`; the ``paper`` protocol keeps dropout drawing and batch norm using each batch's statistics
+(running statistics never updated), as the file's graph records: TorchScript runs it as it is; ONNX
+expresses it (Dropout and BatchNormalization in training mode), but runtimes may optimise dropout away
+(ONNX Runtime does unless its graph optimisations are off). Inputs must have sides that are multiples of the
+network's `size_multiple`; it and the protocol are recorded in the file's metadata.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import torch
 from torch import nn
 
 from p2pcore.engine.build.trained import TrainedRun, open_trained
+from p2pcore.engine.infer.protocols import Protocol
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.rundir import check_writable
 
 Format = Literal["onnx", "torchscript"]
+PROTOCOLS = ("eval", "paper")
+ONNX_PAPER_NOTE = ("ONNX Runtime removes Dropout nodes when it optimises a graph: run this file with "
+                   "graph_optimization_level = ORT_DISABLE_ALL to keep dropout")
 
 
 class _Translation(nn.Module):
@@ -38,33 +45,42 @@ class _Translation(nn.Module):
 
 
 def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
-           direction: str | None = None) -> dict[str, Any]:
+           direction: str | None = None, protocol: Protocol = "eval") -> dict[str, Any]:
+    """Write one direction's translation as `fmt`; returns what the file takes and gives (channels, the size
+    multiple, the protocol and, where it applies, a note on running it)."""
+    if protocol not in PROTOCOLS:
+        raise P2PError(f"unknown protocol {protocol!r}", key="--protocol", hint=f"use {' or '.join(PROTOCOLS)}")
     output = Path(output)
     if output.is_dir():
         raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. generator.onnx")
     check_writable(output.parent, hint="choose an output in a writable folder")
-    run = open_trained(checkpoint, host, direction=direction, protocol="eval", device="cpu")
-    model = _Translation(run).eval()  # the eval protocol, kept by the exported module
+    run = open_trained(checkpoint, host, direction=direction, protocol=protocol, device="cpu")
+    model = _Translation(run)
     multiple = run.size_multiple()
     declared = run.spec.directions[run.direction]
     in_channels, out_channels = run.channels[declared.input], run.channels[declared.output]
     side = multiple * max(1, 64 // multiple)
     example = torch.zeros(1, in_channels, side, side)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    paper = protocol == "paper"
+    with torch.no_grad(), warnings.catch_warnings(), run.in_protocol():  # the graph records the protocol's modes
         warnings.simplefilter("ignore")
         try:
             if fmt == "onnx":
                 axes = {0: "batch", 2: "height", 3: "width"}
+                mode = torch.onnx.TrainingMode.TRAINING if paper else torch.onnx.TrainingMode.EVAL
                 torch.onnx.export(model, (example,), str(output), input_names=["a"], output_names=["b"],
-                                  dynamic_axes={"a": axes, "b": axes}, opset_version=17, dynamo=False)
-            else:
-                traced = torch.jit.trace(model, example)
-                torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(multiple)})
+                                  dynamic_axes={"a": axes, "b": axes}, opset_version=17, dynamo=False,
+                                  training=mode, do_constant_folding=not paper)
+            else:  # a traced dropout draws anew at every call, so the trace is not checked against a rerun
+                traced = torch.jit.trace(model, example, check_trace=not paper)
+                torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(multiple),
+                                                                  "protocol": protocol})
         except OSError as exc:
             raise P2PError(f"cannot write the export: {exc.strerror}", file=str(output)) from None
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:  # type: ignore[attr-defined]
             raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
                            hint="try the other --format") from None
     return {"direction": run.direction, "in_channels": in_channels, "out_channels": out_channels,
-            "size_multiple": multiple}
+            "size_multiple": multiple, "protocol": protocol,
+            "note": ONNX_PAPER_NOTE if paper and fmt == "onnx" else None}
