@@ -2,24 +2,25 @@
 
 Scene i of a split depends only on (seed, split, i). Each scene has a sky, ground, a road running
 to a vanishing point with a sidewalk and lane markings, buildings with windows, trees, vehicles
-and people, painted far to near. Every surface has a colour and a temperature:
+and people, painted far to near. Every surface has a colour and a temperature, and the colour
+follows from the class and the temperature, so a model can learn thermal -> colour in minutes:
 
-* temperature follows the material: the sky is cold, asphalt and pavement warm with the sun,
-  vegetation cool, people (37 C skin, clothing a little cooler) and engines, exhausts and tyres
-  hot, windows colder (reflected sky) or warmer (heated rooms) than their walls;
-* colour is partly unpredictable from temperature: vehicle paint and clothing are drawn from the
-  whole colour wheel, building materials and the sky's weather vary, so thermal->colour is
-  learnable in layout and material but ambiguous in hue, as in real thermal->visible translation.
+* each class has its own band of temperatures, coldest to hottest: sky (0.02-0.17; clouds and overcast
+  warmer), dark window glass, vegetation, ground (watered grass to dry earth), building walls, sidewalk
+  and asphalt (warmer with the sun), lit windows, vehicle paint, clothing, skin, engines and exhausts;
+* within its band a surface's temperature picks its colour on the class's ramp (`ramp`): white to
+  black paint (dark paint soaks up more sun), pale plaster to dark brick, blue sky to overcast grey;
+* the stated variation about that colour is mild: brightness with a standard deviation of
+  `VARIATION` (0.03 of full scale), a tint of a third of it, a global level within 3%, pixel noise 0.01.
 
 The thermal image then gets the optics and sensor of a microbolometer: blur, a per-column fixed
-pattern offset, a random gain and offset (automatic gain control) and noise. The colour image gets
-a global illumination level, a slight blur and noise. Painting uses numpy masks over coordinate
+pattern offset, a mild gain and offset (automatic gain control, within 3% and 0.01) and noise. The
+colour image gets a slight blur and noise. Painting uses numpy masks over coordinate
 grids restricted to each object's bounding box; the only Python loops are over objects.
 """
 
 from __future__ import annotations
 
-import colorsys
 import math
 from pathlib import Path
 from typing import Any
@@ -34,16 +35,27 @@ from .imagefiles import ImageFormats, read_image, write_image
 
 SPLITS = {"train": 0, "test": 1}
 
-_SKIES = (  # (top colour, horizon colour, cloudiness)
-    ((0.22, 0.42, 0.82), (0.70, 0.80, 0.95), 0.3),   # clear day
-    ((0.52, 0.55, 0.60), (0.78, 0.80, 0.82), 1.0),   # overcast
-    ((0.18, 0.22, 0.48), (0.95, 0.62, 0.40), 0.2),   # dusk
-    ((0.35, 0.55, 0.85), (0.85, 0.88, 0.92), 0.6),   # hazy
-)
-_WALLS = ((0.55, 0.30, 0.25), (0.62, 0.62, 0.60), (0.76, 0.69, 0.55), (0.36, 0.45, 0.56), (0.86, 0.86, 0.83),
-          (0.45, 0.42, 0.40), (0.70, 0.55, 0.45))
-_GROUNDS = ((0.30, 0.48, 0.20), (0.55, 0.50, 0.36), (0.47, 0.47, 0.46), (0.38, 0.42, 0.25))
-_SKIN = ((0.96, 0.80, 0.69), (0.87, 0.67, 0.52), (0.63, 0.45, 0.33), (0.42, 0.29, 0.21), (0.78, 0.60, 0.45))
+# Each class's colour is a ramp over a material parameter u in [0, 1] that also sets its temperature (darker
+# paint and brick soak up more sun; dry ground is warmer than watered grass; lit windows are warm): a colour
+# follows from the class (the shape in the thermal image) and the temperature (its level there).
+_SKY_TOP = ((0.20, 0.40, 0.82), (0.52, 0.55, 0.60))       # clear -> overcast (clouds hold heat: warmer)
+_SKY_LOW = ((0.70, 0.80, 0.95), (0.78, 0.80, 0.82))
+_GROUND = ((0.22, 0.46, 0.16), (0.38, 0.45, 0.20), (0.58, 0.50, 0.32))       # watered grass -> dry earth
+_WALL = ((0.88, 0.88, 0.84), (0.64, 0.64, 0.62), (0.78, 0.68, 0.52), (0.60, 0.32, 0.24), (0.40, 0.28, 0.22))
+_LEAVES = ((0.12, 0.34, 0.12), (0.24, 0.46, 0.14), (0.52, 0.54, 0.16))       # shaded -> sunlit, drying
+_PAINT = ((0.92, 0.92, 0.90), (0.66, 0.68, 0.70), (0.16, 0.32, 0.70), (0.76, 0.12, 0.10), (0.08, 0.08, 0.09))
+_CLOTH = ((0.90, 0.88, 0.82), (0.90, 0.72, 0.20), (0.20, 0.56, 0.30), (0.70, 0.14, 0.18), (0.14, 0.20, 0.44),
+          (0.10, 0.10, 0.10))
+_SKIN = ((0.96, 0.80, 0.69), (0.78, 0.60, 0.45), (0.45, 0.31, 0.22))
+VARIATION = 0.03        # standard deviation of a surface's brightness about its ramp (its tint: a third of it)
+
+
+def ramp(stops: tuple[tuple[float, float, float], ...], u: float) -> np.ndarray:
+    """The colour at u in [0, 1] of a piecewise-linear ramp through `stops`."""
+    pos = min(max(u, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(pos), len(stops) - 2)
+    t = pos - i
+    return ((1 - t) * np.asarray(stops[i], np.float32) + t * np.asarray(stops[i + 1], np.float32)).astype(np.float32)
 
 
 class Canvas:
@@ -104,14 +116,16 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return image
 
 
-def _jitter(rng: np.random.Generator, colour: Any, amount: float = 0.06) -> np.ndarray:
-    return np.clip(np.asarray(colour, np.float32) + rng.normal(0, amount, 3), 0, 1).astype(np.float32)
+def _jitter(rng: np.random.Generator, colour: Any, amount: float = VARIATION) -> np.ndarray:
+    shift = rng.normal(0, amount) + rng.normal(0, amount / 3, 3)
+    return np.clip(np.asarray(colour, np.float32) + shift, 0, 1).astype(np.float32)
 
 
-def _any_colour(rng: np.random.Generator) -> np.ndarray:
-    """Paint and clothing: any hue; greys, whites and blacks are common too."""
-    sat = 0.0 if rng.random() < 0.3 else rng.uniform(0.3, 1.0)
-    return np.array(colorsys.hsv_to_rgb(rng.random(), sat, rng.uniform(0.12, 0.95)), np.float32)
+def _material(rng: np.random.Generator, stops: tuple[tuple[float, float, float], ...], cold: float, hot: float
+              ) -> tuple[np.ndarray, float]:
+    """A surface of a class: its colour on the class's ramp (mildly varied) and the temperature that goes with it."""
+    u = float(rng.random())
+    return _jitter(rng, ramp(stops, u)), cold + (hot - cold) * u
 
 
 def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,37 +133,39 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
     rng = np.random.default_rng((seed, SPLITS[split], index))
     cv = Canvas(size)
     x = cv.coords[None, :]
-    sun = rng.uniform(0.0, 1.0)                       # how much the sun has heated surfaces
+    sun = rng.uniform(0.0, 1.0)                       # how much the sun has heated the asphalt
     horizon = rng.uniform(0.3, 0.5)
     vx = rng.uniform(0.3, 0.7)                        # vanishing point of the road
     road_half = rng.uniform(0.3, 0.6)                 # road half-width at the bottom edge
 
-    # sky: a vertical gradient, colder straight up; clouds are softer and a little warmer
-    top, bottom, cloudiness = _SKIES[rng.integers(len(_SKIES))]
+    # sky: a vertical gradient, colder straight up; overcast skies and clouds are warmer and greyer
+    cloudiness = rng.uniform(0.0, 1.0)
     sky_box = cv.region(0, horizon, 0, 1)
     if sky_box:
         sy, sx, yy, _ = sky_box
         g = np.clip(yy / horizon, 0, 1)[..., None]
-        cv.rgb[sy, sx] = (1 - g) * _jitter(rng, top, 0.04) + g * _jitter(rng, bottom, 0.04)
-        cv.temp[sy, sx] = 0.03 + 0.12 * np.clip(yy / horizon, 0, 1) ** 2 + 0.15 * cloudiness
-        for _ in range(rng.integers(0, 4) if cloudiness < 0.9 else 0):
+        top, low = _jitter(rng, ramp(_SKY_TOP, cloudiness)), _jitter(rng, ramp(_SKY_LOW, cloudiness))
+        cv.rgb[sy, sx] = (1 - g) * top + g * low
+        cv.temp[sy, sx] = 0.02 + 0.05 * np.clip(yy / horizon, 0, 1) ** 2 + 0.06 * cloudiness
+        for _ in range(rng.integers(0, 4) if cloudiness < 0.7 else 0):
             cy, cx = rng.uniform(0.05, horizon * 0.8), rng.uniform(0, 1)
             ry, rx = rng.uniform(0.03, 0.08), rng.uniform(0.08, 0.25)
             a = np.clip(1 - ((yy - cy) / ry) ** 2 - ((x - cx) / rx) ** 2, 0, 1) ** 0.5 * 0.85
             cv.rgb[sy, sx] = cv.rgb[sy, sx] * (1 - a[..., None]) + a[..., None] * 0.95
-            cv.temp[sy, sx] += 0.12 * a
+            cv.temp[sy, sx] += 0.04 * a
 
-    # ground with coarse texture, warmer with the sun
+    # ground with coarse texture seen alike in both images (clumps are warmer and lighter)
     ground_box = cv.region(horizon, 1, 0, 1)
+    asphalt = np.array((0.27, 0.27, 0.29), np.float32)
     if ground_box:
         sy, sx, yy, xx = ground_box
         cell = max(2, size // 12)
         cells = -(-size // cell)
         coarse = rng.normal(0, 1, (cells, cells)).astype(np.float32)
         texture = _blur(np.kron(coarse, np.ones((cell, cell), np.float32))[:size, :size], cell * 0.4)[sy, sx]
-        base = _jitter(rng, _GROUNDS[rng.integers(len(_GROUNDS))])
+        base, ground_temp = _material(rng, _GROUND, 0.28, 0.38)
         cv.rgb[sy, sx] = base * (1 + 0.08 * texture[..., None])
-        cv.temp[sy, sx] = 0.32 + 0.18 * sun + 0.02 * texture
+        cv.temp[sy, sx] = ground_temp + 0.015 * texture
 
         # road, sidewalks and dashed centre line in perspective
         dyy = np.clip((yy - horizon) / (1 - horizon), 1e-3, 1)
@@ -157,25 +173,22 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         off = np.abs(xx - vx)
         walk = (off >= half) & (off < half * 1.3)
         road = off < half
-        road_temp = 0.42 + 0.35 * sun
-        cv.paint(sy, sx, walk, _jitter(rng, (0.66, 0.64, 0.60), 0.04), road_temp - 0.06)
-        asphalt = _jitter(rng, (0.27, 0.27, 0.29), 0.03)
-        cv.paint(sy, sx, road, asphalt[None, None] * (1 + 0.05 * texture[..., None]),
-                 road_temp + 0.02 * texture)
+        road_temp = 0.56 + 0.08 * sun
+        cv.paint(sy, sx, walk, _jitter(rng, (0.66, 0.64, 0.60)), road_temp - 0.04)
+        asphalt = _jitter(rng, asphalt)
+        cv.paint(sy, sx, road, asphalt[None, None] * (1 + 0.06 * texture[..., None]), road_temp + 0.01 * texture)
         dashes = (off < 0.012 * dyy + 0.002) & (np.sin(2.2 / dyy) > 0.2)
-        paint = np.array((0.92, 0.92, 0.88) if rng.random() < 0.7 else (0.92, 0.78, 0.2), np.float32)
-        cv.paint(sy, sx, dashes, paint, road_temp - 0.07)
+        cv.paint(sy, sx, dashes, np.array((0.92, 0.92, 0.88), np.float32), road_temp - 0.06)
 
     def half_width(yb: float) -> float:
         return road_half * max(1e-3, (yb - horizon) / (1 - horizon))
 
-    # buildings along the horizon, windows on a grid
+    # buildings along the horizon, windows on a grid: lit windows are warm, dark glass reflects the cold sky
     for _ in range(rng.integers(2, 7)):
         x0, w = rng.uniform(-0.1, 0.95), rng.uniform(0.08, 0.3)
         h = rng.uniform(0.08, horizon * 0.9)
         y0, y1 = horizon - h, horizon + rng.uniform(0.0, 0.03)
-        wall = _jitter(rng, _WALLS[rng.integers(len(_WALLS))], 0.05)
-        wall_temp = 0.3 + 0.12 * rng.random() + 0.15 * sun
+        wall, wall_temp = _material(rng, _WALL, 0.40, 0.52)
         box = cv.region(y0, y1, x0, x0 + w)
         if not box:
             continue
@@ -185,9 +198,9 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         fx = ((xx - x0) / w * cols) % 1
         fy = ((yy - y0) / h * rows) % 1
         windows = (fx > 0.25) & (fx < 0.75) & (fy > 0.3) & (fy < 0.75) & (yy < horizon - 0.01)
-        lit = rng.random() < 0.25
-        glass = np.array((0.92, 0.82, 0.45) if lit else _jitter(rng, (0.16, 0.2, 0.28), 0.04), np.float32)
-        cv.paint(sy, sx, windows, glass, wall_temp + (0.12 if lit or rng.random() < 0.5 else -0.1))
+        lit = rng.random() < 0.3
+        glass = np.array((0.92, 0.82, 0.45) if lit else (0.16, 0.2, 0.28), np.float32)
+        cv.paint(sy, sx, windows, _jitter(rng, glass), wall_temp + (0.12 if lit else -0.1))
 
     # trees, vehicles and people stand on the ground; paint them far to near
     things = [("tree", rng.uniform(horizon + 0.03, 0.95)) for _ in range(rng.integers(0, 5))]
@@ -199,50 +212,50 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         if kind == "tree":
             xc = vx + rng.choice((-1, 1)) * hw * rng.uniform(1.35, 2.6)
             th, tw, r = 0.14 * s, 0.018 * s, rng.uniform(0.06, 0.11) * s
-            cv.rect(yb - th, yb, xc - tw, xc + tw, _jitter(rng, (0.35, 0.25, 0.15), 0.04), 0.36 + 0.1 * sun)
-            leaves = _jitter(rng, (0.2, 0.42, 0.15), 0.06)
-            cv.ellipse(yb - th - r * 0.7, xc, r, r * rng.uniform(0.8, 1.2), leaves, 0.26 + 0.08 * sun)
+            cv.rect(yb - th, yb, xc - tw, xc + tw, _jitter(rng, (0.35, 0.25, 0.15)), 0.34)
+            leaves, leaf_temp = _material(rng, _LEAVES, 0.18, 0.27)
+            cv.ellipse(yb - th - r * 0.7, xc, r, r * rng.uniform(0.8, 1.2), leaves, leaf_temp)
         elif kind == "vehicle":
             xc = vx + hw * rng.uniform(-0.75, 0.75)
             w, h = rng.uniform(0.22, 0.3) * s, rng.uniform(0.1, 0.14) * s
             facing = rng.random() < 0.5                              # towards the camera: engine in front
-            body, body_temp = _any_colour(rng), 0.45 + 0.15 * sun
+            body, body_temp = _material(rng, _PAINT, 0.68, 0.82)
             cv.rect(yb - 0.01 * s, yb + 0.012 * s, xc - w * 0.55, xc + w * 0.55, asphalt * 0.5,
-                    0.38 + 0.2 * sun)                                # shadow: shaded, cooler road
+                    0.5)                                             # shadow: shaded, cooler road
             cv.rect(yb - h, yb - 0.02 * s, xc - w / 2, xc + w / 2, body, body_temp)
             cv.rect(yb - h * 1.6, yb - h + 0.002, xc - w * 0.38, xc + w * 0.38, body, body_temp)
             cv.rect(yb - h * 1.5, yb - h * 1.02, xc - w * 0.33, xc + w * 0.33,
-                    _jitter(rng, (0.12, 0.14, 0.18), 0.03), 0.2)      # glass reflects the cold sky
+                    np.array((0.12, 0.14, 0.18), np.float32), 0.2)      # glass reflects the cold sky
             for side in (-1, 1):
                 cv.rect(yb - 0.035 * s, yb, xc + side * w * 0.42 - 0.025 * s, xc + side * w * 0.42 + 0.025 * s,
-                        np.array((0.06, 0.06, 0.06), np.float32), 0.68)   # tyres and brakes
+                        np.array((0.06, 0.06, 0.06), np.float32), 0.88)   # tyres and brakes
                 lamp = (0.95, 0.95, 0.85) if facing else (0.8, 0.1, 0.08)
                 cv.rect(yb - h * 0.8, yb - h * 0.6, xc + side * w * 0.36 - 0.02 * s,
                         xc + side * w * 0.36 + 0.02 * s, np.array(lamp, np.float32), body_temp + 0.05)
             if facing:
-                cv.rect(yb - h * 0.55, yb - 0.03 * s, xc - w * 0.25, xc + w * 0.25, body * 0.6, 0.88)
+                cv.rect(yb - h * 0.55, yb - 0.03 * s, xc - w * 0.25, xc + w * 0.25, body * 0.6, 0.93)
             else:
                 ex = xc + rng.choice((-1, 1)) * w * 0.3
-                cv.ellipse(yb - 0.025 * s, ex, 0.012 * s, 0.02 * s, np.array((0.1, 0.1, 0.1), np.float32), 0.95)
+                cv.ellipse(yb - 0.025 * s, ex, 0.012 * s, 0.02 * s, np.array((0.1, 0.1, 0.1), np.float32), 0.98)
         else:
             side = rng.choice((-1, 1))
             xc = vx + side * hw * rng.uniform(1.05, 1.5) if rng.random() < 0.8 else vx + hw * rng.uniform(-1, 1)
             h, w = rng.uniform(0.2, 0.26) * s, 0.035 * s
-            trousers, shirt = _any_colour(rng), _any_colour(rng)
+            (trousers, trousers_temp), (shirt, shirt_temp) = (_material(rng, _CLOTH, 0.84, 0.92) for _ in "ts")
             for leg in (-1, 1):
                 cv.rect(yb - h * 0.45, yb, xc + leg * w * 0.5 - w * 0.38, xc + leg * w * 0.5 + w * 0.38,
-                        trousers, 0.74)
-            cv.rect(yb - h * 0.85, yb - h * 0.42, xc - w, xc + w, shirt, 0.8)
-            skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 0.03)
-            cv.ellipse(yb - h * 0.93, xc, h * 0.09, h * 0.075, skin, 0.97)
+                        trousers, trousers_temp)
+            cv.rect(yb - h * 0.85, yb - h * 0.42, xc - w, xc + w, shirt, shirt_temp)
+            skin, skin_temp = _material(rng, _SKIN, 0.95, 0.99)
+            cv.ellipse(yb - h * 0.93, xc, h * 0.09, h * 0.075, skin, skin_temp)
 
-    # sensors: thermal blur, column pattern, gain/offset and noise; colour lighting and noise
+    # sensors: thermal blur, column pattern, a mild gain/offset and noise; colour: slight blur, level and noise
     px = size / 64
     thermal = _blur(cv.temp, 0.9 * px)
-    thermal = thermal + rng.normal(0, 0.006, (1, size)).astype(np.float32)
-    thermal = thermal * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
-    thermal = thermal + rng.normal(0, 0.015, thermal.shape).astype(np.float32)
-    colour = _blur(cv.rgb, 0.45 * px) * rng.uniform(0.75, 1.1)
+    thermal = thermal + rng.normal(0, 0.004, (1, size)).astype(np.float32)
+    thermal = thermal * rng.uniform(0.97, 1.03) + rng.uniform(-0.01, 0.01)
+    thermal = thermal + rng.normal(0, 0.01, thermal.shape).astype(np.float32)
+    colour = _blur(cv.rgb, 0.45 * px) * rng.uniform(0.97, 1.03)
     colour = colour + rng.normal(0, 0.01, colour.shape).astype(np.float32)
     return np.clip(thermal, 0, 1).astype(np.float32), np.clip(colour, 0, 1).astype(np.float32)
 

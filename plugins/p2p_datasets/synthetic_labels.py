@@ -4,9 +4,11 @@ A stand-in for Cityscapes that needs no download: the maps use Cityscapes' label
 sidewalk 8, building 11, vegetation 21, person 24, car 26; label_nc 35) and its instance convention
 (a car's pixels hold 26000 + its number). Scene i of a split depends only on (seed, split, i).
 
-The photo follows the labels, with what a label map cannot tell: each car and each person has its own
-colour (so the instance encoder has styles to learn), buildings their own wall colours and windows, and
-light and noise vary. Cars may touch each other, so only the instance map separates them.
+The photo follows the labels: each class has its colour and texture (a building's wall colour follows its
+height on a ramp from low brick to tall glass-grey, its windows a fixed grid; vegetation is leafy), with
+mild variation (brightness within 5%, a light gradient within 3%, noise). What a label map cannot tell is
+each car's and each person's own colour, which the instance encoder has as styles to learn. Cars may
+touch each other, so only the instance map separates them.
 
 `write_files(split, folder)` saves scenes in the Cityscapes release layout (``*_gtFine_labelIds.png``,
 ``*_gtFine_instanceIds.png``, ``*_leftImg8bit.png``) for `p2p translate` and the cityscapes_hd adapter.
@@ -25,12 +27,13 @@ from p2pcore.api import DataReport, P2PError
 
 from .imagefiles import read_image, write_image
 from .labelmaps import display, read_label_maps
-from .synthetic import SPLITS, RenderedAdapter, RenderedScenes
+from .synthetic import SPLITS, RenderedAdapter, RenderedScenes, ramp
 
 SKY, ROAD, SIDEWALK, BUILDING, VEGETATION, PERSON, CAR = 23, 7, 8, 11, 21, 24, 26
 CLASSES = {"sky": SKY, "road": ROAD, "sidewalk": SIDEWALK, "building": BUILDING, "vegetation": VEGETATION,
            "person": PERSON, "car": CAR}
-_WALLS = ((0.62, 0.52, 0.42), (0.72, 0.7, 0.66), (0.55, 0.33, 0.27), (0.82, 0.78, 0.66), (0.45, 0.47, 0.5))
+_WALLS = ((0.55, 0.33, 0.27), (0.62, 0.52, 0.42), (0.82, 0.78, 0.66), (0.72, 0.7, 0.66), (0.45, 0.47, 0.5))
+# low brick -> tall glass-grey, by height
 
 
 def _hue(rng: np.random.Generator) -> np.ndarray:
@@ -59,23 +62,24 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
     sky_top, sky_low = np.array((0.3, 0.5, 0.85)), np.array((0.75, 0.85, 0.95))
     g = np.clip(yy / horizon, 0, 1)[..., None]
     paint(yy < horizon, SKY, (1 - g) * sky_top + g * sky_low)
-    paint(yy >= horizon, SIDEWALK, np.array((0.68, 0.66, 0.62), np.float32) * rng.uniform(0.85, 1.1))
+    paint(yy >= horizon, SIDEWALK, np.array((0.68, 0.66, 0.62), np.float32) * rng.uniform(0.95, 1.05))
     vx, half = rng.uniform(0.35, 0.65), rng.uniform(0.3, 0.55)
     depth = np.clip((yy - horizon) / (1 - horizon), 0, 1)
     road = (yy >= horizon) & (np.abs(xx - vx) < half * depth)
-    paint(road, ROAD, np.array((0.3, 0.3, 0.32), np.float32) * rng.uniform(0.8, 1.15))
+    paint(road, ROAD, np.array((0.3, 0.3, 0.32), np.float32) * rng.uniform(0.95, 1.05))
 
     for _ in range(rng.integers(2, 6)):                                   # buildings on the horizon
         x0, w, h = rng.uniform(-0.1, 0.9), rng.uniform(0.1, 0.35), rng.uniform(0.1, horizon * 0.9)
         box = (xx >= x0) & (xx < x0 + w) & (yy >= horizon - h) & (yy < horizon)
-        wall = np.array(_WALLS[rng.integers(len(_WALLS))], np.float32) * rng.uniform(0.85, 1.1)
+        wall = ramp(_WALLS, h / (horizon * 0.9)) * rng.uniform(0.95, 1.05)
         windows = box & (((xx - x0) * 40 % 1) > 0.5) & (((yy - horizon + h) * 30 % 1) > 0.5)
         paint(box, BUILDING, wall)
         photo[windows] = (0.2, 0.24, 0.3)
     for _ in range(rng.integers(0, 4)):                                   # trees beside the road
         cx, cy, r = rng.uniform(0, 1), horizon + rng.uniform(-0.08, 0.02), rng.uniform(0.04, 0.1)
         crown = ((xx - cx) ** 2 + (yy - cy) ** 2) < r ** 2
-        paint(crown, VEGETATION, np.array((0.2, 0.45, 0.15), np.float32) * rng.uniform(0.8, 1.2))
+        leaves = np.array((0.2, 0.45, 0.15), np.float32) * (1 + 0.25 * np.sin(xx * 90) * np.sin(yy * 90))[..., None]
+        paint(crown, VEGETATION, leaves * rng.uniform(0.95, 1.05))
 
     things = [("car", rng.uniform(horizon + 0.1, 0.95)) for _ in range(rng.integers(1, 5))]
     things += [("person", rng.uniform(horizon + 0.05, 0.95)) for _ in range(rng.integers(0, 4))]
@@ -101,7 +105,7 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
             photo[head] = (0.85, 0.68, 0.55)
             counts["person"] += 1
 
-    light = rng.uniform(0.75, 1.1) * (1 - 0.15 * xx[..., None] * rng.uniform(-1, 1))
+    light = rng.uniform(0.95, 1.05) * (1 - 0.03 * xx[..., None] * rng.uniform(-1, 1))
     photo = photo * light + rng.normal(0, 0.015, photo.shape).astype(np.float32)
     return label, inst, np.clip(photo, 0, 1).astype(np.float32)
 
