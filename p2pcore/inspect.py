@@ -21,4 +21,16 @@ def summarize(path: str | Path) -> dict[str, Any]:
             "p2p_version": meta.p2p_version, "source": meta.source,
             "components": [c.model_dump() for c in meta.components], "parameters": dict(parameters),
             "recipe": meta.recipe, "resumable": meta.optim is not None,
-            "weight_average": any(name.startswith("ema.") for name in header.tensors)}
+            "weight_average": any(name.startswith("ema.") for name in header.tensors),
+            "translate": translate_size(meta.recipe)}
+
+
+def translate_size(recipe: dict[str, Any]) -> str:
+    """The size `p2p translate` gives the generator unless told otherwise: the recipe's `[translate]` table."""
+    table = recipe.get("translate") or {}
+    if table.get("load_size"):
+        return f"{table['load_size']} x {table['load_size']} (translate.load_size), outputs back at each input's size"
+    if table.get("scale_width"):
+        return (f"{table['scale_width']} wide, aspect kept (translate.scale_width), outputs back at each input's "
+                "size")
+    return "each image at its own size"

@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: key.path=value")]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+# test-time sizes, shared by translate and eval (p2pcore.engine.infer.sizing)
+LoadSizeOption = Annotated[int | None, typer.Option(
+    "--load-size", min=1, metavar="N", help="give the generator each image resized to N x N (as the reference "
+    "test: load_size = crop_size); N a multiple of the generator's size multiple")]
+ScaleWidthOption = Annotated[int | None, typer.Option(
+    "--scale-width", min=1, metavar="W", help="give the generator each image resized to width W, aspect kept "
+    "(the height rounded to the size multiple); W a multiple of the generator's size multiple")]
+KeepModelSizeOption = Annotated[bool, typer.Option(
+    "--keep-model-size", help="with --load-size or --scale-width: keep outputs at the model's size; by default "
+    "they are resized back to each input's size (bicubic for images, nearest for label maps)")]
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)

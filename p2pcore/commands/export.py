@@ -12,6 +12,7 @@ from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
 
 FORMATS = ("onnx", "torchscript")
+PROTOCOLS = ("eval", "paper")
 
 
 def register(app: typer.Typer) -> None:
@@ -22,13 +23,21 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.s
            output: Annotated[Path, typer.Argument(help="file to write (.onnx or .pt)")],
            format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx",
            direction: Annotated[str | None, typer.Option(help="a direction the task offers (default: its "
-                                                         "first, a2b)")] = None) -> None:
-    """Export a translation direction for inference (dropout off, running statistics), dynamic H and W."""
+                                                         "first, a2b)")] = None,
+           protocol: Annotated[str, typer.Option(help="eval: dropout off and batch-norm running statistics; "
+                                                 "paper: dropout drawing and each batch's statistics, as `p2p "
+                                                 "translate` runs by default (ONNX runtimes may optimise dropout "
+                                                 "away: the summary says how to keep it)")] = "eval") -> None:
+    """Export a translation direction for inference (by default dropout off, running statistics), dynamic H and
+    W."""
     if format_ not in FORMATS:
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint=f"use {' or '.join(FORMATS)}")
+    if protocol not in PROTOCOLS:
+        raise P2PError(f"unknown protocol {protocol!r}", key="--protocol", hint=f"use {' or '.join(PROTOCOLS)}")
     from p2pcore.engine.infer.export import export as run_export
 
-    info = run_export(checkpoint, output, common.host(), format_, direction)  # type: ignore[arg-type]
-    console.print(f"[green]exported[/green] {output} ({format_}, {info['direction']}; input N x "
-                  f"{info['in_channels']} x H x W, "
-                  f"H and W multiples of {info['size_multiple']})")
+    info = run_export(checkpoint, output, common.host(), format_, direction, protocol)  # type: ignore[arg-type]
+    console.print(f"[green]exported[/green] {output} ({format_}, {info['direction']}, {protocol} protocol; "
+                  f"input N x {info['in_channels']} x H x W, H and W multiples of {info['size_multiple']})")
+    if info["note"]:
+        console.print(f"[yellow]note[/yellow]: {info['note']}")

@@ -39,4 +39,5 @@ def inspect(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.
         table.add_row(role, f"{count:,}")
     console.print(table)
     console.print(f"resume state: {'yes' if info['resumable'] else 'no (weights only)'}")
+    console.print(f"translate: {info['translate']}")
     console.print(escape(tomli_w.dumps(info["recipe"])), highlight=False)

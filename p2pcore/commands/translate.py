@@ -1,5 +1,5 @@
-"""`p2p translate CHECKPOINT INPUT OUTPUT`: a checkpoint's networks over image files, each at its own size.
-Torch is imported inside."""
+"""`p2p translate CHECKPOINT INPUT OUTPUT`: a checkpoint's networks over image files, each at its own size or at
+a test-time size and back. Torch is imported inside."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from p2pcore.commands import common
-from p2pcore.commands.common import console, render_error
+from p2pcore.commands.common import KeepModelSizeOption, LoadSizeOption, ScaleWidthOption, console, render_error
 from p2pcore.errors import P2PError
 
 
@@ -46,16 +46,25 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                           "neighbouring tiles, less than SIZE/2 (default "
                                                           "SIZE/8)", metavar="PX")] = None,
               workers: Annotated[int | None, typer.Option(min=1, help="threads reading and writing files "
-                                                          "while the networks run (default: up to 4)")] = None
+                                                          "while the networks run (default: up to 4)")] = None,
+              load_size: LoadSizeOption = None,
+              scale_width: ScaleWidthOption = None,
+              keep_model_size: KeepModelSizeOption = False,
+              precision: Annotated[str, typer.Option(help="fp32; bf16 (CPU and CUDA) or fp16 (CUDA only): the "
+                                                     "networks run under autocast, outputs are written as usual")
+                                   ] = "fp32",
               ) -> None:
-    """Translate images with a checkpoint's networks, at each image's own size."""
+    """Translate images with a checkpoint's networks, at each image's own size, or at a test-time size
+    (--load-size, --scale-width, else the recipe's [translate]) with outputs resized back to each input's size
+    (bicubic for images, nearest for label maps) unless --keep-model-size."""
     from p2pcore.engine.infer.pipeline import translate_files
     from p2pcore.engine.infer.translate import Translator, plan
     from p2pcore.progress import file_progress
 
     translator = Translator(checkpoint, common.host(), device=device, protocol="eval" if eval_ else "paper",
                             seed=seed, direction=direction, style=style, styles=str(styles) if styles else None,
-                            batch_size=batch_size, tile=tile, overlap=overlap)
+                            batch_size=batch_size, tile=tile, overlap=overlap, load_size=load_size,
+                            scale_width=scale_width, keep_model_size=keep_model_size, precision=precision)
     jobs = list(plan(input, output, translator.formats, overwrite=overwrite))  # the adapter says what it reads
     with file_progress(console, len(jobs), disable=len(jobs) < 2) as advance:
         outcome = translate_files(translator, jobs, fail_fast=fail_fast, workers=workers, on_progress=advance,
@@ -64,7 +73,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
     console.print(f"[green]translated[/green] {done} image(s) in {outcome.seconds:.1f} s ({outcome.rate:.1f} "
                   f"files/s) -> {output} ({translator.direction}, {translator.protocol} protocol"
                   f"{', weight average' if translator.averaged else ''}, {translator.device}, "
-                  f"{translator.batching()})")
+                  f"{translator.precision}, {translator.batching()}; {translator.sizing.describe()})")
     if failed:
         raise P2PError(f"{len(failed)} of {len(jobs)} image(s) failed; the other {done} were written",
                        details=[f"{e.file}: {e.message}" for e in failed], hint="fix or remove the files listed")

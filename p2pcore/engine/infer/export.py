@@ -44,6 +44,15 @@ class _Translation(nn.Module):
         return self.task.translate(self.direction, dict(self.nets.items()), image)
 
 
+def _record(path: Path, props: dict[str, str]) -> None:
+    """Add metadata to an ONNX file (read back by `onnx.load(path).metadata_props`)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+
+
 def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
            direction: str | None = None, protocol: Protocol = "eval") -> dict[str, Any]:
     """Write one direction's translation as `fmt`; returns what the file takes and gives (channels, the size
@@ -72,6 +81,7 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
                 torch.onnx.export(model, (example,), str(output), input_names=["a"], output_names=["b"],
                                   dynamic_axes={"a": axes, "b": axes}, opset_version=17, dynamo=False,
                                   training=mode, do_constant_folding=not paper)
+                _record(output, {"size_multiple": str(multiple), "protocol": protocol})
             else:  # a traced dropout draws anew at every call, so the trace is not checked against a rerun
                 traced = torch.jit.trace(model, example, check_trace=not paper)
                 torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(multiple),
