@@ -1,7 +1,8 @@
 """p2p: image-to-image translation with conditional adversarial networks.
 
-The package's face: `Host` and `load_host` (the plugin host) and `P2PError`, loaded on first use so that
-importing any part of p2p stays light."""
+The package's face: `load` (a checkpoint's translation, for Python code: `p2pcore.inference`), `Host` and
+`load_host` (the plugin host) and `P2PError`, loaded on first use so that importing any part of p2p stays
+light."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 from p2pcore.version import __version__
 
-__all__ = ["Host", "P2PError", "__version__", "load_host"]
+__all__ = ["Host", "P2PError", "Translator", "__version__", "load", "load_host"]
 
-_LAZY = {"Host": "p2pcore.plugins", "load_host": "p2pcore.plugins", "P2PError": "p2pcore.errors"}
+_LAZY = {"Host": "p2pcore.plugins", "load_host": "p2pcore.plugins", "P2PError": "p2pcore.errors",
+         "load": "p2pcore.inference", "Translator": "p2pcore.inference"}
 
 
 def __getattr__(name: str) -> Any:

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("recipe", ("p2pcore.recipe", "p2pcore.schema", "p2pcore.records", "p2pcore.rundir")),
     ("checkpoint", ("p2pcore.checkpoint",)),
     ("engine", ("p2pcore.engine",)),
-    ("services", ("p2pcore.services",)),
+    ("services", ("p2pcore.services", "p2pcore.inference")),
     ("tools", ("p2pcore.report", "p2pcore.study", "p2pcore.docgen", "p2pcore.scaffold", "p2pcore.testing",
                "p2pcore.inspect", "p2pcore.progress", "p2pcore.console")),
     ("commands", ("p2pcore.commands", "p2pcore.cli", "p2pcore.__main__")),
