@@ -5,7 +5,7 @@ to a vanishing point with a sidewalk and lane markings, buildings with windows, 
 and people, painted far to near. Every surface has a colour and a temperature, and the colour
 follows from the class and the temperature, so a model can learn thermal -> colour in minutes:
 
-* each class has its own band of temperatures, coldest to hottest: sky (0.02-0.17; clouds and overcast
+* each class has its own band of temperatures, coldest to hottest: sky (0.02-0.24; clouds and overcast
   warmer), dark window glass, vegetation, ground (watered grass to dry earth), building walls, sidewalk
   and asphalt (warmer with the sun), lit windows, vehicle paint, clothing, skin, engines and exhausts;
 * within its band a surface's temperature picks its colour on the class's ramp (`ramp`): white to
@@ -14,7 +14,7 @@ follows from the class and the temperature, so a model can learn thermal -> colo
   `VARIATION` (0.03 of full scale), a tint of a third of it, a global level within 3%, pixel noise 0.01.
 
 The thermal image then gets the optics and sensor of a microbolometer: blur, a per-column fixed
-pattern offset, a mild gain and offset (automatic gain control, within 3% and 0.01) and noise. The
+pattern offset, a mild gain (automatic gain control, within 3%) and noise. The
 colour image gets a slight blur and noise. Painting uses numpy masks over coordinate
 grids restricted to each object's bounding box; the only Python loops are over objects.
 """
@@ -41,7 +41,7 @@ SPLITS = {"train": 0, "test": 1}
 _SKY_TOP = ((0.20, 0.40, 0.82), (0.52, 0.55, 0.60))       # clear -> overcast (clouds hold heat: warmer)
 _SKY_LOW = ((0.70, 0.80, 0.95), (0.78, 0.80, 0.82))
 _GROUND = ((0.22, 0.46, 0.16), (0.38, 0.45, 0.20), (0.58, 0.50, 0.32))       # watered grass -> dry earth
-_WALL = ((0.88, 0.88, 0.84), (0.64, 0.64, 0.62), (0.78, 0.68, 0.52), (0.60, 0.32, 0.24), (0.40, 0.28, 0.22))
+_WALL = ((0.88, 0.88, 0.84), (0.78, 0.68, 0.52), (0.60, 0.32, 0.24))                          # plaster -> brick
 _LEAVES = ((0.12, 0.34, 0.12), (0.24, 0.46, 0.14), (0.52, 0.54, 0.16))       # shaded -> sunlit, drying
 _PAINT = ((0.92, 0.92, 0.90), (0.66, 0.68, 0.70), (0.16, 0.32, 0.70), (0.76, 0.12, 0.10), (0.08, 0.08, 0.09))
 _CLOTH = ((0.90, 0.88, 0.82), (0.90, 0.72, 0.20), (0.20, 0.56, 0.30), (0.70, 0.14, 0.18), (0.14, 0.20, 0.44),
@@ -146,13 +146,13 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         g = np.clip(yy / horizon, 0, 1)[..., None]
         top, low = _jitter(rng, ramp(_SKY_TOP, cloudiness)), _jitter(rng, ramp(_SKY_LOW, cloudiness))
         cv.rgb[sy, sx] = (1 - g) * top + g * low
-        cv.temp[sy, sx] = 0.02 + 0.05 * np.clip(yy / horizon, 0, 1) ** 2 + 0.06 * cloudiness
+        cv.temp[sy, sx] = 0.02 + 0.03 * np.clip(yy / horizon, 0, 1) ** 2 + 0.14 * cloudiness
         for _ in range(rng.integers(0, 4) if cloudiness < 0.7 else 0):
             cy, cx = rng.uniform(0.05, horizon * 0.8), rng.uniform(0, 1)
             ry, rx = rng.uniform(0.03, 0.08), rng.uniform(0.08, 0.25)
             a = np.clip(1 - ((yy - cy) / ry) ** 2 - ((x - cx) / rx) ** 2, 0, 1) ** 0.5 * 0.85
             cv.rgb[sy, sx] = cv.rgb[sy, sx] * (1 - a[..., None]) + a[..., None] * 0.95
-            cv.temp[sy, sx] += 0.04 * a
+            cv.temp[sy, sx] += 0.05 * a
 
     # ground with coarse texture seen alike in both images (clumps are warmer and lighter)
     ground_box = cv.region(horizon, 1, 0, 1)
@@ -163,7 +163,7 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         cells = -(-size // cell)
         coarse = rng.normal(0, 1, (cells, cells)).astype(np.float32)
         texture = _blur(np.kron(coarse, np.ones((cell, cell), np.float32))[:size, :size], cell * 0.4)[sy, sx]
-        base, ground_temp = _material(rng, _GROUND, 0.28, 0.38)
+        base, ground_temp = _material(rng, _GROUND, 0.26, 0.38)
         cv.rgb[sy, sx] = base * (1 + 0.08 * texture[..., None])
         cv.temp[sy, sx] = ground_temp + 0.015 * texture
 
@@ -188,13 +188,13 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
         x0, w = rng.uniform(-0.1, 0.95), rng.uniform(0.08, 0.3)
         h = rng.uniform(0.08, horizon * 0.9)
         y0, y1 = horizon - h, horizon + rng.uniform(0.0, 0.03)
-        wall, wall_temp = _material(rng, _WALL, 0.40, 0.52)
+        wall, wall_temp = _material(rng, _WALL, 0.38, 0.54)
         box = cv.region(y0, y1, x0, x0 + w)
         if not box:
             continue
         sy, sx, yy, xx = box
         cv.paint(sy, sx, None, wall, wall_temp)
-        cols, rows = rng.integers(2, 7), rng.integers(2, 9)
+        cols, rows = rng.integers(2, 5), rng.integers(2, 6)
         fx = ((xx - x0) / w * cols) % 1
         fy = ((yy - y0) / h * rows) % 1
         windows = (fx > 0.25) & (fx < 0.75) & (fy > 0.3) & (fy < 0.75) & (yy < horizon - 0.01)
@@ -253,7 +253,7 @@ def render(size: int, seed: int, split: str, index: int) -> tuple[np.ndarray, np
     px = size / 64
     thermal = _blur(cv.temp, 0.9 * px)
     thermal = thermal + rng.normal(0, 0.004, (1, size)).astype(np.float32)
-    thermal = thermal * rng.uniform(0.97, 1.03) + rng.uniform(-0.01, 0.01)
+    thermal = thermal * rng.uniform(0.97, 1.03)
     thermal = thermal + rng.normal(0, 0.01, thermal.shape).astype(np.float32)
     colour = _blur(cv.rgb, 0.45 * px) * rng.uniform(0.97, 1.03)
     colour = colour + rng.normal(0, 0.01, colour.shape).astype(np.float32)
