@@ -34,10 +34,11 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.s
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint=f"use {' or '.join(FORMATS)}")
     if protocol not in PROTOCOLS:
         raise P2PError(f"unknown protocol {protocol!r}", key="--protocol", hint=f"use {' or '.join(PROTOCOLS)}")
+    from p2pcore.engine.infer.export import ONNX_PAPER_NOTE
     from p2pcore.engine.infer.export import export as run_export
 
     info = run_export(checkpoint, output, common.host(), format_, direction, protocol)  # type: ignore[arg-type]
     console.print(f"[green]exported[/green] {output} ({format_}, {info['direction']}, {protocol} protocol; "
                   f"input N x {info['in_channels']} x H x W, H and W multiples of {info['size_multiple']})")
-    if info["note"]:
-        console.print(f"[yellow]note[/yellow]: {info['note']}")
+    if protocol == "paper" and format_ == "onnx":
+        console.print(f"[yellow]note[/yellow]: {ONNX_PAPER_NOTE}")

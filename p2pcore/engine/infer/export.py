@@ -55,8 +55,8 @@ def _record(path: Path, props: dict[str, str]) -> None:
 
 def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
            direction: str | None = None, protocol: Protocol = "eval") -> dict[str, Any]:
-    """Write one direction's translation as `fmt`; returns what the file takes and gives (channels, the size
-    multiple, the protocol and, where it applies, a note on running it)."""
+    """Write one direction's translation as `fmt` in `protocol`; returns what the file takes and gives: the
+    direction, channels and size multiple (for ONNX in the paper protocol, see `ONNX_PAPER_NOTE`)."""
     if protocol not in PROTOCOLS:
         raise P2PError(f"unknown protocol {protocol!r}", key="--protocol", hint=f"use {' or '.join(PROTOCOLS)}")
     output = Path(output)
@@ -92,5 +92,4 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
             raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
                            hint="try the other --format") from None
     return {"direction": run.direction, "in_channels": in_channels, "out_channels": out_channels,
-            "size_multiple": multiple, "protocol": protocol,
-            "note": ONNX_PAPER_NOTE if paper and fmt == "onnx" else None}
+            "size_multiple": multiple}
