@@ -69,13 +69,27 @@ class DatasetAdapter(Protocol):
 
 class DatasetParams(Params):
     """Base of every dataset adapter's parameters: what p2p reads of a dataset without building it
-    (the sizes its items come in) is declared here rather than guessed from field names."""
+    (the sizes its items come in, the channels of their images) is declared here rather than guessed
+    from field names."""
 
     def item_size(self) -> ItemSize | None:
         """The side of the square images every training item comes in, when these parameters fix one (a
         square crop, a rendered size); None when the items keep sizes that vary (native sizes, scale_width).
         ``p2p validate`` checks it against each generator's size multiple, without building the dataset."""
         return None
+
+    def image_channels(self) -> Mapping[str, int] | None:
+        """The image keys of the items and the channels of each, as the built adapter gives them (its
+        ``a_channels``, ``b_channels`` and ``channels``): ``{"a": 1, "b": 3}``, a label-map dataset
+        ``{"label": 2, "b": 3}``. None when these parameters do not say. ``p2p validate`` checks that the
+        task's image keys (``TaskSpec.images``) are among them, and tasks see them in their recipe check."""
+        return None
+
+    def image_channel_keys(self) -> Mapping[str, str]:
+        """For each image key whose channel count a parameter sets, that parameter as written in the
+        ``[data]`` table (``{"a": "a.channels"}``), which error messages name; keys the dataset fixes are
+        left out."""
+        return {}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
@@ -67,6 +68,27 @@ class Side(Params):
                                                       "3 colour, or the depth of N-channel stacks")
 
 
+class TwoSides(DatasetParams):
+    """Datasets whose items carry `a` and `b` with channel counts set by `a_channels` and `b_channels`."""
+
+    def image_channels(self) -> Mapping[str, int]:
+        return {"a": self.a_channels, "b": self.b_channels}  # type: ignore[attr-defined]
+
+    def image_channel_keys(self) -> Mapping[str, str]:
+        return {"a": "a_channels", "b": "b_channels"}
+
+
+class LabelMaps(DatasetParams):
+    """Datasets whose items carry `label` (label ids, with `instances` the instance ids as a second channel)
+    and the photo `b`."""
+
+    def image_channels(self) -> Mapping[str, int]:
+        return {"label": 2 if self.instances else 1, "b": 3}  # type: ignore[attr-defined]
+
+    def image_channel_keys(self) -> Mapping[str, str]:
+        return {"label": "instances"}
+
+
 class Jitter(DatasetParams):
     """Resizing, cropping and mirroring shared by the file-based adapters, and file handling."""
 
@@ -117,6 +139,12 @@ class PairedFoldersParams(Jitter):
     test_holdout: float = Field(0.0, ge=0, lt=1, description="when root has no test/ (or val/) folder, this "
                                 "fraction of the pairs, chosen by a hash of the file name, is the test split")
 
+    def image_channels(self) -> Mapping[str, int]:
+        return {"a": self.a.channels, "b": self.b.channels}
+
+    def image_channel_keys(self) -> Mapping[str, str]:
+        return {"a": "a.channels", "b": "b.channels"}
+
 
 class SyntheticThermalParams(DatasetParams):
     size: int = Field(64, ge=16, le=2048, description="side of the square images, in pixels")
@@ -132,8 +160,12 @@ class SyntheticThermalParams(DatasetParams):
         """Every scene is rendered `size` pixels square."""
         return ItemSize(self.size, "size")
 
+    def image_channels(self) -> Mapping[str, int]:
+        """Thermal scenes of one channel, colour images of three."""
+        return {"a": 1, "b": 3}
 
-class SyntheticLabelsParams(DatasetParams):
+
+class SyntheticLabelsParams(LabelMaps):
     size: int = Field(64, ge=32, le=2048, description="side of the square scenes, in pixels")
     train_count: int = Field(200, ge=1, description="number of training scenes")
     test_count: int = Field(8, ge=1, description="number of test scenes")
@@ -146,7 +178,7 @@ class SyntheticLabelsParams(DatasetParams):
         return ItemSize(self.size, "size")
 
 
-class CityscapesReleaseParams(Jitter):
+class CityscapesReleaseParams(LabelMaps, Jitter):
     root: str = Field(description='the unpacked Cityscapes release: root/gtFine and root/leftImg8bit; "" when '
                                   "the adapter only reads files given to p2p translate")
     instances: bool = Field(True, description="read the instance maps (*_gtFine_instanceIds.png) with the label "
@@ -159,7 +191,7 @@ class CityscapesReleaseParams(Jitter):
     crop_size: int = Field(512, ge=1, le=MAX_SIDE, description="side of the square crop (crop modes only)")
 
 
-class AlignedParams(Jitter):
+class AlignedParams(TwoSides, Jitter):
     root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side A|B images")
     direction: Literal["AtoB", "BtoA"] = Field("AtoB", description="AtoB: the left half is the input; "
                                                                    "BtoA: the right half is")
@@ -167,7 +199,7 @@ class AlignedParams(Jitter):
     b_channels: int = Field(3, ge=1, le=4, description="channels of the target half")
 
 
-class UnalignedParams(Jitter):
+class UnalignedParams(TwoSides, Jitter):
     root: str = Field(description="folder with trainA/ trainB/ and testA/ testB/ of unpaired images")
     a_dir: str = Field("{split}A", description="folder of domain A under root; {split} is train or test (val)")
     b_dir: str = Field("{split}B", description="folder of domain B under root, likewise")
@@ -192,8 +224,15 @@ class SingleParams(Jitter):
     preprocess: Preprocess = Field("none", description="as for paired_folders; default: native size")
     flip: bool = Field(False, description="mirror left-right at random when training")
 
+    def image_channels(self) -> Mapping[str, int]:
+        """Items carry the input only (`out_channels` sizes what the model makes, not an image of the items)."""
+        return {"a": self.channels}
 
-class KaistParams(Jitter):
+    def image_channel_keys(self) -> Mapping[str, str]:
+        return {"a": "channels"}
+
+
+class KaistParams(TwoSides, Jitter):
     root: str = Field(description="KAIST multispectral root holding setXX/VYYY/{lwir,visible}/I*.jpg")
     train_sets: list[str] = Field(default_factory=lambda: list(KAIST_TRAIN_SETS),
                                   description="sets of the training split (the paper: set00..set05)")
@@ -210,6 +249,10 @@ class ColorizationParams(Jitter):
     test_holdout: float = Field(0.0, ge=0, lt=1, description="when root has no test/ (or val/) folder, this "
                                 "fraction of the images, chosen by a hash of the file name, is the test split")
 
+    def image_channels(self) -> Mapping[str, int]:
+        """L (one channel) in, ab (two) out."""
+        return {"a": 1, "b": 2}
+
 
 class CityscapesLabelsParams(Jitter):
     root: str = Field(description="folder with train/ and test/ (or val/) of side-by-side photo|label "
@@ -221,3 +264,8 @@ class CityscapesLabelsParams(Jitter):
     write_as: Literal["color", "train_ids"] = Field(
         "color", description="p2p translate writes colour-coded label maps, or 8-bit train-ID maps "
                              "(255 = ignore)")
+
+    def image_channels(self) -> Mapping[str, int]:
+        """The photo in, the label map as one channel of train IDs out (items also carry the ID map as
+        `label`, which is not an image the networks see)."""
+        return {"a": 3, "b": 1}

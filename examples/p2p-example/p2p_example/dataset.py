@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import model_validator
@@ -30,6 +31,14 @@ class CSVPairsParams(DatasetParams):
     def item_size(self) -> ItemSize | None:
         """The crop's side when cropping: `p2p validate` checks it against the generator's size multiple."""
         return ItemSize(self.crop_size, "crop_size") if self.preprocess.endswith("crop") else None
+
+    def image_channels(self) -> Mapping[str, int]:
+        """The images of an item and their channels: `p2p validate` checks them against what the task reads."""
+        return {"a": self.a_channels, "b": self.b_channels}
+
+    def image_channel_keys(self) -> Mapping[str, str]:
+        """The parameters that set them, named by errors about channel counts."""
+        return {"a": "a_channels", "b": "b_channels"}
 
 
 def build_csv_pairs(params: CSVPairsParams, ctx: BuildContext) -> Any:
