@@ -60,6 +60,8 @@ def recipe_schema(host: Host) -> dict[str, Any]:
     props["model"] = {"type": "object", "additionalProperties": {"anyOf": networks},
                       "description": props["model"].get("description", "")}
     losses = _component_schemas(host, "loss", {"weight": {"type": "number"}})
+    losses.append({"type": "object", "title": "a change to a term the task supplies by default",
+                   "not": {"required": ["name"]}})  # [loss.<label>] weight = 10, over the task's own term
     props["loss"] = {"type": "object", "additionalProperties": {"anyOf": losses},
                      "description": props["loss"].get("description", "")}
     callbacks = _component_schemas(host, "callback")

@@ -47,7 +47,18 @@ from p2pcore.api.losses import LossParams, LossTerm
 from p2pcore.api.metrics import Comparison, Metric, MetricParams, Segmenter
 from p2pcore.api.networks import Discriminator, DiscriminatorParams, Generator, NormFactory, Tap, check_taps
 from p2pcore.api.schedules import Schedule, ScheduleParams
-from p2pcore.api.tasks import Direction, Player, Role, Side, Task, TaskContext, TaskParams, TaskSpec
+from p2pcore.api.tasks import (
+    Direction,
+    Player,
+    RecipeTerm,
+    RecipeView,
+    Role,
+    Side,
+    Task,
+    TaskContext,
+    TaskParams,
+    TaskSpec,
+)
 from p2pcore.api.tensors import Tensors
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.weights import load_weights, read_weights
@@ -63,7 +74,7 @@ __all__ = [
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
-    "CallbackRef", "Tap", "check_taps",
+    "CallbackRef", "Tap", "check_taps", "RecipeView", "RecipeTerm",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from p2pcore.api.base import Builder, ComponentRef, Params
@@ -89,11 +90,77 @@ class TaskSpec:
         return {role for name in tensors for role in self.tensors.get(name, ())}
 
 
+@dataclass(frozen=True)
+class RecipeTerm:
+    """One term of a recipe's objective as a task's check sees it: the loss resolved (its `name` and
+    validated `params`, e.g. the tensors it `reads()`) and its weight."""
+
+    ref: ComponentRef
+    weight: float
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def params(self) -> Any:
+        return self.ref.params
+
+
+@dataclass(frozen=True)
+class RecipeView:
+    """A validated recipe as :meth:`TaskParams.check_recipe` sees it: read-only and torch-free.
+
+    `task`: the task's reference (its `params` are the parameters checking); `spec`: what they declare;
+    `model`: each role's resolved reference (`model["generator"].name`, `.params.n_blocks`); `facts`: by
+    role, what its component derives from its parameters without torch (``size_multiple``, what
+    ``p2p show`` prints); `loss`: the terms that are on (weight not 0) by label; `data`: the dataset's
+    reference; `channels`: the channels of each image key of the dataset's items as its parameters declare
+    them (``{"a": 1, "b": 3}``; :meth:`DatasetParams.image_channels`), None when they do not say. An image
+    key of ``spec.images`` missing from `channels` is refused after the task's check, which may refuse it
+    first with its own words.
+    """
+
+    task: ComponentRef
+    spec: TaskSpec
+    model: Mapping[str, ComponentRef]
+    facts: Mapping[str, Mapping[str, Any]]
+    loss: Mapping[str, RecipeTerm]
+    data: ComponentRef
+    channels: Mapping[str, int] | None
+
+    def __post_init__(self) -> None:
+        for name in ("model", "facts", "loss", "channels"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
+
+    def terms(self, loss: str) -> dict[str, RecipeTerm]:
+        """The terms that are on and use the registered loss `loss`, by label (``view.terms("l1")``)."""
+        return {label: term for label, term in self.loss.items() if term.name == loss}
+
+    def channels_key(self, image: str) -> str:
+        """The recipe key that sets an image key's channel count (``data.a.channels``), for errors; ``data``
+        when the dataset fixes it (:meth:`DatasetParams.image_channel_keys`)."""
+        own = self.data.params.image_channel_keys().get(image)
+        return f"data.{own}" if own else "data"
+
+
 class TaskParams(Params):
     """Base of every task's parameters: `declare` says what the task needs and provides.
 
-    `check` may reject a model that the task cannot train (for example a conditional discriminator
-    where the task judges single images); it runs during recipe validation, without torch.
+    Two checks run during recipe validation, without torch, and raise :class:`P2PError` with the recipe
+    key at fault (``task.layers``, ``loss``, ``data.a.channels``):
+
+    - `check(model)` may reject a model that the task cannot train (for example a conditional
+      discriminator where the task judges single images); it runs whenever a recipe is validated, also
+      when a checkpoint's recipe is read to translate.
+    - `check_recipe(view)` sees the whole resolved recipe (:class:`RecipeView`: roles with their
+      parameters, the loss terms that are on, the dataset's channels) and may reject what the task cannot
+      train: a loss term it needs, channel counts it cannot handle, layers its generator does not have.
+      It runs after `check` when a recipe is validated for training (``p2p validate``, ``p2p run``).
+
+    `default_loss` gives loss terms the task supplies when a recipe does not override them.
     """
 
     def declare(self) -> TaskSpec:
@@ -101,6 +168,15 @@ class TaskParams(Params):
 
     def check(self, model: Mapping[str, ComponentRef]) -> None:
         return None
+
+    def check_recipe(self, view: RecipeView) -> None:
+        return None
+
+    def default_loss(self) -> Mapping[str, Mapping[str, Any]]:
+        """Loss terms by label, as recipe tables (``{"nce": {"name": "patch_nce", "weight": 1.0}}``): the
+        recipe's ``[loss.<label>]`` tables merge over them key by key (one naming another loss replaces the
+        term), weight 0 turns one off and ``unset = ["loss.<label>"]`` removes it."""
+        return {}
 
 
 @dataclass

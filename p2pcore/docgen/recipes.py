@@ -69,6 +69,24 @@ def _sections() -> list[tuple[str, type[BaseModel]]]:
     return found
 
 
+COMPOSING = """### extends, unset and --set
+
+A recipe may `extends` another (a path relative to itself): its tables merge over the other's key by key, and a
+table that names another component (`[model.generator] name = "resnet"` over a U-Net) replaces the inherited one
+whole. `unset`, a top-level list of key paths, removes keys and tables from what the recipe extends before its own
+keys apply: `unset = ["model.generator_ba", "loss.cycle_a", "eval.best"]`. A path that the recipes it extends do
+not set is an error (a misspelling would otherwise change nothing). `--set key.path=value` then overrides any key
+(values are TOML; bare words are strings; `eval.metrics.1.max_val` reaches into a list by position), and
+`--set unset=eval.best` (or a list, `--set 'unset=["eval.best"]'`) removes keys likewise.
+
+A loss term of weight 0 is off: it is not computed, and the tensors it reads need not exist. A task may supply
+loss terms by default (`TaskParams.default_loss`, listed with the task below); a `[loss.<label>]` table of the same
+label overrides one key by key, `weight = 0` turns it off. `train.epochs` is the whole run, the reference code's
+`n_epochs + n_epochs_decay`; without a `[schedule]` table the rate stays constant (`constant_then_linear` with
+`decay_epochs = 0`), and the papers' linear decay over the last half is `decay_epochs = epochs / 2`.
+"""
+
+
 COMPONENTS_NOTE = """`task`, `data`, `schedule`, each `[model.<role>]` and each `[callbacks.<label>]` name a
 registered component: its name (`task = "pix2pix"`) or a table with `name` and its parameters
 (`[model.generator] name = "unet"`, `ngf = 32`). The roles are those the task declares; a callback's label is
@@ -79,7 +97,7 @@ yours to choose (`p2p list callback` lists the callbacks). Their parameters are 
 def sections_markdown() -> str:
     sections = _sections()
     tables = {name.split(".")[0]: f"[{name}]" for name, _ in sections if not name.startswith("optim.")}
-    parts = ["## Sections\n", "### Top level\n", _table(Recipe, tables), COMPONENTS_NOTE]
+    parts = ["## Sections\n", "### Top level\n", _table(Recipe, tables), COMPONENTS_NOTE, COMPOSING]
     for name, model in sections:
         parts += [f"### [{name}]\n", _summary(model) + _table(model)]
     return "\n".join(parts)
@@ -95,7 +113,12 @@ def _task_roles(params: type[BaseModel]) -> str:
     lines += [f"| `{role}` | {r.kind} | {'yes' if r.required else 'no'} | {cell(r.summary)} |"
               for role, r in spec.roles.items()]
     directions = ", ".join(f"`{name}` ({d.input} -> {d.output})" for name, d in spec.directions.items())
-    return "\n".join(lines) + f"\n\nDirections: {directions}.\n\n"
+    text = "\n".join(lines) + f"\n\nDirections: {directions}.\n\n"
+    defaults = params().default_loss()  # type: ignore[attr-defined]
+    if defaults:
+        terms = ", ".join(f"`{label}` = {inline(str(dict(term)))}" for label, term in defaults.items())
+        text += f"Default loss terms: {terms}.\n\n"
+    return text
 
 
 def component_markdown(spec: Any) -> str:

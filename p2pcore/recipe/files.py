@@ -1,8 +1,10 @@
-"""Recipe files: safe TOML reading (size and nesting limits), `extends` chains and `--set` overrides.
+"""Recipe files: safe TOML reading (size and nesting limits), `extends` chains, `unset` and `--set` overrides.
 
 A recipe may `extends` another file (paths relative to itself); tables merge key by key, and a
-component table that names a different component replaces the inherited one whole. `origins` and
-`locate` place an error in the file (or the `--set`) that wrote the key it concerns.
+component table that names a different component replaces the inherited one whole. A recipe's
+top-level `unset` lists key paths it removes from what it extends (``unset = ["model.generator_ba",
+"eval.best"]``), before its own keys apply; ``--set unset=eval.best`` removes keys likewise. `origins`
+and `locate` place an error in the file (or the `--set`) that wrote the key it concerns.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from p2pcore.errors import P2PError
+from p2pcore.errors import P2PError, did_you_mean
 
 MAX_RECIPE_BYTES = 512 * 1024
 """The largest recipe file p2p reads (recipes are small text files; parsing time grows with size)."""
@@ -24,6 +26,10 @@ MAX_RECIPE_DEPTH = 32
 """The deepest nesting of tables, arrays and dotted key parts in a recipe."""
 MAX_EXTENDS = 32
 """The most `extends` links followed from one recipe."""
+UNSET = "unset"
+"""The top-level key of a recipe (and of `--set`) that lists key paths to remove from what it extends."""
+COMPONENT_KEYS = frozenset({"task", "data", "schedule"})
+"""Top-level keys that name a component: `--set task.pool_size=10` turns `task = "cyclegan"` into a table."""
 
 # Strings and comments, which may hold any brackets and dots; blanked out (newlines kept) before counting.
 _TOML_STRINGS = re.compile(r'"""(?:[^\\]|\\[\s\S])*?"""|' r"'''[\s\S]*?'''|" r'"(?:[^"\\\n]|\\.)*"|'
@@ -220,11 +226,51 @@ def locate(error: P2PError, where: Mapping[tuple[str, ...], str], default: str) 
     return error.with_location(file=origin)
 
 
+def _unset_paths(value: Any, *, file: str | None, origin: str) -> list[tuple[str, ...]]:
+    """The key paths an `unset` value names: a list of dotted key paths (or, in `--set`, one path)."""
+    items = [value] if isinstance(value, str) and origin.startswith("--set") else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise P2PError(f"{origin}: `unset` takes a list of key paths, got {value!r}", file=file, key=UNSET,
+                       hint='for example unset = ["model.generator_ba", "eval.best"]')
+    paths = [tuple(part.strip() for part in item.split(".")) for item in items]
+    for item, parts in zip(items, paths, strict=True):
+        if not all(parts):
+            raise P2PError(f"{origin}: `unset` names {item!r}, which is not a key path", file=file, key=UNSET,
+                           hint='dotted table and key names, for example "eval.best" or "model.generator_ba"')
+    return paths
+
+
+def unset(data: Mapping[str, Any], value: Any, *, file: str | None = None, origin: str = "unset") -> dict[str, Any]:
+    """`data` without the key paths `value` lists (the `unset` of a recipe, or of `--set`). Each path must
+    name a key of `data`, through tables: removing nothing is a misspelling."""
+    out = copy.deepcopy(dict(data))
+    for parts in _unset_paths(value, file=file, origin=origin):
+        node: Any = out
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                key = ".".join(parts)
+                known = [".".join((*parts[:depth], k)) for k in node] if isinstance(node, dict) else []
+                guess = did_you_mean(key, known)
+                where = "the recipe" if origin.startswith("--set") else "the recipes it extends"
+                loss = ("; a loss term the task supplies is turned off with weight = 0"
+                        if parts[0] == "loss" else "")
+                raise P2PError(f"{origin}: {key!r} is not set by {where}, so there is nothing to remove",
+                               file=file, key=UNSET,
+                               hint=(f"did you mean {guess!r}?" if guess else "name keys as dotted paths "
+                                     "(model.generator_ba, eval.best)") + loss)
+            if depth == len(parts) - 1:
+                del node[part]
+            else:
+                node = node[part]
+    return out
+
+
 def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The recipe at `path` merged over the recipes its `extends` chain names (at most MAX_EXTENDS links,
-    followed one by one, without recursion)."""
+    followed one by one, without recursion); each recipe's `unset` removes keys from what it extends
+    before its own keys merge."""
     visited = list(seen)
-    layers: list[dict[str, Any]] = []
+    layers: list[tuple[Path, dict[str, Any]]] = []
     current = path.resolve()
     named_by = visited[-1] if visited else None
     while True:
@@ -235,7 +281,10 @@ def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         data = read_toml(current, extended_by=named_by)
         visited.append(current)
         parent = data.pop("extends", None)
-        layers.append(data)
+        layers.append((current, data))
+        if parent is None and UNSET in data:
+            raise P2PError("`unset` removes keys from the recipe this one extends, but it extends none",
+                           file=str(current), key=UNSET, hint="drop `unset`, or add `extends`")
         if parent is None:
             break
         if not isinstance(parent, str):
@@ -249,9 +298,12 @@ def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
                            file=str(current), key="extends",
                            hint=f"a recipe may build on at most {MAX_EXTENDS} others in a chain; merge some of them")
         named_by, current = current, parent_path.resolve()
-    merged = layers.pop()
+    merged = layers.pop()[1]
     while layers:
-        merged = merge(merged, layers.pop())
+        file, data = layers.pop()
+        if UNSET in data:
+            merged = unset(merged, data.pop(UNSET), file=str(path if file == path.resolve() else file))
+        merged = merge(merged, data)
     return merged
 
 
@@ -291,16 +343,23 @@ def _list_index(items: list[Any], part: str, key: str) -> int:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """`--set key.path=value` overrides applied in order; ``--set unset=key.path`` removes a key."""
     data = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
         key = ".".join(path)
+        if path[0] == UNSET:
+            if len(path) > 1:
+                raise P2PError(f"--set {text}: `unset` is not a table", key=UNSET,
+                               hint="--set unset=eval.best, or a list: --set 'unset=[\"eval.best\"]'")
+            data = unset(data, value, origin=f"--set {text}")
+            continue
         node: Any = data
         for part in path[:-1]:
             at: str | int = _list_index(node, part, key) if isinstance(node, list) else part
             child = node[at] if isinstance(node, list) else node.get(at)
-            if isinstance(child, str) and at != path[0]:  # `norm = "batch"` becomes a table
-                child = {"name": child}
+            if isinstance(child, str) and (node is not data or at in COMPONENT_KEYS):  # `norm = "batch"`,
+                child = {"name": child}                                       # `task = "cyclegan"`: tables
             node[at] = child if isinstance(child, dict | list) else {}
             node = node[at]
         if isinstance(node, list):

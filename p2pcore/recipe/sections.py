@@ -67,7 +67,8 @@ class InitConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(200, ge=1, description="passes over the training split")
+    epochs: int = Field(200, ge=1, description="passes over the training split in all: the reference code's "
+                        "n_epochs + n_epochs_decay (a [schedule] decays the rate within them)")
     batch_size: int = Field(1, ge=1, description="images per step (pix2pix: 1 to 10 depending on the task)")
     device: str = Field("auto", description='"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"')
     precision: Literal["fp32", "bf16", "fp16"] = Field(
@@ -107,7 +108,8 @@ class EvalConfig(Section):
     split: str = Field("test", description="the dataset split evaluated")
     every: int = Field(1, ge=1, description="epochs between evaluations; the last epoch is always evaluated")
     best: str | None = Field(None, description='a figure as metrics.jsonl logs it (e.g. "eval/psnr") that selects '
-                             "checkpoints/best.safetensors; whether higher is better comes from its metric")
+                             "checkpoints/best.safetensors; whether higher is better comes from its metric; "
+                             'unset (`unset = ["eval.best"]`): no best checkpoint')
     directions: list[str] = Field(default_factory=list, description="the task's directions evaluated (empty: all)")
     batch_size: int = Field(1, ge=1, description="images per forward pass; under the paper protocol batch norm uses "
                             "each batch's statistics, so 1 evaluates exactly as `p2p translate` translates")
@@ -131,11 +133,13 @@ class TranslateConfig(Section):
 
 
 class LossSpec(Section):
-    """One weighted term of the objective: `name` of a registered loss, `weight`, its params."""
+    """One weighted term of the objective: `name` of a registered loss, `weight`, its params. A term of
+    weight 0 is off: not computed, and the tensors it reads need not exist. A task may supply terms by
+    default (listed with the task under Components); a table of the same label overrides them key by key."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    name: str
-    weight: float = 1.0
+    name: str = Field(description="a registered loss (see `p2p list loss`)")
+    weight: float = Field(1.0, description="its factor in the objective; 0 turns the term off")
 
     _ref: ComponentRef | None = PrivateAttr(default=None)
 
@@ -148,6 +152,9 @@ class LossSpec(Section):
 
 class Recipe(Section):
     extends: str | None = Field(None, description="a recipe this one builds on, relative to this file")
+    unset: list[str] = Field(default_factory=list, description='key paths removed from what the recipe extends, '
+                             'before its own keys apply: unset = ["model.generator_ba", "eval.best"] (`--set '
+                             'unset=eval.best` likewise)')
     name: str | None = Field(None, description="run name; default: the recipe file's stem")
     task: TaskRef = Field("pix2pix", description="a registered task and its parameters (see `p2p list task`)")
     seed: int = Field(0, ge=0, lt=2**32, description="seeds weights, data order and augmentation: same seed, "
@@ -158,7 +165,8 @@ class Recipe(Section):
     loss: dict[str, LossSpec] = Field(default_factory=dict, description="objective terms by label")
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleRef = Field("constant_then_linear",
-                                  description="a registered learning-rate schedule (see `p2p list schedule`)")
+                                  description="a registered learning-rate schedule (see `p2p list schedule`); the "
+                                  "default, constant_then_linear with decay_epochs 0, keeps the rate constant")
     init: InitConfig = InitConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
@@ -186,7 +194,7 @@ class Recipe(Section):
 
     def to_toml_dict(self) -> dict[str, Any]:
         """The fully resolved recipe as plain TOML-able data (no `extends`)."""
-        data = self.model_dump(mode="json", exclude_none=True, exclude={"extends"})
+        data = self.model_dump(mode="json", exclude_none=True, exclude={"extends", "unset"})
         if not self.callbacks:  # a run without callbacks records the recipe as it did before they existed
             data.pop("callbacks", None)
         if not data.get("translate"):  # likewise a run without test-time sizes

@@ -1,5 +1,6 @@
 """Wiring checks of a validated recipe against what its task declares: roles, players, the tensors the
-loss terms read, the `[eval]` figures and the image sizes the generators need."""
+loss terms read, the images the dataset gives, the `[eval]` figures and the image sizes the generators
+need; and the read-only view of a recipe that a task's own check sees."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from p2pcore.api.base import ComponentRef
-from p2pcore.api.tasks import TaskSpec
+from p2pcore.api.tasks import RecipeTerm, RecipeView, TaskSpec
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.plugins import Host, params_error
 from p2pcore.recipe.sections import EvalConfig, Recipe
@@ -43,6 +44,8 @@ def check_wiring(recipe: Recipe, spec: TaskSpec) -> None:
         if player not in spec.players:
             raise unknown_name("player", player, spec.players, key=f"optim.{player}", task=task)
     for label, term in recipe.loss.items():
+        if term.weight == 0:  # off: not computed, so what it reads need not exist
+            continue
         for tensor in sorted(term.ref().params.reads()):
             if tensor not in spec.tensors:
                 raise unknown_name("tensor", tensor, spec.tensors, key=f"loss.{label}", task=task,
@@ -51,6 +54,47 @@ def check_wiring(recipe: Recipe, spec: TaskSpec) -> None:
                 if role not in recipe.model:
                     raise P2PError(f"loss.{label} reads {tensor!r}, which needs model.{role}",
                                    key=f"model.{role}", hint=f"add a [model.{role}] table, or drop loss.{label}")
+
+
+def check_images(recipe: Recipe, spec: TaskSpec, host: Host) -> None:
+    """Every image key the task reads (`TaskSpec.images`) is one the dataset's items carry, as its
+    parameters declare them (`DatasetParams.image_channels`; not checked when they do not say)."""
+    given = recipe.data.params.image_channels()
+    if given is None:
+        return
+    for image in spec.images:
+        if image not in given:
+            others = [name for name in _datasets_giving(host, image) if name != recipe.data.name]
+            raise P2PError(f"task {recipe.task.name!r} reads the image {image!r}, which dataset {recipe.data.name!r} "
+                           f"does not give (its items carry {', '.join(map(repr, given))})", key="data",
+                           hint=(f"datasets that give {image!r}: {', '.join(others)}" if others else
+                                 f"choose a dataset whose items carry {image!r}") + " (`p2p list dataset`)")
+
+
+def _datasets_giving(host: Host, image: str) -> list[str]:
+    """The registered datasets whose items carry `image` with their default parameters."""
+    names = []
+    for component in host.registry.specs("dataset"):
+        try:
+            given = component.params.model_construct().image_channels()
+        except Exception:  # noqa: BLE001 - parameters without defaults: the dataset cannot say here
+            continue
+        if given and image in given:
+            names.append(component.name)
+    return names
+
+
+def recipe_view(recipe: Recipe, spec: TaskSpec, host: Host) -> RecipeView:
+    """What a task's `check_recipe` sees of a resolved recipe: roles with their parameters and derived facts,
+    the terms that are on, the dataset and the channels of its images."""
+    facts = {}
+    for role, ref in recipe.model.items():
+        derive = host.component(ref).facts
+        facts[role] = dict(derive(ref.params)) if derive is not None else {}
+    return RecipeView(task=recipe.task, spec=spec, model=recipe.model, facts=facts,
+                      loss={label: RecipeTerm(term.ref(), term.weight) for label, term in recipe.loss.items()
+                            if term.weight != 0},
+                      data=recipe.data, channels=recipe.data.params.image_channels())
 
 
 def check_evaluation(recipe: Recipe, spec: TaskSpec, *, training: bool = True) -> None:

@@ -14,6 +14,7 @@ from p2pcore.api import (
     Field,
     P2PError,
     Player,
+    RecipeView,
     Role,
     TaskParams,
     TaskSpec,
@@ -70,6 +71,17 @@ class CycleGANParams(TaskParams):
                                key=f"model.{role}.conditional", hint="set conditional = false")
 
 
+def check_label_channels(label: int | None, *, key: str = "data") -> None:
+    """pix2pixHD's label maps have 1 channel (label ids) or 2 (label and instance ids): one rule for the
+    channels a dataset declares (`p2p validate`) and those of the dataset built (`p2p run`)."""
+    if label not in (1, 2):
+        given = f"{label}-channel ones" if label else "none"
+        raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
+                       f"the dataset gives {given}", key=key,
+                       hint="use a label-map dataset: pix2pixhd_folders, cityscapes_hd or synthetic_labels; "
+                            "or task.label_nc = 0 for images in")
+
+
 class Pix2PixHDParams(TaskParams):
     label_nc: int = Field(35, ge=1, le=1024, description=(
         "label ids 0..label_nc-1 of the label maps, each one input channel (one-hot); 35 for Cityscapes' "
@@ -102,6 +114,10 @@ class Pix2PixHDParams(TaskParams):
             visuals={"label": "label", "fake_b": "b", "real_b": "b"},
             images=("label", "b"),
         )
+
+    def check_recipe(self, view: RecipeView) -> None:
+        if self.label_nc and view.channels is not None:
+            check_label_channels(view.channels.get("label"), key=view.channels_key("label"))
 
 
 def build_pix2pix(params: Pix2PixParams, ctx: BuildContext) -> Any:
