@@ -1,5 +1,6 @@
-"""What every command shares, declared once: the `--set` and `--json` options, the one plugin host per process
-(honouring P2P_STRICT_PLUGINS), the consoles, error rendering and recipe loading with overrides.
+"""What every command shares, declared once: the `--set`, `--json`, `--protocol` and test-time size options, the
+one plugin host per process (honouring P2P_STRICT_PLUGINS), the consoles, `plain` for text that comes from files,
+error rendering and recipe loading with overrides.
 
 Torch-free, and the host and the recipe code are imported when first needed, so `p2p --help` stays fast.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -34,6 +35,11 @@ KeepModelSizeOption = Annotated[bool, typer.Option(
     "--keep-model-size", help="with --load-size or --scale-width: keep outputs at the model's size; by default "
     "they are resized back to each input's size (bicubic for images, nearest for label maps)")]
 
+# the test-time protocol, one switch for translate, eval and export (p2pcore.engine.infer.protocols)
+ProtocolOption = Annotated[Literal["paper", "eval"], typer.Option(
+    "--protocol", help="paper: dropout drawing and each batch's own statistics at test time, as the pix2pix "
+    "paper does; eval: dropout off and batch-norm running statistics (deterministic)")]
+
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -53,14 +59,29 @@ def load_recipe(path: Path, overrides: list[str] | None, host: Host) -> Recipe:
     return load(path, host, overrides or ())
 
 
+# control characters (C0, DEL, C1) and the Unicode marks that reorder the text around them
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_SHOWN = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _CONTROLS} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_SHOWN_WITH_LINES = {code: shown for code, shown in _SHOWN.items() if code not in (0x09, 0x0A)}
+
+
+def plain(text: object, *, lines: bool = False) -> str:
+    """Text that comes from a file (a checkpoint's names and recipe, a file name, an error about either), made
+    safe to print: every control character is written out (an escape sequence shows as `\\x1b[2J` instead of
+    clearing the screen, a bell as `\\x07`) and rich markup is escaped (`[bold]` shows as typed). With `lines`,
+    line breaks and tabs are kept."""
+    return escape(str(text).translate(_SHOWN_WITH_LINES if lines else _SHOWN))
+
+
 def render_error(error: P2PError) -> None:
     """A P2PError as one screen on stderr: the message, then the file, key, details and hint it carries."""
-    errors.print(f"[bold red]error[/bold red]: {escape(error.message)}")
+    errors.print(f"[bold red]error[/bold red]: {plain(error.message, lines=True)}")
     if error.file:
-        errors.print(f"  file: {escape(error.file)}")
+        errors.print(f"  file: {plain(error.file)}")
     if error.key:
-        errors.print(f"  key:  {escape(error.key)}")
+        errors.print(f"  key:  {plain(error.key)}")
     for line in error.details[:20]:
-        errors.print(f"  - {escape(line)}")
+        errors.print(f"  - {plain(line, lines=True)}")
     if error.hint:
-        errors.print(f"  [cyan]hint[/cyan]: {escape(error.hint)}")
+        errors.print(f"  [cyan]hint[/cyan]: {plain(error.hint, lines=True)}")
