@@ -115,6 +115,7 @@ def test_unset_reaches_through_a_chain(tmp_path, base, host):
      "did you mean 'eval.best'?"),
     ('extends = "cyclegan.toml"\nunset = ["loss.idt_a"]\n', "'loss.idt_a' is not set", "weight = 0"),
     ('extends = "cyclegan.toml"\nunset = ["model.generator_ab.name.x"]\n', "is not set", ""),
+    ('extends = "cyclegan.toml"\nunset = ["eval.metrics.0"]\n', "'eval.metrics' is a list", "whole list"),
     ('extends = "cyclegan.toml"\nunset = "eval.best"\n', "takes a list of key paths", ""),
     ('extends = "cyclegan.toml"\nunset = ["eval..best"]\n', "is not a key path", ""),
     ('unset = ["eval.best"]\n' + CYCLEGAN, "extends none", "drop `unset`"),

@@ -247,6 +247,9 @@ def unset(data: Mapping[str, Any], value: Any, *, file: str | None = None, origi
     for parts in _unset_paths(value, file=file, origin=origin):
         node: Any = out
         for depth, part in enumerate(parts):
+            if isinstance(node, list):
+                raise P2PError(f"{origin}: {'.'.join(parts[:depth])!r} is a list, and unset removes keys of tables",
+                               file=file, key=UNSET, hint="give the whole list again instead")
             if not isinstance(node, dict) or part not in node:
                 key = ".".join(parts)
                 known = [".".join((*parts[:depth], k)) for k in node] if isinstance(node, dict) else []
