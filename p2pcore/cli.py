@@ -90,7 +90,7 @@ def usage_problem(error: UsageError) -> P2PError | UsageError:
     if type(error).__name__ == "NoArgsIsHelpError":  # `p2p` alone: the help has been printed
         return error
     message = error.message if isinstance(error, NoSuchOption) else error.format_message()
-    message, _, suggestion = message.rstrip(".").partition(". Did you mean ")
+    message, _, suggestion = message.rstrip(".").replace(": Value error, ", ": ").partition(". Did you mean ")
     suggestion = suggestion.rstrip("?")
     if isinstance(error, NoSuchOption) and error.possibilities:
         suggestion = " or ".join(sorted(set(error.possibilities) - {"--help"}))

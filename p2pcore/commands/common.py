@@ -40,6 +40,17 @@ ProtocolOption = Annotated[Literal["paper", "eval"], typer.Option(
     "--protocol", help="paper: dropout drawing and each batch's own statistics at test time, as the pix2pix "
     "paper does; eval: dropout off and batch-norm running statistics (deterministic)")]
 
+
+def protocol_of(protocol: str, older_spelling: bool, name: str) -> str:
+    """The `--protocol` asked for; `name` (translate's `--eval`, eval's `--eval-protocol`) is the older spelling
+    of `--protocol eval`, still accepted, hidden from the help and named in a warning."""
+    if older_spelling:
+        import warnings
+
+        warnings.warn(f"{name} is now written --protocol eval", FutureWarning, stacklevel=2)
+        return "eval"
+    return protocol
+
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 

@@ -14,7 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from p2pcore.commands import common
-from p2pcore.commands.common import KeepModelSizeOption, LoadSizeOption, ScaleWidthOption, console
+from p2pcore.commands.common import (
+    KeepModelSizeOption,
+    LoadSizeOption,
+    ProtocolOption,
+    ScaleWidthOption,
+    console,
+    protocol_of,
+)
 from p2pcore.errors import P2PError
 from p2pcore.rundir import RunDir
 
@@ -46,15 +53,15 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
                                                                  "repeatable")] = None,
              max_items: Annotated[int | None, typer.Option(min=0, help="the first N items only (0: all)")] = None,
              batch_size: Annotated[int | None, typer.Option(min=1, help="images per forward pass")] = None,
-             eval_: Annotated[bool, typer.Option("--eval-protocol", help="dropout off and batch-norm running "
-                                                 "statistics, instead of the paper's test protocol")] = False,
+             protocol: ProtocolOption = "paper",
              device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
              seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
              out: Annotated[Path | None, typer.Option(help="where the .json and .md go (default: the run's eval/ "
                                                       "folder)")] = None,
              load_size: LoadSizeOption = None,
              scale_width: ScaleWidthOption = None,
-             keep_model_size: KeepModelSizeOption = False) -> None:
+             keep_model_size: KeepModelSizeOption = False,
+             eval_: Annotated[bool, typer.Option("--eval-protocol", hidden=True)] = False) -> None:
     """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table. The split's
     items come as the recipe's data preprocessing gives test items (the whole image); --load-size or
     --scale-width give the generator each item at that size, its output resized back to the item's size to be
@@ -74,8 +81,8 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
     if batch_size is not None:
         overrides["batch_size"] = batch_size
     result = evaluate_checkpoint(checkpoint, common.host(), overrides, data={"root": str(data)} if data else None,
-                                 device=device, seed=seed, mode="eval" if eval_ else "paper", load_size=load_size,
-                                 scale_width=scale_width, keep_model_size=keep_model_size)
+                                 device=device, seed=seed, mode=protocol_of(protocol, eval_, "--eval-protocol"),
+                                 load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size)
     target = out or _default_folder(checkpoint)
     stem = f"{checkpoint.stem}_{result.split}"
     result.write(target / f"{stem}.json")

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from p2pcore.commands import common
-from p2pcore.commands.common import KeepModelSizeOption, LoadSizeOption, ScaleWidthOption, console, render_error
+from p2pcore.commands.common import (
+    KeepModelSizeOption,
+    LoadSizeOption,
+    ProtocolOption,
+    ScaleWidthOption,
+    console,
+    plain,
+    protocol_of,
+    render_error,
+)
 from p2pcore.errors import P2PError
 
 
@@ -20,8 +29,7 @@ def register(app: typer.Typer) -> None:
 def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
               input: Annotated[Path, typer.Argument(help="an image file or a folder of images")],
               output: Annotated[Path, typer.Argument(help="output file, or folder (same file names)")],
-              eval_: Annotated[bool, typer.Option("--eval", help="dropout off and batch-norm running "
-                                                  "statistics, instead of the paper's test protocol")] = False,
+              protocol: ProtocolOption = "paper",
               device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
               seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
               direction: Annotated[str | None, typer.Option(help="a direction the task offers: a2b (default), "
@@ -53,6 +61,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
               precision: Annotated[str, typer.Option(help="fp32; bf16 (CPU and CUDA) or fp16 (CUDA only): the "
                                                      "networks run under autocast, outputs are written as usual")
                                    ] = "fp32",
+              eval_: Annotated[bool, typer.Option("--eval", hidden=True)] = False,
               ) -> None:
     """Translate images with a checkpoint's networks, at each image's own size, or at a test-time size
     (--load-size, --scale-width, else the recipe's [translate]) with outputs resized back to each input's size
@@ -61,7 +70,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
     from p2pcore.engine.infer.translate import Translator, plan
     from p2pcore.progress import file_progress
 
-    translator = Translator(checkpoint, common.host(), device=device, protocol="eval" if eval_ else "paper",
+    translator = Translator(checkpoint, common.host(), device=device, protocol=protocol_of(protocol, eval_, "--eval"),
                             seed=seed, direction=direction, style=style, styles=str(styles) if styles else None,
                             batch_size=batch_size, tile=tile, overlap=overlap, load_size=load_size,
                             scale_width=scale_width, keep_model_size=keep_model_size, precision=precision)
@@ -71,7 +80,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                   on_error=render_error)
     failed, done = outcome.failed, outcome.written
     console.print(f"[green]translated[/green] {done} image(s) in {outcome.seconds:.1f} s ({outcome.rate:.1f} "
-                  f"files/s) -> {output} ({translator.direction}, {translator.protocol} protocol"
+                  f"files/s) -> {plain(output)} ({translator.direction}, {translator.protocol} protocol"
                   f"{', weight average' if translator.averaged else ''}, {translator.device}, "
                   f"{translator.precision}, {translator.batching()}; {translator.sizing.describe()})")
     if failed:
