@@ -18,7 +18,7 @@ def cluster(
     split: Annotated[str, typer.Option(help="the split to encode")] = "train",
     min_area: Annotated[float, typer.Option("--min-area", min=0.0, max=1.0,
                                             help="smallest share of its image an instance must cover")] = 1 / 64,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     seed: Annotated[int, typer.Option(help="seeds the K-means restarts")] = 0,
 ) -> None:
     """K-means per semantic class over the encoded instance features of a dataset (pix2pixHD's styles)."""

@@ -118,7 +118,7 @@ def cluster(checkpoint: Path, data: Path, out: Path | None, *, k: int, split: st
     if "encoder" not in run.nets:
         raise P2PError("the checkpoint's task builds no encoder", file=str(checkpoint),
                        hint="train pix2pixhd with a [model.encoder] table")
-    features = encode_dataset(run, split=split, min_area=min_area, device=device)
+    features = encode_dataset(run, split=split, min_area=min_area, device=str(run.device))  # "auto" resolved
     if not features:
         raise P2PError(f"no instance of the {split} split covers {min_area:.4f} of its image", file=str(data),
                        hint="lower --min-area, or check the dataset")
