@@ -22,6 +22,7 @@ from typing import Any
 
 from p2pcore.api import BuildContext, DataReport, hookimpl
 
+from .hd_folders import HDFoldersParams, build_hd_folders
 from .params import (
     AlignedParams,
     CityscapesLabelsParams,
@@ -122,3 +123,4 @@ def p2p_register_datasets(register: Any) -> None:
     register("colorization", build_colorization, params=ColorizationParams)
     register("cityscapes_labels", build_cityscapes_labels, params=CityscapesLabelsParams)
     register("cityscapes_hd", build_cityscapes_hd, params=CityscapesReleaseParams, aliases=("cityscapes_release",))
+    register("pix2pixhd_folders", build_hd_folders, params=HDFoldersParams)
