@@ -725,21 +725,26 @@ def test_a_label_map_generator_imports_as_a_pix2pixhd_checkpoint(release: Path, 
     assert float((translator(maps[0]) - expected).abs().max()) <= 1e-5 and photo.is_file()
 
 
-def test_freezing_in_data_parallel_training_is_a_clear_error(monkeypatch) -> None:
-    import p2p_tasks.pix2pixhd as hd
+def test_freezing_holds_g1_and_marks_the_generator_for_data_parallel_wrapping() -> None:
+    from p2pcore.api import TaskContext
 
     task = HOST.build("task", {"name": "pix2pixhd", "freeze_epochs": 2})
-    generator = HOST.build("generator", {"name": "local_enhancer", "ngf": 2, "n_downsample": 1, "n_blocks": 1,
-                                         "n_blocks_local": 1}, in_channels=36, out_channels=3)
-    task.start_epoch(0, {"generator": generator})
+    model = {"generator": HOST.resolve("generator", {"name": "local_enhancer", "ngf": 2, "n_downsample": 1,
+                                                     "n_blocks": 1, "n_blocks_local": 1})}
+    nets = task.build_networks(TaskContext(builder=HOST, model=model, channels={"label": 1, "b": 3},
+                                           wanted=frozenset({"generator"})))
+    generator = nets["generator"]
+    assert generator.trainable_varies is True      # DDP then leaves the held parameters out of the averaging
+    task.start_epoch(0, nets)
     assert not any(p.requires_grad for p in generator.global_net.parameters())
     assert all(p.requires_grad for p in generator.enhancers.parameters())
-    monkeypatch.setattr(hd, "_data_parallel", lambda: True)
-    with pytest.raises(P2PError, match="data-parallel") as caught:
-        task.start_epoch(1, {"generator": generator})
-    assert caught.value.key == "task.freeze_epochs"
-    task.start_epoch(2, {"generator": generator})                         # past the frozen epochs: nothing held
+    task.start_epoch(1, nets)
+    assert not any(p.requires_grad for p in generator.global_net.parameters())
+    task.start_epoch(2, nets)                                            # past the frozen epochs: nothing held
     assert all(p.requires_grad for p in generator.parameters())
+    unfrozen = HOST.build("task", {"name": "pix2pixhd"}).build_networks(
+        TaskContext(builder=HOST, model=model, channels={"label": 1, "b": 3}, wanted=frozenset({"generator"})))
+    assert not hasattr(unfrozen["generator"], "trainable_varies")
 
 
 def test_pix2pixhd_needs_a_label_map_dataset(tmp_path) -> None:

@@ -83,9 +83,9 @@ def check_label_channels(label: int | None, *, key: str = "data") -> None:
 
 
 class Pix2PixHDParams(TaskParams):
-    label_nc: int = Field(35, ge=1, le=1024, description=(
+    label_nc: int = Field(35, ge=0, le=1024, description=(
         "label ids 0..label_nc-1 of the label maps, each one input channel (one-hot); 35 for Cityscapes' "
-        "labelIds"))
+        "labelIds; 0: the input is an image (a paired dataset's a side), as the reference's --label_nc 0"))
     ignore: int | None = Field(None, description="a label id whose pixels belong to no class (all-zero one-hot), "
                                                  "e.g. 255; other ids outside 0..label_nc-1 are errors")
     instances: bool = Field(True, description="add the instance boundary map to the input when the dataset "
@@ -99,6 +99,8 @@ class Pix2PixHDParams(TaskParams):
 
     def declare(self) -> TaskSpec:
         d = ("discriminator", "generator")
+        source = "label" if self.label_nc else "real_a"      # label maps, or (label_nc 0) an image
+        side = "label" if self.label_nc else "a"
         return TaskSpec(
             roles={"generator": Role("generator", summary="G: label maps (+ instance features) -> photo"),
                    "discriminator": Role("discriminator", required=False,
@@ -107,17 +109,26 @@ class Pix2PixHDParams(TaskParams):
                                    summary="E: photo -> feature channels averaged per instance (style codes)")},
             players={"generator": Player("generator", ("generator", "encoder")),
                      "discriminator": Player("discriminator", ("discriminator",))},
-            tensors={"label": (), "input_label": (), "real_b": (), "features": ("encoder",),
+            tensors={source: (), "input_label": (), "real_b": (), "features": ("encoder",),
                      "fake_b": ("generator",), "d_real": d, "d_fake": d, "d_in_real": d, "d_in_fake": d,
                      "d_net": d},
-            directions={"a2b": Direction("label", "b", ("generator",), tensor="fake_b", target="real_b")},
-            visuals={"label": "label", "fake_b": "b", "real_b": "b"},
-            images=("label", "b"),
+            directions={"a2b": Direction(side, "b", ("generator",), tensor="fake_b", target="real_b")},
+            visuals={source: side, "fake_b": "b", "real_b": "b"},
+            images=(side, "b"),
         )
 
     def check_recipe(self, view: RecipeView) -> None:
         if self.label_nc and view.channels is not None:
             check_label_channels(view.channels.get("label"), key=view.channels_key("label"))
+
+    def check(self, model: Mapping[str, ComponentRef]) -> None:
+        if not self.label_nc and self.ignore is not None:
+            raise P2PError("task.ignore names a label id, and with label_nc = 0 the input is an image",
+                           key="task.ignore", hint="drop task.ignore, or give label maps (label_nc > 0)")
+        if not self.label_nc and "encoder" in model:
+            raise P2PError("instance features are averaged over instances or label regions, and an image input "
+                           "(label_nc = 0) has neither", key="model.encoder",
+                           hint="drop [model.encoder], or give label maps (task.label_nc > 0)")
 
 
 def build_pix2pix(params: Pix2PixParams, ctx: BuildContext) -> Any:

@@ -11,9 +11,14 @@ real photo to feature channels that are averaged over each instance (instance-wi
 with segment reductions), so the generator learns to follow a per-instance style code; E is trained with
 the generator. Translation without a style code feeds zeros in place of the features.
 
+With `label_nc = 0` (the reference's ``--label_nc 0``) the input is an image, the `a` side of a paired
+dataset, fed to the networks as it is: no one-hot, no instance maps, no encoder.
+
 Coarse-to-fine training (section 3.2) holds the generator's `global_net` (G1 inside a local enhancer)
 fixed for the first `freeze_epochs` epochs: `start_epoch` switches its gradients off and on, so a resumed
-run freezes exactly as an uninterrupted one.
+run freezes exactly as an uninterrupted one. In data-parallel training the generator is marked
+`trainable_varies`, so the wrapper looks for the parameters that get no gradient in each step (the held
+ones) and leaves them out of the averaging, rather than waiting for their gradients.
 """
 
 from __future__ import annotations
@@ -27,12 +32,6 @@ from torch import nn
 
 from p2p_tasks.pix2pix import judging
 from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
-
-
-def _data_parallel() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def one_hot(ids: torch.Tensor, label_nc: int, *, ignore: int | None = None,
@@ -104,21 +103,17 @@ class Pix2PixHDTask(Task):
 
     # -- networks ------------------------------------------------------------------------------------
     def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
-        label, b = ctx.channels.get("label"), ctx.channels["b"]
-        if label not in (1, 2):
-            given = f"{label}-channel ones" if label else "none"
-            raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
-                           f"the dataset gives {given}", key="data",
-                           hint="use a label-map dataset: cityscapes_hd or synthetic_labels")
-        self.instances = self.use_instances and label == 2
+        b = ctx.channels["b"]
+        semantics = self._input_channels(ctx)
         self.features = self.feat_nc if "encoder" in ctx.model else 0
-        semantics = self.label_nc + int(self.instances)
         nets = {"generator": ctx.build("generator", in_channels=semantics + self.features, out_channels=b)}
-        if self.freeze_epochs and self._frozen_part(nets["generator"]) is None:
-            raise P2PError(f"the generator has no module {self.freeze!r} to hold fixed for the first epochs",
-                           key="task.freeze",
-                           hint="freeze_epochs needs a local_enhancer generator (its G1 is global_net), or "
-                                "name another module with task.freeze; or set task.freeze_epochs = 0")
+        if self.freeze_epochs:
+            if self._frozen_part(nets["generator"]) is None:
+                raise P2PError(f"the generator has no module {self.freeze!r} to hold fixed for the first epochs",
+                               key="task.freeze",
+                               hint="freeze_epochs needs a local_enhancer generator (its G1 is global_net), or "
+                                    "name another module with task.freeze; or set task.freeze_epochs = 0")
+            nets["generator"].trainable_varies = True  # for data-parallel wrapping: some steps leave G1 out
         if "encoder" in ctx.model:  # whenever the recipe has one: every fake it trains on reads its features
             nets["encoder"] = ctx.build("encoder", in_channels=b, out_channels=self.feat_nc)
         if ctx.wants("discriminator"):
@@ -126,6 +121,24 @@ class Pix2PixHDTask(Task):
             nets["discriminator"] = ctx.build("discriminator", in_channels=semantics + b if self.conditional else b,
                                               out_channels=1)
         return nets
+
+    def _input_channels(self, ctx: TaskContext) -> int:
+        """The channels the generator is conditioned on: one-hot labels (and the boundary map), or the image."""
+        if not self.label_nc:
+            if "a" not in ctx.channels:
+                raise P2PError("pix2pixhd with label_nc = 0 reads images (an item's `a`), and the dataset gives "
+                               "none", key="data", hint="use a paired dataset such as paired_folders, or set "
+                                                        "task.label_nc to the label ids of a label-map dataset")
+            return ctx.channels["a"]
+        label = ctx.channels.get("label")
+        if label not in (1, 2):
+            given = f"{label}-channel ones" if label else "none"
+            raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
+                           f"the dataset gives {given}", key="data",
+                           hint="use a label-map dataset: pix2pixhd_folders, cityscapes_hd or synthetic_labels; "
+                                "or task.label_nc = 0 for images in")
+        self.instances = self.use_instances and label == 2
+        return self.label_nc + int(self.instances)
 
     def _frozen_part(self, generator: nn.Module) -> nn.Module | None:
         try:
@@ -136,16 +149,14 @@ class Pix2PixHDTask(Task):
     def start_epoch(self, epoch: int, nets: Mapping[str, nn.Module]) -> None:
         if not self.freeze_epochs:
             return
-        if epoch < self.freeze_epochs and _data_parallel():
-            raise P2PError("freeze_epochs cannot hold part of the generator fixed in data-parallel training: "
-                           "the processes average the gradients of every parameter in every step",
-                           key="task.freeze_epochs",
-                           hint="train in one process (without --nproc), or set task.freeze_epochs = 0")
         self._frozen_part(nets["generator"]).requires_grad_(epoch >= self.freeze_epochs)
 
     # -- tensors -------------------------------------------------------------------------------------
     def semantics(self, label: torch.Tensor, files: Sequence[str] | None = None) -> torch.Tensor:
-        """What generator and discriminator are conditioned on: one-hot labels and the boundary map."""
+        """What generator and discriminator are conditioned on: one-hot labels and the boundary map (an
+        image input as it is)."""
+        if not self.label_nc:
+            return label
         maps = [one_hot(label[:, :1], self.label_nc, ignore=self.ignore, files=files)]
         if self.instances:
             maps.append(boundaries(label[:, 1:2]))
@@ -166,6 +177,9 @@ class Pix2PixHDTask(Task):
                 inputs.append(t["features"] if encoder is not None else self._no_style(t["input_label"]))
             return generator(torch.cat(inputs, dim=1))
 
+        if not self.label_nc:
+            return Tensors({"input_label": lambda t: t["real_a"], "fake_b": fake},
+                           values={"real_a": batch["a"], "real_b": batch["b"]})
         producers = {"input_label": lambda t: self.semantics(t["label"], files), "fake_b": fake}
         if encoder is not None:
             producers["features"] = lambda t: instance_mean(encoder(t["real_b"]), self.segments(t["label"]))

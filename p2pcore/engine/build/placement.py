@@ -60,7 +60,11 @@ class SingleDevice:
 
 class DataParallel(SingleDevice):
     """One process per device; gradients are averaged by DistributedDataParallel, so a step on
-    `world_size` shards of a batch equals one step on the whole batch (for per-sample norms)."""
+    `world_size` shards of a batch equals one step on the whole batch (for per-sample norms).
+
+    A network whose task holds part of it fixed for some epochs says so with ``trainable_varies = True``
+    (pix2pixHD's `freeze_epochs`): its wrapper then looks for the parameters without gradients in each
+    step and leaves them untouched, as one process does, instead of waiting for their gradients."""
 
     def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool | str = False) -> None:
         import torch.distributed as dist
@@ -74,8 +78,9 @@ class DataParallel(SingleDevice):
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        wrapped = {role: DistributedDataParallel(net, device_ids=ids) if any(p.requires_grad for p in net.parameters())
-                   else net for role, net in nets.items()}
+        wrapped = {role: DistributedDataParallel(net, device_ids=ids,
+                                                 find_unused_parameters=bool(getattr(net, "trainable_varies", False)))
+                   if any(p.requires_grad for p in net.parameters()) else net for role, net in nets.items()}
         return super().wrap(wrapped)
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
