@@ -62,11 +62,16 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
              scale_width: ScaleWidthOption = None,
              keep_model_size: KeepModelSizeOption = False,
              eval_: Annotated[bool, typer.Option("--eval-protocol", hidden=True)] = False) -> None:
-    """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table. The split's
-    items come as the recipe's data preprocessing gives test items (the whole image); --load-size or
+    """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table.
+
+    The split's items come as the recipe's data preprocessing gives test items (the whole image); --load-size or
     --scale-width give the generator each item at that size, its output resized back to the item's size to be
     scored (bicubic for images, nearest for label maps), or the real image resized to the model's with
-    --keep-model-size."""
+    --keep-model-size.
+
+    Example:
+    p2p eval runs/quickstart/checkpoints/latest.safetensors --metric psnr --metric ssim
+    """
     from p2pcore.engine.evaluate.scoring import evaluate_checkpoint, markdown, table
 
     overrides: dict[str, Any] = {}

@@ -29,7 +29,11 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.s
                                                  "translate` runs by default (ONNX runtimes may optimise dropout "
                                                  "away: the summary says how to keep it)")] = "eval") -> None:
     """Export a translation direction for inference (by default dropout off, running statistics), dynamic H and
-    W."""
+    W.
+
+    Example:
+    p2p export runs/quickstart/checkpoints/latest.safetensors g.onnx
+    """
     if format_ not in FORMATS:
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint=f"use {' or '.join(FORMATS)}")
     if protocol not in PROTOCOLS:

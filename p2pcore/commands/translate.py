@@ -63,9 +63,16 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                    ] = "fp32",
               eval_: Annotated[bool, typer.Option("--eval", hidden=True)] = False,
               ) -> None:
-    """Translate images with a checkpoint's networks, at each image's own size, or at a test-time size
-    (--load-size, --scale-width, else the recipe's [translate]) with outputs resized back to each input's size
-    (bicubic for images, nearest for label maps) unless --keep-model-size."""
+    """Translate images with a checkpoint's networks.
+
+    Each image at its own size, or at a test-time size (--load-size, --scale-width, else the recipe's
+    [translate]) with outputs resized back to each input's size (bicubic for images, nearest for label maps)
+    unless --keep-model-size.
+
+    Example:
+    p2p translate runs/quickstart/checkpoints/latest.safetensors in.png out.png
+    p2p translate runs/quickstart/checkpoints/latest.safetensors photos/ translated/ --protocol eval
+    """
     from p2pcore.engine.infer.pipeline import translate_files
     from p2pcore.engine.infer.translate import Translator, plan
     from p2pcore.progress import file_progress
