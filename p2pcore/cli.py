@@ -6,7 +6,8 @@ A usage mistake (a missing argument, an unknown option, a bad choice) becomes a 
 one-screen error with exit code 2 like every other error, not as typer's box. Help texts, the plugins' too, are
 written as plain prose: before the help is shown, their square brackets are escaped (typer would read
 `[translate]` as rich markup and drop it) and the line breaks inside a paragraph are joined (typer keeps them in a
-command's later paragraphs and in the list of commands); examples (a command's epilog) keep their lines.
+command's later paragraphs and in the list of commands). A command's example, a help paragraph that starts with
+"Example", is shown below its options with its lines kept.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ def prose(text: str) -> str:
 
 
 def tidy_help(command: Command) -> None:
-    """Make a command's help, its example and its parameters' help print as written (once per command)."""
+    """Make a command's help, its example and its parameters' help print as written (once per command). A
+    paragraph of the help that starts with "Example" moves below the options, as the epilog, keeping its
+    lines: that is where every p2p command shows a command line to start from."""
     if getattr(command, "_p2p_tidy", False):
         return
     command._p2p_tidy = True  # type: ignore[attr-defined]
     if command.help:
-        command.help = prose(command.help)
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        examples = [p for p in paragraphs if p.startswith("Example")]
+        command.help = prose("\n\n".join(p for p in paragraphs if p not in examples))
+        if examples and not command.epilog:
+            command.epilog = "\n\n".join(examples)
     if command.short_help:
         command.short_help = prose(command.short_help)
     if command.epilog:
@@ -106,7 +113,8 @@ def usage_problem(error: UsageError) -> P2PError | UsageError:
 
 app = typer.Typer(cls=P2PGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Image-to-image translation with conditional adversarial networks.",
-                  epilog="Example:\np2p run recipes/quickstart.toml\n(then p2p COMMAND --help for each command)")
+                  epilog="Example:\np2p run recipes/quickstart.toml\n(and p2p COMMAND --help: each command's "
+                         "options, with an example)")
 register_all(app)
 
 

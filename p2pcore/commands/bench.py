@@ -30,7 +30,11 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
                                                 "compile, bf16 on CUDA) off and on, in alternating rounds")] = False,
           rounds: Annotated[int, typer.Option(min=1, help="alternating rounds per option with --options")] = 3,
           json_: Annotated[Path | None, typer.Option("--json", help="write the figures to this file")] = None) -> None:
-    """Seconds per training step, images/s, peak memory and FLOPs against this device's measured matmul rate."""
+    """Seconds per training step, images/s, peak memory and FLOPs against this device's measured matmul rate.
+
+    Example:
+    p2p bench recipes/quickstart.toml --steps 5
+    """
     from p2pcore.engine.bench.benchmark import measure
 
     if not recipe.is_file():

@@ -25,7 +25,12 @@ def register(app: typer.Typer) -> None:
 def list_(kind: Annotated[str | None, typer.Argument(help=KIND_HELP)] = None,
           pattern: Annotated[str | None, typer.Argument(help="wildcard on names, e.g. '*unet*'")] = None,
           as_json: JsonOption = False) -> None:
-    """Registered components."""
+    """Registered components, by kind, optionally matching a name pattern.
+
+    Example:
+    p2p list generator
+    p2p list norm "*inst*"
+    """
     host = common.host()
     specs = host.registry.search(kind, pattern)
     ambiguous = {(s.kind, s.name) for s in specs
@@ -48,7 +53,11 @@ def list_(kind: Annotated[str | None, typer.Argument(help=KIND_HELP)] = None,
 
 def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)],
          name: Annotated[str, typer.Argument(help="component name")]) -> None:
-    """A component's parameters: types, defaults and descriptions."""
+    """A component's parameters: types, defaults and descriptions.
+
+    Example:
+    p2p show generator unet
+    """
     from p2pcore.schema import describe_params, fact_text
 
     spec = common.host().registry.get(kind, name)

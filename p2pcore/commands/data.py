@@ -16,7 +16,8 @@ from rich.table import Table
 from p2pcore.commands import common
 from p2pcore.commands.common import JsonOption, SetOption, console
 
-data_app = typer.Typer(no_args_is_help=True, help="Inspect the dataset a recipe names.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect the dataset a recipe names.\n\n"
+                                                  "Example:\np2p data check recipes/quickstart.toml")
 
 SHOWN_PROBLEMS = 20
 SHOWN_WARNINGS = 8
@@ -67,7 +68,11 @@ def check(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
           deep: Annotated[bool, typer.Option("--deep", help="decode every image, not only the headers")] = False,
           set_: SetOption = None,
           as_json: JsonOption = False) -> None:
-    """Count pairs and list unmatched, unreadable, mismatched or unexpected files; exit 2 on problems."""
+    """Count pairs and list unmatched, unreadable, mismatched or unexpected files; exit 2 on problems.
+
+    Example:
+    p2p data check recipes/quickstart.toml --deep
+    """
     host = common.host()
     parsed = common.load_recipe(recipe, set_, host)
     adapter = host.build("dataset", parsed.data, key="data")

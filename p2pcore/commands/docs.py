@@ -21,7 +21,11 @@ def docs(out: Annotated[Path, typer.Option("--out", help="the folder of the page
          check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 when a page is missing or "
                                                         "differs from what the code generates")] = False) -> None:
     """Generate recipes.md (every section's keys, every built-in component's parameters) and hooks.md (every
-    plugin hook) from the code."""
+    plugin hook) from the code.
+
+    Example:
+    p2p docs --check
+    """
     from p2pcore.docgen import pages, stale
 
     generated = pages(common.host())

@@ -17,7 +17,11 @@ def register(app: typer.Typer) -> None:
 
 
 def plugins(as_json: JsonOption = False) -> None:
-    """Installed plugins, their versions and what they registered (or why they failed)."""
+    """Installed plugins, their versions and what they registered (or why they failed).
+
+    Example:
+    p2p plugins
+    """
     host = common.host()
     if as_json:
         console.print_json(json.dumps([vars(r) | {"components": list(r.components)} for r in host.records]))

@@ -16,7 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (runs/<name>, or p2p run's --out)")]) -> None:
-    """Write RUN_DIR/report.html: curves, sample grids by epoch, metrics, recipe and component versions."""
+    """Write RUN_DIR/report.html: curves, sample grids by epoch, metrics, recipe and component versions.
+
+    Example:
+    p2p report runs/quickstart
+    """
     from p2pcore.report import write_report
 
     console.print(f"wrote {escape(str(write_report(run_dir)))}", highlight=False)

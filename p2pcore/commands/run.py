@@ -31,7 +31,12 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
         quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
         nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (one per GPU), started by "
                                                        "PyTorch's launcher for data-parallel training")] = 1) -> None:
-    """Train a model as a recipe describes, or continue a run with --resume."""
+    """Train a model as a recipe describes, or continue a run with --resume.
+
+    Example:
+    p2p run recipes/quickstart.toml
+    p2p run --resume --out runs/quickstart
+    """
     import contextlib
     import shlex
 

@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
 
 
 def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None) -> None:
-    """JSON Schema of recipes, with the installed components' parameters, for editors."""
+    """JSON Schema of recipes, with the installed components' parameters, for editors.
+
+    Example:
+    p2p schema -o recipe.schema.json
+    """
     from p2pcore.schema import recipe_schema
 
     text = json.dumps(recipe_schema(common.host()), indent=2)

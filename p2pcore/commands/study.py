@@ -42,7 +42,12 @@ def study(paths: Annotated[list[Path], typer.Argument(
                                                 "browser")] = True,
           resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples for --summarize")] = 10_000,
           ) -> None:
-    """Real or generated? Run the paper's perceptual study in a browser, or summarize its results."""
+    """Real or generated? Run the paper's perceptual study in a browser, or summarize its results.
+
+    Example:
+    p2p study photos/ translated/ --trials 40
+    p2p study --summarize results-001.json results-002.json
+    """
     if summarize:
         _summarize(paths, seed=0 if seed is None else seed, resamples=resamples)
         return

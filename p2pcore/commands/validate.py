@@ -16,7 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")], set_: SetOption = None) -> None:
-    """Check a recipe against the installed components without training."""
+    """Check a recipe against the installed components without training.
+
+    Example:
+    p2p validate recipes/quickstart.toml --set train.epochs=2
+    """
     host = common.host()
     parsed = common.load_recipe(recipe, set_, host)
     model = ", ".join(f"{role}={ref.name}" for role, ref in parsed.model.items())

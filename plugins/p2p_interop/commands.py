@@ -13,7 +13,8 @@ import typer
 from p2pcore.api import P2PError
 
 import_app = typer.Typer(no_args_is_help=True,
-                         help="Convert checkpoints trained with other implementations into p2p checkpoints.")
+                         help="Convert checkpoints trained with other implementations into p2p checkpoints.\n\n"
+                              "Example:\np2p import junyanz latest_net_G.pth g.safetensors --netG unet_256")
 
 
 def _discriminator_file(generator_file: Path, given: Path | None) -> Path:
@@ -33,8 +34,9 @@ JUNYANZ_HELP = (
     "Import a pix2pix or CycleGAN network trained with junyanz/pytorch-CycleGAN-and-pix2pix. "
     "Pass the flags it was trained with: a checkpoint that does not fit them is refused, naming the first "
     "key that differs and the flag to change.\n\n"
-    "The result runs with `p2p translate OUT.safetensors --eval in.png out.png` (--eval: dropout off and "
-    "batch-norm running statistics, like the reference's test.py --eval).")
+    "The result runs with `p2p translate OUT.safetensors in.png out.png --protocol eval` (dropout off and "
+    "batch-norm running statistics, like the reference's test.py --eval).\n\n"
+    "Example:\np2p import junyanz latest_net_G.pth g.safetensors --netG unet_256 --norm batch")
 
 
 @import_app.command("junyanz", help=JUNYANZ_HELP)
@@ -85,7 +87,7 @@ def junyanz(
     data = {"name": "single", "channels": input_nc, "out_channels": output_nc}
     console = _write_imported(out, host, "pix2pix", data, nets, "junyanz:" + ",".join(sources))
     console.print(f"[green]imported[/green] -> {escape(str(out))}; "
-                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
+                  f"try: p2p translate {escape(str(out))} INPUT OUTPUT --protocol eval")
 
 
 def _write_imported(out: Path, host: Any, task: Any, data: dict[str, Any], nets: dict[str, Any],
@@ -121,7 +123,8 @@ PIX2PIXHD_HELP = (
     "With --label-nc (the reference's --label_nc) the result is a pix2pixhd checkpoint that translates "
     "label maps (*_gtFine_labelIds.png, with the instance maps beside them when the generator reads "
     "instance boundaries); without, an image-to-image one (the reference's --label_nc 0). Run it with "
-    "`p2p translate OUT.safetensors --eval INPUT OUTPUT`.")
+    "`p2p translate OUT.safetensors INPUT OUTPUT --protocol eval`.\n\n"
+    "Example:\np2p import pix2pixhd latest_net_G.pth g.safetensors --label-nc 35")
 
 
 @import_app.command("pix2pixhd", help=PIX2PIXHD_HELP)
@@ -181,4 +184,4 @@ def pix2pixhd(
 
     console = _write_imported(out, host, task, data, nets, "pix2pixhd:" + ",".join(sources))
     console.print(f"[green]imported[/green] -> {escape(str(out))}; "
-                  f"try: p2p translate {escape(str(out))} --eval INPUT OUTPUT")
+                  f"try: p2p translate {escape(str(out))} INPUT OUTPUT --protocol eval")

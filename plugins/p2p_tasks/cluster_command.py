@@ -21,7 +21,11 @@ def cluster(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     seed: Annotated[int, typer.Option(help="seeds the K-means restarts")] = 0,
 ) -> None:
-    """K-means per semantic class over the encoded instance features of a dataset (pix2pixHD's styles)."""
+    """K-means per semantic class over the encoded instance features of a dataset (pix2pixHD's styles).
+
+    Example:
+    p2p cluster runs/quickstart_hd/checkpoints/latest.safetensors recipes/quickstart_hd.toml --k 10
+    """
     from rich.console import Console
 
     from p2p_tasks.clustering import cluster as run
