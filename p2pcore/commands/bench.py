@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from p2pcore.commands import common
-from p2pcore.commands.common import SetOption, console
+from p2pcore.commands.common import SetOption, console, plain, renamed
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:
@@ -29,13 +29,18 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
           options: Annotated[bool, typer.Option("--options", help="also time each engine option (channels_last, "
                                                 "compile, bf16 on CUDA) off and on, in alternating rounds")] = False,
           rounds: Annotated[int, typer.Option(min=1, help="alternating rounds per option with --options")] = 3,
-          json_: Annotated[Path | None, typer.Option("--json", help="write the figures to this file")] = None) -> None:
+          out: Annotated[Path | None, typer.Option(help="also write the figures to this JSON file")] = None,
+          json_: Annotated[Path | None, typer.Option("--json", hidden=True)] = None) -> None:
     """Seconds per training step, images/s, peak memory and FLOPs against this device's measured matmul rate.
 
     Example:
-    p2p bench recipes/quickstart.toml --steps 5
+    p2p bench recipes/quickstart.toml --steps 5 --out bench.json
     """
     from p2pcore.engine.bench.benchmark import measure
+
+    if json_ is not None:  # --json elsewhere asks for JSON on the screen
+        renamed("--json FILE", "--out FILE")
+        out = out or json_
 
     if not recipe.is_file():
         raise P2PError("recipe not found", file=str(recipe),
@@ -51,14 +56,14 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
         result.options = compare_options(recipe, host, overrides, torch.device(result.device), steps=steps,
                                          warmup=warmup, rounds=rounds)
     show(result)
-    if json_:
+    if out:
         try:
-            json_.parent.mkdir(parents=True, exist_ok=True)
-            json_.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
         except OSError as exc:
-            raise P2PError(f"cannot write the figures: {exc.strerror}", file=str(json_),
+            raise P2PError(f"cannot write the figures: {exc.strerror}", file=str(out),
                            hint="choose a writable file") from None
-        console.print(f"wrote {json_}", highlight=False)
+        console.print(f"wrote {plain(out)}", highlight=False)
 
 
 def show(result: BenchResult) -> None:

@@ -41,13 +41,19 @@ ProtocolOption = Annotated[Literal["paper", "eval"], typer.Option(
     "paper does; eval: dropout off and batch-norm running statistics (deterministic)")]
 
 
+def renamed(older: str, now: str) -> None:
+    """Say that option `older` is now written `now`: the older spelling is still accepted, hidden from the help,
+    so that command lines written before keep working while the help shows one name for each switch."""
+    import warnings
+
+    warnings.warn(f"{older} is now written {now}", FutureWarning, stacklevel=3)
+
+
 def protocol_of(protocol: str, older_spelling: bool, name: str) -> str:
     """The `--protocol` asked for; `name` (translate's `--eval`, eval's `--eval-protocol`) is the older spelling
-    of `--protocol eval`, still accepted, hidden from the help and named in a warning."""
+    of `--protocol eval`."""
     if older_spelling:
-        import warnings
-
-        warnings.warn(f"{name} is now written --protocol eval", FutureWarning, stacklevel=2)
+        renamed(name, "--protocol eval")
         return "eval"
     return protocol
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from p2pcore.commands import common
-from p2pcore.commands.common import console
+from p2pcore.commands.common import console, plain, renamed
 from p2pcore.errors import P2PError
 
 
@@ -18,13 +18,20 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None) -> None:
+def schema(out: Annotated[Path | None, typer.Option("--out", "-o", help="write it to this file (by default it is "
+                                                     "printed)")] = None,
+           output: Annotated[Path | None, typer.Option("--output", hidden=True)] = None) -> None:
     """JSON Schema of recipes, with the installed components' parameters, for editors.
 
     Example:
-    p2p schema -o recipe.schema.json
+    p2p schema --out recipe.schema.json
     """
     from p2pcore.schema import recipe_schema
+
+    if output is not None:
+        renamed("--output", "--out")
+        out = out or output
+    output = out
 
     text = json.dumps(recipe_schema(common.host()), indent=2)
     if not output:
@@ -38,4 +45,4 @@ def schema(output: Annotated[Path | None, typer.Option("-o", "--output", help="w
     except OSError as exc:
         raise P2PError(f"cannot write the schema: {exc.strerror}", file=str(output),
                        hint="choose a writable folder") from None
-    console.print(f"wrote {output}")
+    console.print(f"wrote {plain(output)}")
