@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from p2pcore.commands import common
-from p2pcore.commands.common import JsonOption, SetOption, console
+from p2pcore.commands.common import JsonOption, SetOption, console, plain
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect the dataset a recipe names.\n\n"
                                                   "Example:\np2p data check recipes/quickstart.toml")
@@ -36,7 +35,7 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 def _print_report(report: Any, recipe: Path, deep: bool) -> None:
     status = "[green]ok[/green]" if report.ok else f"[red]{len(report.problems)} problem(s)[/red]"
-    table = Table(title=f"{escape(str(recipe))}: data check ({'full decode' if deep else 'headers'})",
+    table = Table(title=f"{plain(str(recipe))}: data check ({'full decode' if deep else 'headers'})",
                   show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -45,7 +44,7 @@ def _print_report(report: Any, recipe: Path, deep: bool) -> None:
             ("pairs", str(info["pairs"])), *info["facts"].items()]
     for key, value in rows:
         if value != "":
-            table.add_row(escape(str(key)), escape(str(value)))
+            table.add_row(plain(str(key)), plain(str(value)))
     table.add_row("status", status)
     console.print(table)
     for title, lines, shown, style in (("problems", report.problems, SHOWN_PROBLEMS, "red"),
@@ -54,7 +53,7 @@ def _print_report(report: Any, recipe: Path, deep: bool) -> None:
             continue
         console.print(f"[{style}]{title}[/{style}]:")
         for line in lines[:shown]:
-            console.print(f"  - {escape(line)}")
+            console.print(f"  - {plain(line)}")
         if len(lines) > shown:
             console.print(f"  ... and {len(lines) - shown} more ({title} listed with --json)")
     if not report.ok:

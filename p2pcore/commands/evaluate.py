@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from p2pcore.commands import common
@@ -20,6 +19,7 @@ from p2pcore.commands.common import (
     ProtocolOption,
     ScaleWidthOption,
     console,
+    plain,
     protocol_of,
 )
 from p2pcore.errors import P2PError
@@ -92,14 +92,14 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
     stem = f"{checkpoint.stem}_{result.split}"
     result.write(target / f"{stem}.json")
     (target / f"{stem}.md").write_text(markdown(result, f"{checkpoint.name}: {result.split} split"))
-    shown = Table(title=f"{escape(checkpoint.name)}: {result.items} items of {escape(result.split)} "
+    shown = Table(title=f"{plain(checkpoint.name)}: {result.items} items of {plain(result.split)} "
                         f"({result.seconds:.1f} s)", title_justify="left")
     for column in ("figure", "value", "better"):
         shown.add_column(column, justify="right" if column == "value" else "left")
     for row in table(result):
-        shown.add_row(*map(escape, row))
+        shown.add_row(*map(plain, row))
     console.print(shown)
-    console.print(f"wrote {escape(str(target / stem))}.json and .md")
+    console.print(f"wrote {plain(str(target / stem))}.json and .md")
 
 
 def _default_folder(checkpoint: Path) -> Path:

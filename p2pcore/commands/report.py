@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from p2pcore.commands.common import console
+from p2pcore.commands.common import console, plain
 
 
 def register(app: typer.Typer) -> None:
@@ -23,4 +22,4 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (runs/<
     """
     from p2pcore.report import write_report
 
-    console.print(f"wrote {escape(str(write_report(run_dir)))}", highlight=False)
+    console.print(f"wrote {plain(str(write_report(run_dir)))}", highlight=False)

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from p2pcore.commands import common
-from p2pcore.commands.common import SetOption, console, errors
+from p2pcore.commands.common import SetOption, console, errors, plain
 from p2pcore.errors import P2PError
 from p2pcore.rundir import RunDir, resume_changes
 
@@ -70,8 +69,8 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
         if not main_process:
             raise typer.Exit(130) from None
         if run_dir.latest.exists():
-            errors.print(f"interrupted: the latest checkpoint is in {run_dir.checkpoints}; continue with "
-                         f"p2p run --resume --out {shlex.quote(str(run_dir.path))}")
+            errors.print(f"interrupted: the latest checkpoint is in {plain(run_dir.checkpoints)}; continue with "
+                         f"p2p run --resume --out {plain(shlex.quote(str(run_dir.path)))}")
         else:
             errors.print("interrupted before the first checkpoint was written: nothing to resume; run the same "
                          "command again to start over")
@@ -79,8 +78,8 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
     if not main_process:
         return
-    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {run_dir.path}"
-                  + (f" ({escape(summary)})" if summary else ""))
+    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {plain(run_dir.path)}"
+                  + (f" ({plain(summary)})" if summary else ""))
 
 
 def _launch(nproc: int, run_args: list[str]) -> int:

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from p2pcore.commands.common import console
+from p2pcore.commands.common import console, plain
 from p2pcore.errors import P2PError
 
 if TYPE_CHECKING:
@@ -70,16 +69,16 @@ def _run(real: Path, fake: Path, *, port: int, trials: int, practice: int, secon
     pairs = pair_images(real, fake)
     settings = StudySettings(trials=trials, practice=practice, seconds=seconds,
                              seed=secrets.randbelow(2**31) if seed is None else seed)
-    server = StudyServer(pairs, settings, out, port=port, on_event=lambda message: console.print(escape(message)))
+    server = StudyServer(pairs, settings, out, port=port, on_event=lambda message: console.print(plain(message)))
     console.print(f"{len(pairs.names)} image pairs; {practice} practice and {trials} judged trials per participant, "
                   f"{seconds:g} s each, seed {settings.seed}", highlight=False)
     if note := unmatched_note(pairs):
-        console.print(f"[yellow]note[/yellow]: {escape(note)}")
+        console.print(f"[yellow]note[/yellow]: {plain(note)}")
     if len(pairs.names) < practice + trials:
         console.print(f"[yellow]note[/yellow]: {len(pairs.names)} pairs for {practice + trials} trials: "
                       "images repeat once every pair has been shown")
     console.print(f"study at [bold]{server.url}[/bold] (this machine only); answers go to "
-                  f"{escape(str(server.out.with_name(server.out.stem + '-NNN' + (server.out.suffix or '.json'))))}"
+                  f"{plain(str(server.out.with_name(server.out.stem + '-NNN' + (server.out.suffix or '.json'))))}"
                   "; Ctrl-C stops", highlight=False)
     if browser and not _open_browser(server.url):
         console.print("no graphical browser here: open the address above in one on this machine")
@@ -87,8 +86,8 @@ def _run(real: Path, fake: Path, *, port: int, trials: int, practice: int, secon
         server.serve()
     started, done = len(server.sessions), len(server.completed)
     console.print(f"stopped: {done} of {started} session(s) complete"
-                  + (f"; summarize with p2p study --summarize {escape(str(server.out.parent))}/"
-                     f"{escape(server.out.stem)}-*.json" if started else ""), highlight=False)
+                  + (f"; summarize with p2p study --summarize {plain(str(server.out.parent))}/"
+                     f"{plain(server.out.stem)}-*.json" if started else ""), highlight=False)
 
 
 def _open_browser(url: str) -> bool:
@@ -115,9 +114,9 @@ def _summarize(paths: list[Path], *, seed: int, resamples: int) -> None:
     console.print(f"{LEVEL:.0%} interval: {METHOD} ({result.resamples:,} resamples, seed {result.seed})",
                   highlight=False)
     for warning in _mixed(sessions):
-        console.print(f"[yellow]warning[/yellow]: {escape(warning)}")
+        console.print(f"[yellow]warning[/yellow]: {plain(warning)}")
     if result.without_trials:
-        console.print(f"left out, no judged trial: {escape(', '.join(str(p) for p in result.without_trials))}")
+        console.print(f"left out, no judged trial: {plain(', '.join(str(p) for p in result.without_trials))}")
 
 
 def _print_summary(result: StudySummary) -> None:
@@ -132,7 +131,7 @@ def _print_summary(result: StudySummary) -> None:
     console.print(table)
     rows = Table("participant", "file", "trials", "fooled", "rate", "complete")
     for p in result.participants:
-        rows.add_row(str(p.participant), escape(str(p.path)), str(p.trials), str(p.fooled), f"{p.rate:.1%}",
+        rows.add_row(str(p.participant), plain(str(p.path)), str(p.trials), str(p.fooled), f"{p.rate:.1%}",
                      "yes" if p.complete else "[yellow]no[/yellow]")
     console.print(rows)
 
