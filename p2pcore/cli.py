@@ -111,11 +111,15 @@ def usage_problem(error: UsageError) -> P2PError | UsageError:
     return P2PError(message[:1].lower() + message[1:], details=details, hint=hint or None)
 
 
-app = typer.Typer(cls=P2PGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Image-to-image translation with conditional adversarial networks.",
-                  epilog="Example:\np2p run recipes/quickstart.toml\n(and p2p COMMAND --help: each command's "
-                         "options, with an example)")
-register_all(app)
+def make_app() -> typer.Typer:
+    """The `p2p` app with the core's commands and `--version` (`main` adds the plugins' commands)."""
+    made = typer.Typer(cls=P2PGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Image-to-image translation with conditional adversarial networks.",
+                       epilog="Example:\np2p run recipes/quickstart.toml\n(and p2p COMMAND --help: each command's "
+                              "options, with an example)")
+    made.callback()(_options)
+    register_all(made)
+    return made
 
 
 def version_text() -> str:
@@ -133,10 +137,12 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _options(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
                                                    help="print p2p's version and exit")] = False) -> None:
     pass
+
+
+app = make_app()
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
