@@ -24,19 +24,18 @@ This module holds the parameters and the builder (torch-free); the adapter is in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import model_validator
 
 from p2pcore.api import BuildContext, Field, Preprocess
 
-from .params import MAX_SIDE, Jitter
+from .params import MAX_SIDE, Jitter, LabelMaps
 
 LABEL_DIR, INSTANCE_DIR, PHOTO_DIR = "{split}_label", "{split}_inst", "{split}_img"
 
 
-class HDFoldersParams(Jitter):
+class HDFoldersParams(LabelMaps, Jitter):
     """The pix2pixHD folder layout under `root`; sizes as pix2pixHD's global stage (width 1024)."""
 
     root: str = Field(description="folder holding train_label/ and train_img/ (train_inst/ with instances), and "
@@ -52,13 +51,6 @@ class HDFoldersParams(Jitter):
                                    "1024 for the global stage, none (native size) for the local one")
     load_size: int = Field(1024, ge=1, le=MAX_SIDE, description="width after scale_width (or side after resize)")
     crop_size: int = Field(512, ge=1, le=MAX_SIDE, description="side of the square crop (crop modes only)")
-
-    def image_channels(self) -> Mapping[str, int]:
-        """Label maps (with instances, the instance ids as a second channel) and colour photos."""
-        return {"label": 2 if self.instances else 1, "b": 3}
-
-    def image_channel_keys(self) -> Mapping[str, str]:
-        return {"label": "instances"}
 
     @model_validator(mode="after")
     def _ignore_outside_the_labels(self) -> HDFoldersParams:

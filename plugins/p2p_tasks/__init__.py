@@ -120,6 +120,19 @@ class Pix2PixHDParams(TaskParams):
     def check_recipe(self, view: RecipeView) -> None:
         if self.label_nc and view.channels is not None:
             check_label_channels(view.channels.get("label"), key=view.channels_key("label"))
+        # a label-map dataset that states the ids its maps hold (pix2pixhd_folders: label_nc, ignore_index)
+        # must state the task's: its check tests the files against them, the one-hot stops on any other id
+        data = view.data.params
+        declared = getattr(data, "label_nc", None)
+        if self.label_nc and declared is not None and declared != self.label_nc:
+            raise P2PError(f"the dataset's label maps hold ids 0..{declared - 1} (data.label_nc = {declared}) but "
+                           f"the task one-hots {self.label_nc} (task.label_nc)", key="data.label_nc",
+                           hint="give data.label_nc and task.label_nc the same number of label ids")
+        ignore = getattr(data, "ignore_index", None)
+        if self.label_nc and ignore is not None and ignore != self.ignore:
+            raise P2PError(f"the dataset's label maps hold the ignore id {ignore} (data.ignore_index), which the "
+                           "task would stop on", key="task.ignore",
+                           hint=f"set task.ignore = {ignore}: its pixels then belong to no class (all-zero one-hot)")
 
     def check(self, model: Mapping[str, ComponentRef]) -> None:
         if not self.label_nc and self.ignore is not None:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from p2p_tasks import check_label_channels
 from p2p_tasks.pix2pix import judging
 from p2pcore.api import P2PError, Side, Task, TaskContext, Tensors
 
@@ -131,12 +132,7 @@ class Pix2PixHDTask(Task):
                                                         "task.label_nc to the label ids of a label-map dataset")
             return ctx.channels["a"]
         label = ctx.channels.get("label")
-        if label not in (1, 2):
-            given = f"{label}-channel ones" if label else "none"
-            raise P2PError(f"pix2pixhd reads label maps of 1 channel (label ids) or 2 (label and instance ids); "
-                           f"the dataset gives {given}", key="data",
-                           hint="use a label-map dataset: pix2pixhd_folders, cityscapes_hd or synthetic_labels; "
-                                "or task.label_nc = 0 for images in")
+        check_label_channels(label)
         self.instances = self.use_instances and label == 2
         return self.label_nc + int(self.instances)
 
