@@ -94,7 +94,8 @@ class Pix2PixHDParams(TaskParams):
                                                     "(model.encoder), averaged per instance")
     freeze_epochs: int = Field(0, ge=0, description=(
         "hold the generator's `freeze` module fixed for the first epochs (coarse to fine: a local enhancer's "
-        "G1 while its enhancer learns); 0: train everything from the start"))
+        "G1 while its enhancer learns; under --nproc too, the held parameters left out of the gradient "
+        "averaging); 0: train everything from the start"))
     freeze: str = Field("global_net", min_length=1, description="the generator module freeze_epochs holds fixed")
 
     def declare(self) -> TaskSpec:
