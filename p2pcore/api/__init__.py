@@ -49,6 +49,7 @@ from p2pcore.api.networks import Discriminator, DiscriminatorParams, Generator, 
 from p2pcore.api.schedules import Schedule, ScheduleParams
 from p2pcore.api.tasks import (
     Direction,
+    OwnNetwork,
     Player,
     RecipeTerm,
     RecipeView,
@@ -75,6 +76,7 @@ __all__ = [
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
     "CallbackRef", "Tap", "check_taps", "RecipeView", "RecipeTerm",
+    "OwnNetwork",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.

@@ -21,7 +21,7 @@ from pydantic import (
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
@@ -37,7 +37,10 @@ writes the files an adapter declares) and :func:`write_suffixes`: an adapter rel
 kind's parameter base (:class:`~p2pcore.api.data.DatasetParams`), enforces every kind's parameter base when a
 plugin loads, and split this API into one module per contract behind the same names. 1.4 added the
 generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``, ``feature_maps(x, layers)``,
-:func:`~p2pcore.api.networks.check_taps`)."""
+:func:`~p2pcore.api.networks.check_taps`). 1.5 added task-owned networks
+(:class:`~p2pcore.api.tasks.OwnNetwork`, ``TaskSpec.own``, ``Task.build_own_networks``), a task's check of the
+whole recipe (``TaskParams.check_recipe`` with :class:`~p2pcore.api.tasks.RecipeView`) and its default loss
+terms (``TaskParams.default_loss``), and says that a task receives the underlying modules under ``--nproc``."""
 
 
 class Checked(BaseModel):

@@ -38,6 +38,20 @@ class Player:
 
 
 @dataclass(frozen=True)
+class OwnNetwork:
+    """A trainable network a task builds for itself rather than a recipe role (CUT's projection heads).
+
+    It is never a ``[model.*]`` table: the task builds it in :meth:`Task.build_own_networks` from the role
+    networks. The engine places, initialises (``[init]``), optimises (with its `player`'s optimiser) and
+    checkpoints it (``net.<name>.*``) like a role, and resumes it; it is built only when training unless
+    `translation` says translating needs it, and only then is it loaded and exported with a direction."""
+
+    player: str
+    summary: str = ""
+    translation: bool = False
+
+
+@dataclass(frozen=True)
 class Direction:
     """A translation the task offers (``p2p translate --direction``): the batch image key it reads,
     the image key its output looks like, the roles it runs, the step tensor holding its output and,
@@ -58,7 +72,8 @@ class TaskSpec:
     that are images (padded, collated and shown alike); `tensors`: every step tensor it provides
     to loss terms, each with the roles needed to compute it; `visuals`: the tensors of a sample
     grid, in column order, each with the image key it looks like; `directions`: by name, the
-    first being the default.
+    first being the default; `own`: the trainable networks the task builds itself, by name
+    (:class:`OwnNetwork`), each trained by one of its players.
     """
 
     roles: Mapping[str, Role]
@@ -67,6 +82,7 @@ class TaskSpec:
     directions: Mapping[str, Direction]
     visuals: Mapping[str, str] = field(default_factory=dict)
     images: tuple[str, ...] = ("a", "b")
+    own: Mapping[str, OwnNetwork] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """A declaration that contradicts itself is the plugin's mistake: say which name is off."""
@@ -84,6 +100,12 @@ class TaskSpec:
                 raise ValueError(f"TaskSpec: {where} names tensor {name!r}, which is not among its tensors")
         if not self.directions:
             raise ValueError("TaskSpec: a task offers at least one direction")
+        for name, own in self.own.items():
+            if name in roles:
+                raise ValueError(f"TaskSpec: own network {name!r} has the name of a role")
+            if own.player not in self.players:
+                raise ValueError(f"TaskSpec: own network {name!r} names player {own.player!r}, "
+                                 "which is not among its players")
 
     def roles_for(self, tensors: Iterable[str]) -> set[str]:
         """The roles that computing these tensors needs."""
@@ -203,10 +225,20 @@ class Task:
 
     The engine owns every optimiser step; a task only says how tensors are computed. Its state
     (an image pool) goes into checkpoints through `state_dict`: tensors and JSON-able values.
+
+    The `nets` a task receives (roles and its own networks, by name) are the underlying modules, also
+    under ``p2p run --nproc``, where the engine keeps gradients in step across processes itself: a
+    generator's own methods (``feature_maps``, ``taps``) are always reachable.
     """
 
     def build_networks(self, ctx: TaskContext) -> dict[str, nn.Module]:
         raise NotImplementedError
+
+    def build_own_networks(self, ctx: TaskContext, nets: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+        """Called after build_networks with the role networks built (underlying modules), only when
+        training (and when translating, for own networks with translation=True); returns a module
+        for each name of TaskSpec.own. Default: {}."""
+        return {}
 
     def step_tensors(self, nets: Mapping[str, nn.Module], batch: Mapping[str, Any]) -> Tensors:
         """The tensors shared by both sides of one step, from the batch (images on the device)."""
