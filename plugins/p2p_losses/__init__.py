@@ -1,5 +1,5 @@
-"""Built-in loss terms: adversarial (`gan`), reconstruction (`l1`), and pix2pixHD's `feature_matching` and
-`perceptual` (VGG19)."""
+"""Built-in loss terms: adversarial (`gan`), reconstruction (`l1`), pix2pixHD's `feature_matching` and
+`perceptual` (VGG19), and CUT's contrastive `patch_nce`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,18 @@ class PerceptualParams(LossParams):
         return frozenset({self.pred, self.target})
 
 
+class PatchNCEParams(LossParams):
+    pair: str = Field("ab", pattern=r"^[A-Za-z0-9_]+$", description=(
+        "which pair of the task's patch features to compare: reads the tensor nce_<pair> (per layer, the "
+        "projected features of the output's patches and of the input's at the same places); the cut task "
+        "gives ab (fake_b against real_a) and idt (idt_b against real_b)"))
+    temperature: float = Field(0.07, gt=0, description="divides every similarity before the cross-entropy "
+                                                       "(tau; CUT: 0.07)")
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({f"nce_{self.pair}"})
+
+
 def build_gan(params: GanParams, ctx: BuildContext) -> Any:
     """Adversarial loss; the discriminator's objective is halved as in pix2pix."""
     from p2p_losses.adversarial import AdversarialLoss
@@ -85,6 +97,14 @@ def build_perceptual(params: PerceptualParams, ctx: BuildContext) -> Any:
     return PerceptualLoss(features, pred=params.pred, target=params.target, normalize=params.normalize)
 
 
+def build_patch_nce(params: PatchNCEParams, ctx: BuildContext) -> Any:
+    """CUT's PatchNCE: each output patch's features should match the input's at the same place rather than at
+    the image's other sampled places (cross-entropy over similarities / temperature), averaged over layers."""
+    from p2p_losses.patch_nce import PatchNCELoss
+
+    return PatchNCELoss(params.pair, params.temperature)
+
+
 @hookimpl
 def p2p_register_losses(register: Any) -> None:
     register("gan", build_gan, params=GanParams, aliases=("adversarial",))
@@ -95,3 +115,7 @@ def p2p_register_losses(register: Any) -> None:
     register("perceptual", build_perceptual, params=PerceptualParams, aliases=("vgg",),
              summary="VGG19 features relu1_1 .. relu5_1 of output and target, L1 weighted 1/32 .. 1 "
                      "(pix2pixHD, weight 10); weights from a local file")
+    register("patch_nce", build_patch_nce, params=PatchNCEParams,
+             summary="CUT's contrastive loss: each sampled output patch against the input's patch at the same "
+                     "place (positive) and its other sampled patches (negatives), per encoder layer, "
+                     "temperature 0.07 (CUT: weight 1 with identity, FastCUT: 10)")
