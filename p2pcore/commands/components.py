@@ -80,12 +80,18 @@ def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)],
 
 
 def _show_task(declared: Any) -> None:
-    """What a recipe wires to a task: its roles, players, tensors and directions (defaults)."""
+    """What a recipe wires to a task: its roles, players, tensors and directions (defaults), and the networks it
+    builds itself (never a model table)."""
     table = Table("role (a model table)", "kind", "required", "player", "description")
     player_of = {r: name for name, player in declared.players.items() for r in player.roles}
     for role, r in declared.roles.items():
         table.add_row(role, r.kind, "yes" if r.required else "no", player_of.get(role, ""), escape(r.summary))
     console.print(table)
+    if declared.own:
+        own = Table("own network (built by the task)", "player", "translation", "description")
+        for name, network in declared.own.items():
+            own.add_row(name, network.player, "yes" if network.translation else "no", escape(network.summary))
+        console.print(own)
     console.print("tensors for loss terms: " + ", ".join(
         f"{name}" + (f" (needs {', '.join(needs)})" if needs else "") for name, needs in declared.tensors.items()),
         highlight=False)
