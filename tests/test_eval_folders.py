@@ -67,3 +67,23 @@ def test_mistakes_name_the_file_and_the_option(tmp_path, host):
         evaluate_folders({"--pred": tmp_path / "missing", "--real": tmp_path / "real"}, ["l1"], host, device="cpu")
     with pytest.raises(P2PError, match="unknown metric"):
         evaluate_folders({"--pred": tmp_path / "real", "--real": tmp_path / "real"}, ["psnrr"], host, device="cpu")
+
+
+def test_the_command_scores_folders_lists_the_unmatched_and_refuses_a_checkpoint_too(tmp_path):
+    from typer.testing import CliRunner
+
+    from p2pcore.cli import app
+
+    write_images(tmp_path / "real", scenes(4))
+    write_images(tmp_path / "pred", {**scenes(5), "lonely": scenes(5)["scene0"]})
+    runner = CliRunner()
+    done = runner.invoke(app, ["eval", "--pred", str(tmp_path / "pred"), "--real", str(tmp_path / "real"),
+                               "--metric", "psnr", "--device", "cpu", "--out", str(tmp_path / "scores")])
+    assert done.exit_code == 0, done.output
+    assert "lonely.png" in done.output and "eval/psnr" in done.output
+    assert (tmp_path / "scores" / "pred_vs_real.json").is_file()
+    done = runner.invoke(app, ["eval", "ckpt.safetensors", "--pred", str(tmp_path / "pred"),
+                               "--real", str(tmp_path / "real")])
+    assert isinstance(done.exception, P2PError) and "one or the other" in done.exception.message
+    done = runner.invoke(app, ["eval", "--pred", str(tmp_path / "pred")])
+    assert isinstance(done.exception, P2PError) and "--pred and --real go together" in done.exception.message

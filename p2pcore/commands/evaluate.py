@@ -43,7 +43,8 @@ def parse_metric(text: str) -> Any:
                             '{ name = "espnet", weights = "espnet.pth" } }\'') from None
 
 
-def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
+def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p checkpoint (.safetensors); not with "
+                                                                   "--pred")] = None,
              data: Annotated[Path | None, typer.Option(help="the dataset's root folder, if not the recipe's")] = None,
              split: Annotated[str | None, typer.Option(help="the split evaluated (default: the recipe's "
                                                        "[eval] split, else test)")] = None,
@@ -61,6 +62,12 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
              load_size: LoadSizeOption = None,
              scale_width: ScaleWidthOption = None,
              keep_model_size: KeepModelSizeOption = False,
+             pred: Annotated[Path | None, typer.Option(help="a folder of outputs made elsewhere, scored against "
+                                                       "--real instead of a checkpoint's")] = None,
+             real: Annotated[Path | None, typer.Option(help="with --pred: the real images, matched by file "
+                                                       "stem")] = None,
+             input_: Annotated[Path | None, typer.Option("--input", help="with --pred: what was translated, for "
+                                                         "metrics that read it (the FCN-score's label maps)")] = None,
              eval_: Annotated[bool, typer.Option("--eval-protocol", hidden=True)] = False) -> None:
     """Score a checkpoint with metrics over a dataset split; writes a JSON file and a Markdown table.
 
@@ -69,10 +76,21 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
     scored (bicubic for images, nearest for label maps), or the real image resized to the model's with
     --keep-model-size.
 
+    With --pred and --real instead of a checkpoint, two folders are scored: outputs made elsewhere against the
+    real images with the same file stems, with metrics that need no checkpoint (sizes must match; files
+    without a partner are listed). The figures go to --out when given.
+
     Example:
     p2p eval runs/quickstart/checkpoints/latest.safetensors --metric psnr --metric ssim
+    p2p eval --pred results/fake_B --real results/real_B --metric psnr --metric ssim
     """
-    from p2pcore.engine.evaluate.scoring import evaluate_checkpoint, markdown, table
+    if pred is not None or real is not None:
+        _evaluate_folders(checkpoint, pred, real, input_, metric or [], device, out)
+        return
+    if checkpoint is None:
+        raise P2PError("give a checkpoint, or two folders with --pred and --real", key="CHECKPOINT",
+                       hint="p2p eval runs/quickstart/checkpoints/latest.safetensors --metric psnr")
+    from p2pcore.engine.evaluate.scoring import evaluate_checkpoint
 
     overrides: dict[str, Any] = {}
     if split is not None:
@@ -88,18 +106,48 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (
     result = evaluate_checkpoint(checkpoint, common.host(), overrides, data={"root": str(data)} if data else None,
                                  device=device, seed=seed, mode=protocol_of(protocol, eval_, "--eval-protocol"),
                                  load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size)
-    target = out or _default_folder(checkpoint)
-    stem = f"{checkpoint.stem}_{result.split}"
-    result.write(target / f"{stem}.json")
-    (target / f"{stem}.md").write_text(markdown(result, f"{checkpoint.name}: {result.split} split"))
-    shown = Table(title=f"{plain(checkpoint.name)}: {result.items} items of {plain(result.split)} "
-                        f"({result.seconds:.1f} s)", title_justify="left")
+    _report(result, out or _default_folder(checkpoint), f"{checkpoint.stem}_{result.split}",
+            f"{checkpoint.name}: {result.split} split",
+            f"{plain(checkpoint.name)}: {result.items} items of {plain(result.split)} ({result.seconds:.1f} s)")
+
+
+def _evaluate_folders(checkpoint: Path | None, pred: Path | None, real: Path | None, given: Path | None,
+                      metrics: list[str], device: str, out: Path | None) -> None:
+    """`p2p eval --pred DIR --real DIR`: no checkpoint, the two folders matched by file stem."""
+    if checkpoint is not None:
+        raise P2PError("a checkpoint and --pred: score one or the other", key="--pred",
+                       hint="drop the checkpoint to score folders, or --pred/--real to score the checkpoint")
+    if pred is None or real is None:
+        raise P2PError("--pred and --real go together", key="--real" if real is None else "--pred",
+                       hint="p2p eval --pred results/fake_B --real results/real_B --metric psnr")
+    from p2pcore.engine.evaluate.folders import evaluate_folders
+
+    folders = {"--pred": pred, "--real": real, **({"--input": given} if given else {})}
+    result, matched = evaluate_folders(folders, [parse_metric(m) for m in metrics], common.host(), device=device)
+    for option, files in matched.unmatched.items():
+        if files:
+            shown = ", ".join(plain(f.name) for f in files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10
+                                                                    else "")
+            console.print(f"not scored: {len(files)} file(s) of {option} without a partner: {shown}")
+    _report(result, out, f"{pred.name}_vs_{real.name}", f"{pred} against {real}",
+            f"{plain(str(pred))} against {plain(str(real))}: {result.items} pairs ({result.seconds:.1f} s)")
+
+
+def _report(result: Any, target: Path | None, stem: str, heading: str, title: str) -> None:
+    """The figures printed under `title`, and written as `<stem>.json` and `<stem>.md` (under `heading`) in
+    `target` when there is one."""
+    from p2pcore.engine.evaluate.scoring import markdown, table
+
+    shown = Table(title=title, title_justify="left")
     for column in ("figure", "value", "better"):
         shown.add_column(column, justify="right" if column == "value" else "left")
     for row in table(result):
         shown.add_row(*map(plain, row))
     console.print(shown)
-    console.print(f"wrote {plain(str(target / stem))}.json and .md")
+    if target is not None:
+        result.write(target / f"{stem}.json")
+        (target / f"{stem}.md").write_text(markdown(result, heading))
+        console.print(f"wrote {plain(str(target / stem))}.json and .md")
 
 
 def _default_folder(checkpoint: Path) -> Path:
