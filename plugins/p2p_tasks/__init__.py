@@ -1,23 +1,26 @@
 """Built-in tasks: pix2pix (paired translation with a conditional GAN), CycleGAN (unpaired
-translation with cycle consistency) and pix2pixHD (label maps to photos, coarse to fine). Declarations
+translation with cycle consistency), pix2pixHD (label maps to photos, coarse to fine) and CUT / FastCUT
+(one-sided unpaired translation with a contrastive patch loss). Declarations
 live here, torch-free; the step code in modules imported by the builders."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from p2pcore.api import (
     BuildContext,
     ComponentRef,
     Direction,
     Field,
+    OwnNetwork,
     P2PError,
     Player,
     RecipeView,
     Role,
     TaskParams,
     TaskSpec,
+    check_taps,
     hookimpl,
 )
 
@@ -69,6 +72,95 @@ class CycleGANParams(TaskParams):
             if role in model and getattr(model[role].params, "conditional", False):
                 raise P2PError("CycleGAN's discriminators judge single images, not pairs",
                                key=f"model.{role}.conditional", hint="set conditional = false")
+
+
+class CUTParams(TaskParams):
+    mode: Literal["cut", "fastcut"] = Field("cut", description=(
+        "cut: PatchNCE weight 1 with identity NCE on real b (each half the weight); fastcut: weight 10, no "
+        "identity, flip equivariance (Park et al. 2020); sets the defaults of nce_idt, flip_equivariance and "
+        "the task's loss terms"))
+    nce_layers: list[int] = Field(default_factory=lambda: [0, 2, 3, 4, 8], min_length=1, description=(
+        "the generator's feature taps PatchNCE compares (p2p show generator NAME lists them): for resnet "
+        "input, down1, down2, res1, res5 as in the paper"))
+    num_patches: int = Field(256, ge=1, le=65536, description="places sampled per layer and image (all of a "
+                                                               "smaller map)")
+    nce_idt: bool | None = Field(None, description="identity NCE between real b and G(b); unset: on for cut, "
+                                                   "off for fastcut")
+    flip_equivariance: bool | None = Field(None, description=(
+        "flip G's input left-right at random each training step and its features back for PatchNCE; unset: "
+        "on for fastcut, off for cut"))
+    projector_width: int = Field(256, ge=1, le=4096, description="width of each layer's projection head "
+                                                                 "(the task's own network projector)")
+
+    def identity(self) -> bool:
+        return self.mode == "cut" if self.nce_idt is None else self.nce_idt
+
+    def flips(self) -> bool:
+        return self.mode == "fastcut" if self.flip_equivariance is None else self.flip_equivariance
+
+    def declare(self) -> TaskSpec:
+        d = ("discriminator", "generator")
+        g = ("generator",)
+        return TaskSpec(
+            roles={"generator": Role("generator", summary="G: a -> b; its encoder's taps give PatchNCE's features"),
+                   "discriminator": Role("discriminator", summary="D: judges b images alone")},
+            players={"generator": Player("generator", g),
+                     "discriminator": Player("discriminator", ("discriminator",))},
+            tensors={"real_a": (), "real_b": (), "fake_b": g, "idt_b": g, "nce_ab": g, "nce_idt": g,
+                     "d_real": d, "d_fake": d, "d_in_real": d, "d_in_fake": d, "d_net": d},
+            directions={"a2b": Direction("a", "b", g, tensor="fake_b")},
+            visuals={"real_a": "a", "fake_b": "b", "real_b": "b", "idt_b": "b"},
+            own={"projector": OwnNetwork("generator", summary="H: per tapped layer, an MLP projecting patch "
+                                                              "features for PatchNCE (training only)")},
+        )
+
+    def default_loss(self) -> Mapping[str, Mapping[str, Any]]:
+        """LSGAN weight 1; PatchNCE with lambda 1 (cut) or 10 (fastcut), halved between the pairs when the
+        identity term is on (the reference averages them)."""
+        lam = 1.0 if self.mode == "cut" else 10.0
+        share = 0.5 if self.identity() else 1.0
+        terms: dict[str, Mapping[str, Any]] = {
+            "gan": {"name": "gan", "mode": "lsgan", "weight": 1.0},
+            "nce": {"name": "patch_nce", "pair": "ab", "weight": lam * share}}
+        if self.identity():
+            terms["nce_idt"] = {"name": "patch_nce", "pair": "idt", "weight": lam * share}
+        return terms
+
+    def check(self, model: Mapping[str, ComponentRef]) -> None:
+        if "discriminator" in model and getattr(model["discriminator"].params, "conditional", False):
+            raise P2PError("cut's discriminator judges b images alone, not (a, b) pairs",
+                           key="model.discriminator.conditional", hint="set conditional = false")
+
+    def check_recipe(self, view: RecipeView) -> None:
+        generator = view.model["generator"].name
+        taps = view.facts.get("generator", {}).get("taps")
+        if not taps:
+            raise P2PError(f"cut encodes images with the generator's feature taps, and generator {generator!r} "
+                           "offers none", key="model.generator",
+                           hint="use a generator with taps: p2p show generator resnet lists them")
+        check_taps(self.nce_layers, taps, key="task.nce_layers", generator=generator)
+        nce = view.terms("patch_nce")
+        if not nce:
+            raise P2PError("cut learns its content through PatchNCE, and no patch_nce term is on", key="loss",
+                           hint='drop the override that turns it off, or add [loss.nce] name = "patch_nce"')
+        idt = [label for label, term in nce.items() if term.params.pair == "idt"]
+        if idt and not self.identity():
+            raise P2PError(f"loss.{idt[0]} compares idt_b with real_b, and the identity term is off here",
+                           key="task.nce_idt", hint=f"set task.nce_idt = true, or drop [loss.{idt[0]}]")
+        channels = view.channels or {}
+        if "a" in channels and "b" in channels:
+            cut_generator_channels(channels["a"], channels["b"], key=view.channels_key("a"))
+
+
+def cut_generator_channels(a: int, b: int, *, key: str = "data") -> int:
+    """The channels CUT's generator reads: a's and b's when they agree, else the wider side's when the other is
+    grey (repeated); anything else its encoder cannot take both as input and as output. One rule for the channels
+    a dataset declares (`p2p validate`) and those of the dataset built (`p2p run`)."""
+    if a == b or min(a, b) == 1:
+        return max(a, b)
+    raise P2PError(f"cut re-encodes its output with the generator's encoder, so a and b need the same channels "
+                   f"(or one of them grey, repeated); the data gives a {a} and b {b}", key=key,
+                   hint="read both sides with the same channel count")
 
 
 def check_label_channels(label: int | None, *, key: str = "data") -> None:
@@ -169,11 +261,21 @@ def build_pix2pixhd(params: Pix2PixHDParams, ctx: BuildContext) -> Any:
     return Pix2PixHDTask(params)
 
 
+def build_cut(params: CUTParams, ctx: BuildContext) -> Any:
+    """CUT / FastCUT (Park et al. 2020): one-sided unpaired translation a -> b with an unconditional LSGAN
+    discriminator and PatchNCE between G's encoder features of input and output, through the task's own
+    projection heads; translation and export hold the generator alone."""
+    from p2p_tasks.cut import CUTTask
+
+    return CUTTask(params)
+
+
 @hookimpl
 def p2p_register_tasks(register: Any) -> None:
     register("pix2pix", build_pix2pix, params=Pix2PixParams)
     register("cyclegan", build_cyclegan, params=CycleGANParams)
     register("pix2pixhd", build_pix2pixhd, params=Pix2PixHDParams)
+    register("cut", build_cut, params=CUTParams)
 
 
 @hookimpl
