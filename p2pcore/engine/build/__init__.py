@@ -1,1 +1,2 @@
-"""Building a run from a validated recipe: the adapter, the task, the networks, their devices and their first weights."""
+"""Building a run from a validated recipe: the adapter, the task, the networks, their devices and their first
+weights."""

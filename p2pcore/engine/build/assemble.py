@@ -1,6 +1,7 @@
 """Assembling a run from a validated recipe: the dataset adapter, the task, the networks of the roles
-a run needs and the loss terms. Training assembles what it trains; a trained run is opened from its
-checkpoint through the same assembly (`p2pcore.engine.build.trained`)."""
+a run needs, the task's own networks and the loss terms. Training assembles what it trains (every own
+network); a translation only the own networks it needs. A trained run is opened from its checkpoint
+through the same assembly (`p2pcore.engine.build.trained`)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Term:
 
 @dataclass
 class Assembly:
-    """What a recipe builds: its task spec, task, dataset adapter, networks and (for training) loss terms."""
+    """What a recipe builds: its task spec, task, dataset adapter, networks (the roles', then the task's own,
+    by name) and (for training) loss terms."""
 
     recipe: Recipe
     spec: TaskSpec
@@ -43,7 +45,7 @@ class Assembly:
 def generators_multiple(nets: Mapping[str, nn.Module], spec: TaskSpec) -> int:
     """What image sides must be multiples of for every generator among `nets` to keep them."""
     return max((int(getattr(net, "size_multiple", 1)) for role, net in nets.items()
-                if spec.roles[role].kind == "generator"), default=1)
+                if role in spec.roles and spec.roles[role].kind == "generator"), default=1)
 
 
 def image_channels(adapter: Any) -> dict[str, int]:
@@ -69,10 +71,12 @@ def assemble(recipe: Recipe, host: Host, *, direction: str | None = None,
     task = host.build("task", recipe.task, key="task")
     adapter = host.build("dataset", recipe.data, key="data")
     terms: list[Term] = []
+    own: set[str] = set()  # the task's own networks this run needs
     if roles is not None:
         wanted = set(roles)
     elif direction is not None:
         wanted = set(spec.directions[check_direction(spec, direction, recipe.task.name)].roles)
+        own = {name for name, network in spec.own.items() if network.translation}
     else:
         active = {label: s for label, s in recipe.loss.items() if s.weight != 0}  # weight 0 turns a term off
         if not active:
@@ -82,10 +86,28 @@ def assemble(recipe: Recipe, host: Host, *, direction: str | None = None,
         reads = {name for s in active.values() for name in s.ref().params.reads()}
         wanted = ({r for r, role in spec.roles.items() if role.required} | spec.roles_for(reads)
                   | {r for d in spec.directions.values() for r in d.roles})
+        own = set(spec.own)
     ctx = TaskContext(builder=host, model=recipe.model, channels=image_channels(adapter), wanted=frozenset(wanted))
     nets = task.build_networks(ctx)
     unknown = set(nets) - set(spec.roles)
     if unknown:
         raise P2PError(f"task {recipe.task.name!r} built networks for roles it does not declare: "
                        f"{', '.join(sorted(unknown))}", key="task", hint="the task plugin is inconsistent")
+    if own:
+        nets.update(build_own(task, ctx, nets, spec, own, recipe.task.name))
     return Assembly(recipe, spec, task, adapter, nets, terms)
+
+
+def build_own(task: Task, ctx: TaskContext, nets: Mapping[str, nn.Module], spec: TaskSpec, wanted: set[str],
+              name: str) -> dict[str, nn.Module]:
+    """The task's own networks that `wanted` names, built from the role networks (a copy of the mapping: the
+    task may not add roles)."""
+    built = task.build_own_networks(ctx, dict(nets))
+    missing, unknown = set(spec.own) - set(built), set(built) - set(spec.own)
+    if missing or unknown:
+        what = "; ".join(part for part in (f"missing {', '.join(sorted(missing))}" if missing else "",
+                                           f"undeclared {', '.join(sorted(unknown))}" if unknown else "") if part)
+        raise P2PError(f"task {name!r} built its own networks other than it declares ({what})", key="task",
+                       hint="the task plugin is inconsistent: build_own_networks returns one module for each "
+                            "name of TaskSpec.own")
+    return {own: built[own] for own in spec.own if own in wanted}

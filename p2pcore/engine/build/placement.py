@@ -1,12 +1,15 @@
-"""Where a run's modules live and how they are wrapped: the one object the loop is handed for how
-training is spread over devices. `SingleDevice` is one process; `DataParallel` is one process per
-device under PyTorch's launcher (torchrun or `p2p run --nproc N`), with DistributedDataParallel."""
+"""Where a run's modules live and how their training is spread over devices: the one object the loop is
+handed for it. `SingleDevice` is one process; `DataParallel` is one process per device under PyTorch's
+launcher (torchrun or `p2p run --nproc N`), averaging each side's gradients across processes itself.
+
+No network is ever wrapped for data parallelism: a task always receives the modules it built, so their own
+methods (a generator's ``feature_maps``) stay reachable, and its own networks train like its roles."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +35,14 @@ class SingleDevice:
     def wrap(self, nets: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
         """The modules the forward passes run: compiled when asked, the same modules otherwise."""
         return {role: torch.compile(net, mode=self.compile) if self.compile else net for role, net in nets.items()}
+
+    def gradient_sync(self, nets: Sequence[nn.Module]) -> Callable[[], None] | None:
+        """What makes the gradients of `nets` agree across processes before their optimisers step (here:
+        nothing to do)."""
+        return None
+
+    def sync_buffers(self) -> None:
+        """Give every process the main process's buffers (batch-norm statistics); here: nothing to do."""
 
     def wrap_term(self, term: nn.Module) -> None:
         """Compile the networks a loss term owns, in place, when compiling."""
@@ -59,12 +70,16 @@ class SingleDevice:
 
 
 class DataParallel(SingleDevice):
-    """One process per device; gradients are averaged by DistributedDataParallel, so a step on
-    `world_size` shards of a batch equals one step on the whole batch (for per-sample norms).
+    """One process per device, each on its shard of the global batch. The networks start from the main
+    process's weights and buffers (broadcast when wrapped), each step starts from its buffers (as
+    DistributedDataParallel's ``broadcast_buffers``), and each side's gradients are averaged over the
+    processes before its optimisers step, so a step on `world_size` shards of a batch equals one step on
+    the whole batch (for per-sample norms).
 
-    A network whose task holds part of it fixed for some epochs says so with ``trainable_varies = True``
-    (pix2pixHD's `freeze_epochs`): its wrapper then looks for the parameters without gradients in each
-    step and leaves them untouched, as one process does, instead of waiting for their gradients."""
+    A network whose parameters may get a gradient in one process and none in another says so with
+    ``trainable_varies = True`` (pix2pixHD's `freeze_epochs` holds G1 for some epochs): its parameters are
+    then averaged wherever any process has a gradient (none counting as zero, as DistributedDataParallel's
+    ``find_unused_parameters``), at the cost of one more small exchange per step."""
 
     def __init__(self, device: torch.device, *, channels_last: bool = False, compile: bool | str = False) -> None:
         import torch.distributed as dist
@@ -73,15 +88,25 @@ class DataParallel(SingleDevice):
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         self.is_main = self.rank == 0
+        self.buffers: list[torch.Tensor] = []
 
     def wrap(self, nets: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
-        from torch.nn.parallel import DistributedDataParallel
+        """The main process's weights and buffers in every process; then compiled as one process does."""
+        with torch.no_grad():
+            for net in nets.values():
+                _broadcast([*net.parameters(), *net.buffers()])
+        known = {id(b) for b in self.buffers}
+        self.buffers += [b for net in nets.values() for b in net.buffers() if id(b) not in known]
+        return super().wrap(nets)
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        wrapped = {role: DistributedDataParallel(net, device_ids=ids,
-                                                 find_unused_parameters=bool(getattr(net, "trainable_varies", False)))
-                   if any(p.requires_grad for p in net.parameters()) else net for role, net in nets.items()}
-        return super().wrap(wrapped)
+    def gradient_sync(self, nets: Sequence[nn.Module]) -> Callable[[], None] | None:
+        steady = [p for net in nets if not getattr(net, "trainable_varies", False) for p in net.parameters()]
+        varying = [p for net in nets if getattr(net, "trainable_varies", False) for p in net.parameters()]
+        return GradientAverage(steady, varying, self.world_size, self.device)
+
+    @torch.no_grad()
+    def sync_buffers(self) -> None:
+        _broadcast(self.buffers)
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
@@ -108,6 +133,54 @@ class DataParallel(SingleDevice):
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, value)
         return out
+
+
+class GradientAverage:
+    """Averages the gradients of a side's parameters over the processes, in one exchange per dtype.
+
+    A parameter without a gradient here has none in any process (the same computation ran on each); among
+    `varying` ones, the processes first agree on which have a gradient anywhere."""
+
+    def __init__(self, steady: list[nn.Parameter], varying: list[nn.Parameter], world_size: int,
+                 device: torch.device) -> None:
+        self.steady, self.varying, self.world_size, self.device = steady, varying, world_size, device
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        import torch.distributed as dist
+
+        params = [p for p in self.steady if p.grad is not None]
+        if self.varying:
+            here = torch.tensor([p.grad is not None for p in self.varying], dtype=torch.float32, device=self.device)
+            dist.all_reduce(here, op=dist.ReduceOp.MAX)
+            for p, anywhere in zip(self.varying, here.tolist(), strict=True):
+                if anywhere and p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            params += [p for p in self.varying if p.grad is not None]
+        for grads in _by_dtype([p.grad for p in params]):
+            flat = torch._utils._flatten_dense_tensors(grads)
+            dist.all_reduce(flat)
+            flat.div_(self.world_size)
+            for grad, mean in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
+                grad.copy_(mean)
+
+
+def _by_dtype(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    groups: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        groups.setdefault(t.dtype, []).append(t)
+    return list(groups.values())
+
+
+def _broadcast(tensors: list[torch.Tensor]) -> None:
+    """The main process's values of `tensors` in every process, in one exchange per dtype."""
+    import torch.distributed as dist
+
+    for group in _by_dtype(tensors):
+        flat = torch._utils._flatten_dense_tensors(group)
+        dist.broadcast(flat, 0)
+        for t, value in zip(group, torch._utils._unflatten_dense_tensors(flat, group), strict=True):
+            t.copy_(value)
 
 
 def launched_rank() -> int:

@@ -1,7 +1,9 @@
 """Exporting a checkpoint's generator for deployment: ONNX or TorchScript, dynamic height and width.
 
 One translation direction (the task's first unless asked), opened as `p2p translate` opens it
-(`p2pcore.engine.build.trained`): the checkpoint's weight average where it keeps one. The exported network
+(`p2pcore.engine.build.trained`): the checkpoint's weight average where it keeps one. The file holds the
+direction's roles and only those of the task's own networks that translation needs (``OwnNetwork.translation``),
+never the networks that only training uses (CUT's projection heads) or the discriminators. The exported network
 runs in the ``eval`` protocol by default (dropout off, batch-norm running statistics), the `--eval` protocol
 of `p2p translate`; the ``paper`` protocol keeps dropout drawing and batch norm using each batch's statistics
 (running statistics never updated), as the file's graph records: TorchScript runs it as it is; ONNX

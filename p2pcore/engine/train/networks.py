@@ -1,5 +1,6 @@
-"""The networks made ready to train: initialised, or loaded from `init.checkpoint`; activation checkpointing
-where the recipe asks for it; placed on the device with the loss terms that are modules."""
+"""The networks made ready to train (the roles' and the task's own): initialised, or loaded from
+`init.checkpoint`; activation checkpointing where the recipe asks for it; placed on the device with the loss
+terms that are modules."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ def prepare_networks(recipe: Recipe, spec: TaskSpec, nets: dict[str, nn.Module],
         init_weights(net, recipe.init)
     pretrained = load_pretrained(nets, recipe.init)
     if recipe.train.activation_checkpointing:
-        for role in (r for r in nets if spec.roles[r].kind == "generator"):
-            if not checkpoint_activations(nets[role]):
-                warnings.warn(f"train.activation_checkpointing is off for model.{role}: "
-                              f"{recipe.model[role].name} names no checkpoint_segments()", stacklevel=3)
+        for name in generator_side(spec, nets):
+            # a network without segments is simply not recomputed; only a recipe's table is told so
+            if not checkpoint_activations(nets[name]) and name in recipe.model:
+                warnings.warn(f"train.activation_checkpointing is off for model.{name}: "
+                              f"{recipe.model[name].name} names no checkpoint_segments()", stacklevel=3)
     for net in nets.values():
         placement.place(net)
     for term in terms:
@@ -34,3 +36,10 @@ def prepare_networks(recipe: Recipe, spec: TaskSpec, nets: dict[str, nn.Module],
             placement.place(term.loss)
             placement.wrap_term(term.loss)
     return pretrained
+
+
+def generator_side(spec: TaskSpec, nets: dict[str, nn.Module]) -> list[str]:
+    """The networks activation checkpointing applies to: generator roles, and the task's own networks that a
+    generator-side player trains."""
+    return [name for name in nets if (name in spec.roles and spec.roles[name].kind == "generator")
+            or (name in spec.own and spec.players[spec.own[name].player].side == "generator")]

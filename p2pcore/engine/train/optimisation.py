@@ -1,5 +1,6 @@
-"""The optimisation of a run: one Adam per player with its `[optim]` settings, each side's update with the
-gradient scaler its optimisers share, and the learning-rate schedule applied to them."""
+"""The optimisation of a run: one Adam per player with its `[optim]` settings over its roles and the task's
+own networks it trains, each side's update with the gradient scaler its optimisers share (and, across
+processes, the averaging of its gradients), and the learning-rate schedule applied to them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from p2pcore.api.tasks import TaskSpec
+from p2pcore.engine.build.placement import SingleDevice
 from p2pcore.engine.train.update import SideUpdate, make_adam
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
@@ -16,11 +18,17 @@ from p2pcore.recipe import Recipe
 SIDES = ("discriminator", "generator")
 
 
+def player_networks(spec: TaskSpec, player: str, nets: Mapping[str, nn.Module]) -> list[str]:
+    """The networks of the run a player trains: its roles, then the task's own networks it optimises."""
+    names = [*spec.players[player].roles, *(name for name, own in spec.own.items() if own.player == player)]
+    return [name for name in names if name in nets]
+
+
 def make_optimizers(recipe: Recipe, spec: TaskSpec, nets: Mapping[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
     """An optimiser for each player that has networks in the run."""
     out = {}
-    for name, player in spec.players.items():
-        params = [p for role in player.roles if role in nets for p in nets[role].parameters()]
+    for name in spec.players:
+        params = [p for net in player_networks(spec, name, nets) for p in nets[net].parameters()]
         if params:
             settings = recipe.optim.for_player(name)
             out[name] = make_adam(params, lr=settings["lr"], betas=tuple(settings["betas"]),
@@ -29,20 +37,22 @@ def make_optimizers(recipe: Recipe, spec: TaskSpec, nets: Mapping[str, nn.Module
 
 
 class Optimisation:
-    """The optimisers by player, the updates by side (a side without players has none), the roles each side
-    trains, and the schedule of the learning rate."""
+    """The optimisers by player, the updates by side (a side without players has none), the networks each
+    side trains (roles and the task's own), and the schedule of the learning rate."""
 
     def __init__(self, recipe: Recipe, spec: TaskSpec, nets: Mapping[str, nn.Module], host: Host,
-                 device: torch.device) -> None:
+                 placement: SingleDevice) -> None:
         self.recipe = recipe
         self.optimizers = make_optimizers(recipe, spec, nets)
         players = {side: [p for p, player in spec.players.items() if player.side == side and p in self.optimizers]
                    for side in SIDES}
-        self.updates = {side: SideUpdate(side, {p: self.optimizers[p] for p in names},
-                                         torch.amp.GradScaler(device.type, enabled=recipe.train.precision == "fp16"))
-                        for side, names in players.items() if names}
-        self.roles = {side: [r for p in names for r in spec.players[p].roles if r in nets]
+        self.roles = {side: [r for p in names for r in player_networks(spec, p, nets)]
                       for side, names in players.items()}
+        enabled = recipe.train.precision == "fp16"
+        self.updates = {side: SideUpdate(side, {p: self.optimizers[p] for p in names},
+                                         torch.amp.GradScaler(placement.device.type, enabled=enabled),
+                                         placement.gradient_sync([nets[r] for r in self.roles[side]]))
+                        for side, names in players.items() if names}
         self.schedule = host.build("schedule", recipe.schedule, key="schedule")
 
     @property

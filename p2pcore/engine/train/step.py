@@ -21,7 +21,8 @@ from p2pcore.recipe import TrainConfig
 
 
 class TrainStep:
-    """The networks as a step runs them (wrapped by the placement) and the updates of both sides."""
+    """The networks as a step runs them (compiled where the recipe asks, never wrapped for data parallelism:
+    the task gets the modules it built) and the updates of both sides."""
 
     def __init__(self, task: Task, terms: list[Term], nets: dict[str, nn.Module], updates: dict[str, SideUpdate],
                  frozen_in_g: list[str], average: WeightAverage | None, placement: SingleDevice,
@@ -31,13 +32,10 @@ class TrainStep:
         self.average = average
         self.device = placement.device
         self.n_critic, self.precision = cfg.n_critic, cfg.precision
-        self.forward_nets = placement.wrap(nets)  # a data-parallel wrapper broadcasts rank 0's weights
+        self.placement = placement
+        self.forward_nets = placement.wrap(nets)  # across processes, every one starts from rank 0's weights
         if average is not None:
             average.reset()
-        # the generator side runs frozen discriminators as plain modules: a data-parallel wrapper would
-        # wait for gradients that frozen parameters never get
-        self.generator_view = self.forward_nets if placement.world_size == 1 else {
-            **self.forward_nets, **SingleDevice.wrap(placement, {r: nets[r] for r in frozen_in_g})}
 
     def __call__(self, batch: Mapping[str, Any], step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Step `step + 1` on a batch already on the device: one discriminator-side update, then (every n_critic
@@ -45,6 +43,7 @@ class TrainStep:
         update was skipped as non-finite. Nothing in it waits for the device."""
         logs: dict[str, torch.Tensor] = {}
         flags: list[torch.Tensor] = []
+        self.placement.sync_buffers()
         with autocast(self.device, self.precision):
             base = self.task.step_tensors(self.forward_nets, batch)
         generator_due = (step + 1) % self.n_critic == 0
@@ -68,8 +67,7 @@ class TrainStep:
     def _losses(self, side: str, base: Any) -> dict[str, torch.Tensor]:
         """Each term's contribution to one side, computed in that side's view of the step tensors."""
         with autocast(self.device, self.precision):
-            nets = self.forward_nets if side == "discriminator" else self.generator_view
-            phase = self.task.phase_tensors(side, nets, base)
+            phase = self.task.phase_tensors(side, self.forward_nets, base)
             parts = {}
             for term in self.terms:
                 try:

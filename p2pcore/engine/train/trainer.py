@@ -108,8 +108,10 @@ class Trainer:
         self.spec, self.task, self.adapter, self.nets, self.terms = run.spec, run.task, run.adapter, run.nets, run.terms
         self.data = DataFeed(run.adapter, run.spec, recipe, self.placement, run.size_multiple())
         self.pretrained = prepare_networks(recipe, run.spec, run.nets, run.terms, self.placement)
-        self.optimisation = optimisation = Optimisation(recipe, run.spec, run.nets, host, self.device)
-        average = WeightAverage(run.nets, optimisation.roles["generator"], cfg.ema) if cfg.ema else None
+        self.optimisation = optimisation = Optimisation(recipe, run.spec, run.nets, host, self.placement)
+        averaged = [n for n in optimisation.roles.get("generator", [])  # what translation runs
+                    if n in run.spec.roles or run.spec.own[n].translation]
+        average = WeightAverage(run.nets, averaged, cfg.ema) if cfg.ema else None
         self.state = RunState(run.nets, optimisation.optimizers, optimisation.scalers, run.task,
                               optimisation.schedule, average)
         self.stepper = TrainStep(run.task, run.terms, run.nets, optimisation.updates,
@@ -152,8 +154,9 @@ class Trainer:
     # -- public -------------------------------------------------------------------------------------------------
     def summary(self) -> str:
         """One line on what is about to run, for the console."""
-        nets = ", ".join(f"{role} {self.recipe.model[role].name} {sum(p.numel() for p in net.parameters()):,}"
-                         for role, net in self.nets.items())
+        model = self.recipe.model
+        nets = ", ".join(f"{role} {model[role].name if role in model else 'own'} "
+                         f"{sum(p.numel() for p in net.parameters()):,}" for role, net in self.nets.items())
         terms = " + ".join(f"{t.weight:g}*{t.label}" for t in self.terms)
         start = f"; starting from {self.recipe.init.checkpoint} ({', '.join(self.pretrained)})" \
             if self.pretrained else ""

@@ -8,7 +8,7 @@ streak could have reached `divergence_patience`, at logging and before checkpoin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -30,10 +30,13 @@ def make_adam(params: list[torch.nn.Parameter], *, lr: float, betas: tuple[float
 
 
 class SideUpdate:
-    """The optimisers of one side's players and the gradient scaler they share."""
+    """The optimisers of one side's players and the gradient scaler they share; `sync`, where processes
+    share a run, makes their gradients agree after the backward pass."""
 
-    def __init__(self, side: str, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler) -> None:
+    def __init__(self, side: str, optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler,
+                 sync: Callable[[], None] | None = None) -> None:
         self.side = side
+        self.sync = sync
         self.tag = TAG.get(side, side)
         self.optimizers = optimizers
         self.scaler = scaler
@@ -50,6 +53,8 @@ class SideUpdate:
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        if self.sync is not None:
+            self.sync()
         bad = ~torch.isfinite(total.detach())
         if self.scaler.is_enabled():  # fp16: the scaler skips overflowing steps and lowers its scale itself
             for optimizer in self.optimizers.values():
