@@ -21,7 +21,7 @@ class WeightAverage:
 
     @torch.no_grad()
     def reset(self) -> None:
-        """Start the average at the current weights (after a data-parallel wrapper broadcast them)."""
+        """Start the average at the current weights (across processes, after the first one's were broadcast)."""
         for role, net in self.live.items():
             self.nets[role].load_state_dict(net.state_dict())
 

@@ -103,7 +103,7 @@ class Trainer:
         if cfg.batch_size % world:
             raise P2PError(f"train.batch_size {cfg.batch_size} does not split over {world} processes", key=
                            "train.batch_size", hint=f"use a multiple of {world}: the batch is shared out evenly")
-        seed_everything(recipe.seed + self.placement.rank, cfg.deterministic)  # DDP broadcasts rank 0's weights
+        seed_everything(recipe.seed + self.placement.rank, cfg.deterministic)  # rank 0's weights are broadcast
         run = assemble(recipe, host)
         self.spec, self.task, self.adapter, self.nets, self.terms = run.spec, run.task, run.adapter, run.nets, run.terms
         self.data = DataFeed(run.adapter, run.spec, recipe, self.placement, run.size_multiple())
