@@ -104,41 +104,51 @@ class Scorer:
         correlation, overlap = self(torch.tensor(g[None], device=self.level.feats_a.device))
         return float(correlation.mean()), float(overlap[0])
 
-    def system(self, g: np.ndarray, d: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The Gauss-Newton normal equations (H, gradient) at `g` for parameters of Jacobian `d` (9 x n)."""
+    @staticmethod
+    def _unit(x: torch.Tensor, weight: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pair's features (N x C x P) centred and scaled to unit weighted norm, and the norms (N)."""
+        x = x - (x * weight).sum(-1, keepdim=True) / total
+        length = (weight * x * x).sum(dim=(1, 2)).sqrt() + 1e-12
+        return x / length[:, None, None], length
+
+    def system(self, g: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Gauss-Newton normal equations (H, gradient) at `g` for parameters of Jacobian `d` (9 x n).
+
+        Per pair, the residual is r = a - b (both centred and of unit weighted norm) and the Jacobian of b is
+        (J - m - b s^T) / |b|: J the derivative of the sampled values, m its weighted mean, s = <b, J>. The
+        sums over pixels are taken as matrix products with the P x n derivatives of the map, so no
+        N x C x P x n tensor is ever formed.
+        """
         if self._maps is None:  # b's features and their derivatives, sampled together
             fx, fy = gradients(self.level.feats_b)
             self._maps = torch.cat([self.level.feats_b, fx, fy], dim=1)
         device = self.level.feats_a.device
-        xy, depth, uv, weight = self._place(torch.tensor(g[None], device=device))
-        xy, depth, uv, weight = xy[0], depth[0], uv[0], weight[0]
+        xy, depth, uv, weight = (t[0] for t in self._place(torch.tensor(g[None], device=device)))
         q = self.level.points_a / depth[:, None]  # P x 3: d(x, y)/d(the rows of g)
-        dx = torch.cat([q, torch.zeros_like(q), -xy[:, :1] * q], dim=1)  # P x 9
-        dy = torch.cat([torch.zeros_like(q), q, -xy[:, 1:] * q], dim=1)
         d_t = torch.tensor(d, device=device)
-        dx, dy = (dx @ d_t).float(), (dy @ d_t).float()  # P x n
-        sampled = self._sample(self._maps, uv[None])[:, :, 0]  # N x 3C x P
+        dx = torch.cat([q, torch.zeros_like(q), -xy[:, :1] * q], dim=1) @ d_t  # P x n
+        dy = torch.cat([torch.zeros_like(q), q, -xy[:, 1:] * q], dim=1) @ d_t
+        sampled = self._sample(self._maps, uv[None])[:, :, 0].double()  # N x 3C x P
         c = self.channels
-        scale = (self.pixels * self.to_grid).float()
+        scale = self.pixels * self.to_grid
         value, grad_x, grad_y = sampled[:, :c], sampled[:, c:2 * c] * scale[0], sampled[:, 2 * c:] * scale[1]
+        weight = weight.double()
         total = weight.sum().clamp_min(1e-6)
-        n = d.shape[1]
-        hessian = torch.zeros(n, n, dtype=torch.float64, device=device)
-        gradient = torch.zeros(n, dtype=torch.float64, device=device)
-        for i in range(len(value)):  # per pair: C x P x n at most
-            a = self.level.feats_a[i]
-            a = a - (a * weight).sum(-1, keepdim=True) / total
-            a = a / ((weight * a * a).sum().sqrt() + 1e-12)
-            b = value[i] - (value[i] * weight).sum(-1, keepdim=True) / total
-            norm_b = (weight * b * b).sum().sqrt() + 1e-12
-            b = b / norm_b
-            jac = grad_x[i][..., None] * dx + grad_y[i][..., None] * dy  # C x P x n
-            jac = jac - (jac * weight[:, None]).sum(1, keepdim=True) / total
-            jac = (jac - b[..., None] * (weight[:, None] * b[..., None] * jac).sum(dim=(0, 1))) / norm_b
-            weighted = jac * weight[:, None]
-            hessian += torch.einsum("cpi,cpj->ij", weighted, jac).double()
-            gradient += torch.einsum("cpi,cp->i", weighted, a - b).double()
-        return hessian, gradient
+        a, _ = self._unit(self.level.feats_a.double(), weight, total)
+        b, norm = self._unit(value, weight, total)
+        inverse = (1 / norm)[:, None, None]
+        wx, wy = weight * grad_x * inverse, weight * grad_y * inverse  # N x C x P
+        gx, gy = grad_x * inverse, grad_y * inverse
+        sxx, sxy, syy = (wx * gx).sum((0, 1)), (wx * gy).sum((0, 1)), (wy * gy).sum((0, 1))  # P
+        cross = dx.T @ (sxy[:, None] * dy)
+        hessian = dx.T @ (sxx[:, None] * dx) + cross + cross.T + dy.T @ (syy[:, None] * dy)
+        mean = (wx @ dx + wy @ dy) / total  # N x C x n
+        along = ((wx * b) @ dx + (wy * b) @ dy).sum(1)  # N x n
+        hessian -= total * torch.einsum("nci,ncj->ij", mean, mean) + along.T @ along
+        residual = a - b
+        correlation = (weight * a * b).sum((1, 2))
+        gradient = ((wx * residual) @ dx + (wy * residual) @ dy).sum(1) - along * (correlation - 1)[:, None]
+        return hessian.cpu().numpy(), gradient.sum(0).cpu().numpy()
 
 
 def optimise(scorer: Scorer, g: np.ndarray, model: str, pixel_ratio: float, *, iterations: int,
@@ -154,7 +164,6 @@ def optimise(scorer: Scorer, g: np.ndarray, model: str, pixel_ratio: float, *, i
     corners = np.array([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
     for _ in range(iterations):
         hessian, gradient = scorer.system(current, d)
-        hessian, gradient = hessian.cpu().numpy(), gradient.cpu().numpy()
         moved = False
         for _ in range(8):
             damped = hessian + damping * np.diag(np.diag(hessian).clip(min=1e-12))

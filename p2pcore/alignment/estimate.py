@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from p2pcore.alignment.ecc import MIN_OVERLAP, Scorer, optimise
-from p2pcore.alignment.features import Level, grey, pyramid, texture
+from p2pcore.alignment.features import Level, grey, make_level, pyramid, texture
 from p2pcore.alignment.geometry import MODELS, Size, check_model, frame, initial_matrix, local_scale, overlap_fraction
 from p2pcore.alignment.transform import Alignment
 from p2pcore.errors import P2PError
@@ -27,7 +27,8 @@ from p2pcore.errors import P2PError
 _FLAT = 1e-3  # an image whose values vary less than this (standard deviation) has no structure to align
 _SEARCH_PAIRS = 8
 _STARTS = 4  # the best distinct starts of the coarse search that are fitted further
-_MIN_SIDE = 24  # pixels across a at the coarsest level
+_MIN_SIDE = 24  # pixels across a at the coarsest level, at least
+_SEARCH_SIDE = 24  # pixels across a where the coarse search runs
 
 
 def _stage(model: str, level: int, levels: int) -> str:
@@ -73,11 +74,13 @@ def _search(scorer: Scorer, g0: np.ndarray, model: str, scale_range: float, shif
 def _fit(levels: list[Level], g: np.ndarray, model: str, size_b: Size, pixel_ratio: float, *,
          staged: bool, first: int = 0, total: int = 0) -> np.ndarray:
     """`g` refined level by level, from `first` to the last of `levels` (of a pyramid of `total` levels, when
-    only its coarse part is given), to a hundredth of a pixel."""
+    only its coarse part is given): to a tenth of a pixel, a hundredth at the finest."""
     for index in range(first, len(levels)):
         stage = _stage(model, index, total or len(levels)) if staged else model
         pixel = 2.0 / max(levels[index].size_b)  # one of b's pixels at this level, in b's centred frame
-        g = optimise(Scorer(levels[index], size_b), g, stage, pixel_ratio, iterations=30, tolerance=0.01 * pixel)
+        finest = index == (total or len(levels)) - 1
+        g = optimise(Scorer(levels[index], size_b), g, stage, pixel_ratio, iterations=30,
+                     tolerance=(0.01 if finest else 0.1) * pixel)
     return g
 
 
@@ -165,12 +168,16 @@ def estimate_alignment(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, mo
     g = frame_b @ start @ np.linalg.inv(frame_a)
     g0 = g / g[2, 2]
     pixel_ratio = frame_b[0, 0] / frame_a[0, 0]
+    density = local_scale(start, size_a)
     with torch.no_grad():
-        levels = pyramid(grey_a, grey_b, size_a, size_b, torch.tensor(frame_a, device=device),
-                         local_scale(start, size_a), max_side=max_side, min_side=_MIN_SIDE, sigma=1.0)
+        levels = pyramid(grey_a, grey_b, size_a, size_b, torch.tensor(frame_a, device=device), density,
+                         max_side=max_side, min_side=_MIN_SIDE, sigma=1.0)
     g, first = g0, 0
     if search and initial is None:
-        coarse = levels[0].subset(torch.arange(min(len(names), _SEARCH_PAIRS), device=device))
+        few = slice(0, _SEARCH_PAIRS)
+        with torch.no_grad():
+            coarse = make_level(grey_a[few], grey_b[few], size_a, size_b, torch.tensor(frame_a, device=device),
+                           density, _SEARCH_SIDE / max(size_a), sigma=1.0)
         starts = _search(Scorer(coarse, size_b), g0, model, search_scale, search_shift, _STARTS)
         first = min(len(levels) - 1, 2)  # each start fitted through the coarse levels, the best goes on
         fitted = [_fit(levels[:first], start, model, size_b, pixel_ratio, staged=True, total=len(levels))

@@ -88,26 +88,31 @@ class Level:
         return Level(self.feats_a[index], self.points_a, self.feats_b[index], self.size_a, self.size_b)
 
 
+def make_level(grey_a: torch.Tensor, grey_b: torch.Tensor, size_a: Size, size_b: Size, frame_a: torch.Tensor,
+          density: float, factor: float, sigma: float) -> Level:
+    """The features at `factor` times a's resolution (and b's, resampled to about the same pixel size:
+    `density` is b's pixels per a pixel)."""
+    (wa, ha), (wb, hb) = size_a, size_b
+    level_a = (max(4, round(wa * factor)), max(4, round(ha * factor)))
+    level_b = (max(4, round(wb * factor / density)), max(4, round(hb * factor / density)))
+    feats_a = structure(resize(grey_a, level_a), sigma)
+    feats_b = structure(resize(grey_b, level_b), sigma)
+    xs = (torch.arange(level_a[0], dtype=torch.float64, device=grey_a.device) + 0.5) * (wa / level_a[0])
+    ys = (torch.arange(level_a[1], dtype=torch.float64, device=grey_a.device) + 0.5) * (ha / level_a[1])
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    pixels = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.ones_like(grid_x.flatten())], dim=1)
+    return Level(feats_a.flatten(2), pixels @ frame_a.T, feats_b, level_a, level_b)
+
+
 def pyramid(grey_a: torch.Tensor, grey_b: torch.Tensor, size_a: Size, size_b: Size, frame_a: torch.Tensor,
             density: float, *, max_side: int, min_side: int, sigma: float) -> list[Level]:
     """The levels, coarsest first. `density` is b's pixels per a pixel at the start: a and b are resampled to
     about the same pixel size (the coarser camera's, or `max_side` across a at the finest level), halving
-    the resolution per level until a is `min_side` pixels across."""
-    (wa, ha), (wb, hb) = size_a, size_b
-    finest = min(1.0, density, max_side / max(wa, ha))  # a's resolution factor at the finest level
-    levels = []
-    factor = finest
-    while True:
-        level_a = (max(4, round(wa * factor)), max(4, round(ha * factor)))
-        level_b = (max(4, round(wb * factor / density)), max(4, round(hb * factor / density)))
-        feats_a = structure(resize(grey_a, level_a), sigma)
-        feats_b = structure(resize(grey_b, level_b), sigma)
-        xs = (torch.arange(level_a[0], dtype=torch.float64, device=grey_a.device) + 0.5) * (wa / level_a[0])
-        ys = (torch.arange(level_a[1], dtype=torch.float64, device=grey_a.device) + 0.5) * (ha / level_a[1])
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        pixels = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.ones_like(grid_x.flatten())], dim=1)
-        levels.append(Level(feats_a.flatten(2), pixels @ frame_a.T, feats_b, level_a, level_b))
+    the resolution per level while a stays `min_side` pixels across or more."""
+    longest = max(size_a)
+    factor = min(1.0, density, max_side / longest)  # a's resolution factor at the finest level
+    levels = [make_level(grey_a, grey_b, size_a, size_b, frame_a, density, factor, sigma)]
+    while longest * factor / 2 >= min_side:
         factor /= 2
-        if max(wa, ha) * factor < min_side:
-            break
+        levels.append(make_level(grey_a, grey_b, size_a, size_b, frame_a, density, factor, sigma))
     return levels[::-1]

@@ -70,7 +70,8 @@ def local_scale(matrix: np.ndarray, size_a: Size) -> float:
     step = 0.5
     probe = np.array([centre, centre + [step, 0], centre + [0, step]])
     x0, x1, y1 = map_points(matrix, probe)
-    return float(np.sqrt(abs(np.cross(x1 - x0, y1 - x0))) / step)
+    (ux, uy), (vx, vy) = x1 - x0, y1 - x0
+    return float(np.sqrt(abs(ux * vy - uy * vx)) / step)
 
 
 def keeps_a_whole(matrix: np.ndarray, size_a: Size) -> bool:
