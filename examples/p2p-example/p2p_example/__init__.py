@@ -5,6 +5,8 @@
 - discriminator `noisy`, a wrapper adding instance noise to any other discriminator (discriminator.py);
 - dataset `csv_pairs`, pairs of image files listed in a CSV, with `check` for `p2p data check` (dataset.py);
 - task `colorize`, which derives a grey input from any dataset's colour images on the fly (task.py);
+- task `colorize_probe`, colorize with a network of its own (a probe) reading a generator's feature tap
+  (probe_task.py), the generator `se_resnet` offering taps;
 - command `p2p example-stats RECIPE`, per-channel statistics of a recipe's dataset (stats_command.py).
 
 It imports only `p2pcore.api` from p2p. This module and the parameter modules it imports never import
@@ -22,6 +24,7 @@ from .discriminator import NoisyParams, build_noisy, noisy_facts
 from .generator import SEResNetParams, build_se_resnet, se_resnet_facts
 from .loss import TVParams, build_tv
 from .norm import GroupParams, build_group
+from .probe_task import ColorizeProbeParams, build_colorize_probe
 from .task import ColorizeParams, build_colorize
 
 __version__ = "0.1.0"
@@ -56,6 +59,7 @@ def p2p_register_datasets(register: Any) -> None:
 @hookimpl
 def p2p_register_tasks(register: Any) -> None:
     register("colorize", build_colorize, params=ColorizeParams)
+    register("colorize_probe", build_colorize_probe, params=ColorizeProbeParams)
 
 
 @hookimpl

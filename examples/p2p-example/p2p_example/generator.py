@@ -19,10 +19,17 @@ class SEResNetParams(Params):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout between the two convolutions of each block")
 
 
+def se_resnet_tap_names(n_down: int, n_blocks: int) -> tuple[str, ...]:
+    """The feature taps in execution order: plain names, so facts list them without torch."""
+    return ("input", "head", *(f"down{i}" for i in range(1, n_down + 1)),
+            *(f"block{i}" for i in range(1, n_blocks + 1)))
+
+
 def se_resnet_facts(params: SEResNetParams) -> dict[str, Any]:
-    """What `p2p show generator se_resnet` prints: derived without torch."""
+    """What `p2p show generator se_resnet` prints, derived without torch; "taps" lets a task check the layers it
+    asks for at `p2p validate` (p2pcore.api.check_taps)."""
     return {"size_multiple": 2 ** params.n_down, "blocks at": f"1/{2 ** params.n_down} resolution, "
-            f"{params.ngf * 2 ** params.n_down} channels"}
+            f"{params.ngf * 2 ** params.n_down} channels", "taps": se_resnet_tap_names(params.n_down, params.n_blocks)}
 
 
 def build_se_resnet(params: SEResNetParams, ctx: BuildContext) -> Any:

@@ -7,10 +7,15 @@ global content, which a plain residual block sees only through its 3x3 windows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from p2pcore.api import Tap, check_taps
+
+from .generator import se_resnet_tap_names
 
 
 class SqueezeExcite(nn.Module):
@@ -54,6 +59,7 @@ class SEResNetGenerator(nn.Module):
                  norm: Any, dropout: float) -> None:
         super().__init__()
         self.size_multiple = 2 ** n_down
+        self.in_channels, self.ngf, self.n_down = in_channels, ngf, n_down
         bias = norm.conv_bias
         widths = [ngf * 2 ** i for i in range(n_down + 1)]
         self.head = _stage(nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode="reflect", bias=bias), norm, ngf)
@@ -69,6 +75,28 @@ class SEResNetGenerator(nn.Module):
     def checkpoint_segments(self) -> list[nn.Module]:
         """The blocks `train.activation_checkpointing` may recompute in the backward pass."""
         return [self.head, *self.down, *self.blocks, *self.up]
+
+    def _stages(self) -> list[nn.Module]:
+        """The encoder's modules in execution order, each giving the next tap (the input needs none)."""
+        return [self.head, *self.down, *self.blocks]
+
+    def taps(self) -> tuple[Tap, ...]:
+        """The feature-tap contract: the input, the head, each downsampling, each SE block, in execution order."""
+        names = se_resnet_tap_names(self.n_down, len(self.blocks))
+        channels = [self.in_channels, *(self.ngf * 2 ** i for i in range(self.n_down + 1))]
+        channels += [channels[-1]] * len(self.blocks)
+        scales = [1, 1, *(2 ** i for i in range(1, self.n_down + 1))] + [2 ** self.n_down] * len(self.blocks)
+        return tuple(Tap(n, c, s) for n, c, s in zip(names, channels, scales, strict=True))
+
+    def feature_maps(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The maps at these tap indices, in the order asked, running the encoder no further than needed."""
+        check_taps(layers, [t.name for t in self.taps()], key="layers", generator="se_resnet")
+        found = {0: x} if 0 in layers else {}
+        for index, stage in enumerate(self._stages()[: max(layers)], start=1):
+            x = stage(x)
+            if index in layers:
+                found[index] = x
+        return [found[i] for i in layers]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.up(self.blocks(self.down(self.head(x)))))

@@ -75,3 +75,24 @@ def test_spectral_norm_reaches_the_wrapped_convolutions(p2p_host):
 ])
 def test_params_survive_a_recipe_file(p2p_host, kind, name, params):
     check_params_round_trip(p2p_host, kind, name, **params)
+
+
+def test_se_resnet_feature_taps(p2p_host):
+    """The feature-tap contract: taps() in execution order, as the registered facts name them; feature_maps
+    gives maps of each tap's channels and scale, the last block's as the forward pass computes it."""
+    import torch
+
+    params = {"name": "se_resnet", "ngf": 8, "n_down": 2, "n_blocks": 2, "norm": "instance"}
+    net = p2p_host.build("generator", params, in_channels=1, out_channels=3)
+    taps = net.taps()
+    facts = p2p_host.registry.get("generator", "se_resnet").facts
+    resolved = p2p_host.registry.get("generator", "se_resnet").params(**{k: v for k, v in params.items()
+                                                                          if k != "name"})
+    assert [t.name for t in taps] == list(facts(resolved)["taps"]) == \
+        ["input", "head", "down1", "down2", "block1", "block2"]
+    x = torch.randn(2, 1, 16, 24)
+    maps = net.feature_maps(x, [5, 0, 2])
+    for index, got in zip([5, 0, 2], maps, strict=True):
+        assert tuple(got.shape) == (2, taps[index].channels, 16 // taps[index].scale, 24 // taps[index].scale)
+    assert torch.equal(maps[1], x)
+    assert torch.allclose(maps[0], net.blocks(net.down(net.head(x))))

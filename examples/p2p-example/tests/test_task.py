@@ -58,3 +58,39 @@ def test_mean_luma_of_any_channel_count():
 
     image = torch.rand(2, 5, 8, 8) * 2 - 1
     assert torch.equal(grey(image, "mean"), image.mean(1, keepdim=True))
+
+
+# -- colorize_probe: a network of the task's own, reading a generator's feature tap --------------------------
+
+def test_colorize_probe_contract_trains_its_own_network(p2p_host, pairs_csv, tmp_path):
+    """One step through the real trainer: the probe is built from the tap it reads, optimised with the
+    generator, checkpointed beside the roles and left out of translation."""
+    import torch
+
+    from p2pcore.checkpoint.files import read_checkpoint
+
+    recipe = shrunk_example(pairs_csv)
+    recipe.pop("loss")  # the task's own term (probe) alone
+    trainer = check_task(p2p_host, "colorize_probe", recipe=recipe, out_dir=tmp_path, probe_layer=2)
+    probe = trainer.nets["probe"]
+    tap = trainer.nets["generator"].taps()[2]
+    assert isinstance(probe, torch.nn.Conv2d) and probe.in_channels == tap.channels == 16 and tap.scale == 2
+    optimised = {id(p) for group in trainer.optimizers["generator"].param_groups for p in group["params"]}
+    assert all(id(p) in optimised for p in probe.parameters())
+    ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.safetensors")
+    assert {"net.probe.weight", "net.probe.bias"} <= set(ckpt.tensors)
+
+
+def test_colorize_probe_default_term_and_refused_layers(p2p_host, pairs_csv):
+    from p2pcore.errors import P2PError
+    from p2pcore.recipe import validate_recipe
+
+    recipe = shrunk_example(pairs_csv)
+    recipe.pop("loss")
+    recipe["task"] = {"name": "colorize_probe", "probe_layer": 3, "probe_weight": 2.0}
+    resolved = validate_recipe(recipe, p2p_host)
+    assert {label: (t.ref().name, t.weight) for label, t in resolved.loss.items()} == {"probe": ("l1", 2.0)}
+    recipe["task"]["probe_layer"] = 9  # se_resnet with n_down 2 and 1 block has taps 0..4
+    with pytest.raises(P2PError, match="no layer 9") as refused:
+        validate_recipe(recipe, p2p_host)
+    assert refused.value.key == "task.probe_layer"
