@@ -18,7 +18,8 @@ def test_third_party_components_are_discovered(host):
     assert group.distribution == "p2p-example" and group.version == "0.1.0"
     record = next(r for r in host.records if r.distribution == "p2p-example")
     assert record.ok and set(record.components) == {"norm:group", "loss:tv", "generator:se_resnet",
-                                                    "discriminator:noisy", "dataset:csv_pairs", "task:colorize"}
+                                                    "discriminator:noisy", "dataset:csv_pairs", "task:colorize",
+                                                    "task:colorize_probe"}
 
 
 def test_builtin_generator_composes_a_third_party_norm(host):
