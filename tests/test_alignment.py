@@ -147,6 +147,24 @@ def test_pairs_without_texture_are_refused_or_skipped():
     assert estimate.residual["skipped"] == ["blank"] and estimate.residual["pairs"] == 2
 
 
+def test_a_lazy_sequence_of_pairs_is_read_only_where_used():
+    class Recording:  # a dataset: pairs read on indexing
+        def __init__(self) -> None:
+            self.read: list[int] = []
+
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+            self.read.append(index)
+            return scene(index, (96, 72))
+
+    recording = Recording()
+    estimate = estimate_alignment(recording, max_pairs=3, stability=False)
+    assert sorted(recording.read) == [0, 4, 9] and estimate.residual["pairs"] == 3
+    assert max_corner_error(estimate, Alignment(np.eye(3), (96, 72), (96, 72))) < 1.0
+
+
 def test_pairs_of_several_sizes_and_bad_input_are_refused():
     a, b = scene(0, (64, 48))
     with pytest.raises(P2PError, match="pair 2: a is 32x48"):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from p2pcore.alignment.ecc import MIN_OVERLAP, Scorer, optimise
-from p2pcore.alignment.features import Level, grey, make_level, pyramid, texture
+from p2pcore.alignment.features import Level, finest_factor, grey, level_sizes, make_level, pyramid, resize, texture
 from p2pcore.alignment.geometry import MODELS, Size, check_model, frame, initial_matrix, local_scale, overlap_fraction
 from p2pcore.alignment.transform import Alignment
 from p2pcore.errors import P2PError
@@ -84,44 +84,95 @@ def _fit(levels: list[Level], g: np.ndarray, model: str, size_b: Size, pixel_rat
     return g
 
 
-def _pairs(pairs: Sequence[tuple[Any, Any]], names: Sequence[str] | None, max_pairs: int) -> tuple[list, list]:
-    pairs = list(pairs)
-    if not pairs:
-        raise P2PError("no image pairs to align", hint="give pairs (a, b) of one camera rig")
-    names = [str(n) for n in names] if names is not None else [str(i + 1) for i in range(len(pairs))]
-    if len(names) != len(pairs):
-        raise P2PError(f"{len(names)} names for {len(pairs)} pairs")
-    if len(pairs) > max_pairs:  # evenly spread over the sequence (a recording drifts over the scene)
-        keep = np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int)
-        pairs, names = [pairs[i] for i in keep], [names[i] for i in keep]
-    for pair, name in zip(pairs, names, strict=True):
-        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-                or not all(isinstance(image, torch.Tensor) for image in pair)):
-            raise P2PError(f"pair {name}: expected an (a, b) pair of C x H x W tensors")
-    return pairs, names
-
-
-def _textured(pairs: list, names: list[str], device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    """(a's and b's grey images, N x 1 x H x W, the pairs' names) of the pairs with texture, and the names
-    of the flat ones; a P2PError when every pair is flat."""
-    with torch.no_grad():
-        grey_a = torch.stack([grey(a, "a", n) for (a, _), n in zip(pairs, names, strict=True)]).to(device)
-        grey_b = torch.stack([grey(b, "b", n) for (_, b), n in zip(pairs, names, strict=True)]).to(device)
-        flat = (texture(grey_a) < _FLAT) | (texture(grey_b) < _FLAT)
-    skipped = [n for n, f in zip(names, flat.tolist(), strict=True) if f]
-    if len(skipped) == len(names):
-        raise P2PError(f"none of the {len(names)} pairs has texture to align (flat images): the alignment "
-                       "cannot be estimated, any result could not be trusted",
-                       details=[f"flat: {', '.join(skipped[:8])}" + (" ..." if len(skipped) > 8 else "")],
-                       hint="register from pairs that show a scene with edges (not a lens cap or a blank wall), "
-                            "or give point pairs with --points")
-    keep = (~flat).nonzero().flatten()
-    return grey_a[keep], grey_b[keep], [names[i] for i in keep.tolist()], skipped
-
-
 def _size_of(image: torch.Tensor) -> Size:
     return int(image.shape[-1]), int(image.shape[-2])
+
+
+def _pair(pairs: Sequence[Any], index: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    pair = pairs[index]
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(image, torch.Tensor) and image.dim() == 3 for image in pair)):
+        raise P2PError(f"pair {name}: expected an (a, b) pair of C x H x W tensors",
+                       hint="pass (a, b) tensors as read by p2pcore.api.read_image")
+    return pair[0], pair[1]
+
+
+class _Pairs:
+    """The pairs used, read one at a time (a lazy sequence, such as a dataset, is read only where used) and
+    kept only as grey images at the finest working size: a's and b's sizes, the start and b's pixels per
+    a pixel there, the grey images (N x 1 x H x W), the names of the pairs kept and of the flat ones."""
+
+    def __init__(self, pairs: Sequence[Any], names: Sequence[str] | None, *, model: str, max_pairs: int,
+                 max_side: int, initial: Alignment | None, device: str | torch.device | None) -> None:
+        count = len(pairs)
+        if not count:
+            raise P2PError("no image pairs to align", hint="give pairs (a, b) of one camera rig")
+        all_names = [str(n) for n in names] if names is not None else [str(i + 1) for i in range(count)]
+        if len(all_names) != count:
+            raise P2PError(f"{len(all_names)} names for {count} pairs")
+        # evenly spread over the sequence: a recording drifts over the scene
+        used = np.linspace(0, count - 1, min(count, max_pairs)).round().astype(int).tolist()
+        a, b = _pair(pairs, used[0], all_names[used[0]])
+        self.size_a, self.size_b = _size_of(a), _size_of(b)
+        self.device = torch.device(device) if device is not None else a.device
+        self.start = self._start(model, initial)
+        self.density = local_scale(self.start, self.size_a)
+        working = level_sizes(self.size_a, self.size_b, self.density,
+                              finest_factor(self.size_a, self.density, max_side))
+        greys: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for index in used:
+            name = all_names[index]
+            a, b = (a, b) if index == used[0] else _pair(pairs, index, name)
+            if _size_of(a) != self.size_a or _size_of(b) != self.size_b:
+                raise P2PError(f"pair {name}: a is {_size_of(a)[0]}x{_size_of(a)[1]} and b {_size_of(b)[0]}x"
+                               f"{_size_of(b)[1]}, the first pair's a is {self.size_a[0]}x{self.size_a[1]} "
+                               f"and b {self.size_b[0]}x{self.size_b[1]}",
+                               hint="one rig, one size per camera: register each camera pairing separately")
+            with torch.no_grad():
+                greys.append(tuple(resize(grey(image, which, name).to(self.device)[None], size)[0]
+                                   for image, which, size in ((a, "a", working[0]), (b, "b", working[1]))))
+        with torch.no_grad():
+            grey_a, grey_b = torch.stack([g[0] for g in greys]), torch.stack([g[1] for g in greys])
+            flat = ((texture(grey_a) < _FLAT) | (texture(grey_b) < _FLAT)).tolist()
+        self.skipped = [all_names[i] for i, f in zip(used, flat, strict=True) if f]
+        if len(self.skipped) == len(used):
+            raise P2PError(f"none of the {len(used)} pairs has texture to align (flat images): the alignment "
+                           "cannot be estimated, any result could not be trusted",
+                           details=[f"flat: {', '.join(self.skipped[:8])}" + (" ..." if len(used) > 8 else "")],
+                           hint="register from pairs that show a scene with edges (not a lens cap or a blank "
+                                "wall), or give point pairs with --points")
+        keep = [i for i, f in enumerate(flat) if not f]
+        self.names = [all_names[used[i]] for i in keep]
+        self.grey_a, self.grey_b = grey_a[keep], grey_b[keep]
+
+    def _start(self, model: str, initial: Alignment | None) -> np.ndarray:
+        if initial is None:
+            return initial_matrix(model, self.size_a, self.size_b)
+        if initial.size_a != self.size_a or initial.size_b != self.size_b:
+            raise P2PError("the initial alignment is for other image sizes",
+                           hint=f"it maps {initial.size_a} onto {initial.size_b}; the pairs are {self.size_a} "
+                                f"and {self.size_b}")
+        if overlap_fraction(initial.matrix, self.size_a, self.size_b) < MIN_OVERLAP:
+            raise P2PError("the images do not overlap under the initial alignment: it puts a's image (almost) "
+                           "outside b's", hint="check the initial alignment (or the point pairs it came from)")
+        return initial.matrix
+
+
+def _best_start(pairs: _Pairs, levels: list[Level], g0: np.ndarray, model: str, pixel_ratio: float,
+                frame_a: np.ndarray, scale_range: float, shift: float) -> tuple[np.ndarray, int]:
+    """The start found by the coarse search, fitted through the coarse levels, and the next level's index."""
+    few = slice(0, _SEARCH_PAIRS)
+    with torch.no_grad():
+        coarse = make_level(pairs.grey_a[few], pairs.grey_b[few], pairs.size_a, pairs.size_b,
+                            torch.tensor(frame_a, device=pairs.device), pairs.density,
+                            _SEARCH_SIDE / max(pairs.size_a), sigma=1.0)
+    starts = _search(Scorer(coarse, pairs.size_b), g0, model, scale_range, shift, _STARTS)
+    first = min(len(levels) - 1, 2)  # each start fitted through the coarse levels, the best goes on
+    fitted = [_fit(levels[:first], start, model, pairs.size_b, pixel_ratio, staged=True, total=len(levels))
+              for start in starts]
+    with torch.no_grad():
+        scores = Scorer(levels[first], pairs.size_b)(torch.tensor(np.stack(fitted), device=pairs.device))[0]
+    return fitted[int(scores.mean(dim=1).argmax())], first
 
 
 def estimate_alignment(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, model: str = "homography",
@@ -131,11 +182,12 @@ def estimate_alignment(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, mo
                        device: str | torch.device | None = None) -> Alignment:
     """The `model` transform mapping a's pixel grid onto b's, from pairs (a, b) of one camera rig: a and b
     C x H x W float tensors (any channels, any value range), every a of one size and every b of one size.
+    `pairs` may be a lazy sequence (``len`` and indexing): only the pairs used are read, one at a time.
 
     Starts from `initial` or from a's corners on b's corners, searches scales within `search_scale` times
-    and shifts within `search_shift` (a quarter of b's longer side at 0.5) at the coarsest level, then
-    refines coarse to fine up to `max_side` pixels across a. At most `max_pairs` pairs, evenly spread, are
-    used; pairs without texture are skipped (their `names` listed as ``skipped``).
+    and shifts within `search_shift` (a quarter of b's longer side at 0.5) at a coarse level, then refines
+    coarse to fine up to `max_side` pixels across a. At most `max_pairs` pairs, evenly spread, are used;
+    pairs without texture are skipped (their `names` listed as ``skipped``).
 
     The residual: ``correlation`` (mean over pairs at the estimate, 1 for identical edge maps, about 0 for
     unrelated ones), ``correlation_start`` (at the start), ``per_pair``, ``worst_pair`` and
@@ -146,53 +198,26 @@ def estimate_alignment(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, mo
     (it cannot be trusted) and when the images do not overlap.
     """
     model = check_model(model)
-    pairs, names = _pairs(pairs, names, max_pairs)
-    size_a, size_b = _size_of(pairs[0][0]), _size_of(pairs[0][1])
-    for (a, b), name in zip(pairs, names, strict=True):
-        if _size_of(a) != size_a or _size_of(b) != size_b:
-            raise P2PError(f"pair {name}: a is {_size_of(a)[0]}x{_size_of(a)[1]} and b {_size_of(b)[0]}x"
-                           f"{_size_of(b)[1]}, the first pair's a is {size_a[0]}x{size_a[1]} and b "
-                           f"{size_b[0]}x{size_b[1]}",
-                           hint="one rig, one size per camera: register each camera pairing separately")
-    if initial is not None and (initial.size_a != size_a or initial.size_b != size_b):
-        raise P2PError("the initial alignment is for other image sizes",
-                       hint=f"it maps {initial.size_a} onto {initial.size_b}; the pairs are {size_a} and {size_b}")
-    if initial is not None and overlap_fraction(initial.matrix, size_a, size_b) < MIN_OVERLAP:
-        raise P2PError("the images do not overlap under the initial alignment: it puts a's image (almost) "
-                       "outside b's", hint="check the initial alignment (or the point pairs it came from)")
-    device = torch.device(device) if device is not None else pairs[0][0].device
-    grey_a, grey_b, names, skipped = _textured(pairs, names, device)
-
+    used = _Pairs(pairs, names, model=model, max_pairs=max_pairs, max_side=max_side, initial=initial,
+                  device=device)
+    size_a, size_b, device = used.size_a, used.size_b, used.device
     frame_a, frame_b = frame(size_a), frame(size_b)
-    start = initial.matrix if initial is not None else initial_matrix(model, size_a, size_b)
-    g = frame_b @ start @ np.linalg.inv(frame_a)
-    g0 = g / g[2, 2]
+    g0 = frame_b @ used.start @ np.linalg.inv(frame_a)
+    g0 = g0 / g0[2, 2]
     pixel_ratio = frame_b[0, 0] / frame_a[0, 0]
-    density = local_scale(start, size_a)
     with torch.no_grad():
-        levels = pyramid(grey_a, grey_b, size_a, size_b, torch.tensor(frame_a, device=device), density,
-                         max_side=max_side, min_side=_MIN_SIDE, sigma=1.0)
+        levels = pyramid(used.grey_a, used.grey_b, size_a, size_b, torch.tensor(frame_a, device=device),
+                         used.density, max_side=max_side, min_side=_MIN_SIDE, sigma=1.0)
     g, first = g0, 0
     if search and initial is None:
-        few = slice(0, _SEARCH_PAIRS)
-        with torch.no_grad():
-            coarse = make_level(grey_a[few], grey_b[few], size_a, size_b, torch.tensor(frame_a, device=device),
-                           density, _SEARCH_SIDE / max(size_a), sigma=1.0)
-        starts = _search(Scorer(coarse, size_b), g0, model, search_scale, search_shift, _STARTS)
-        first = min(len(levels) - 1, 2)  # each start fitted through the coarse levels, the best goes on
-        fitted = [_fit(levels[:first], start, model, size_b, pixel_ratio, staged=True, total=len(levels))
-                  for start in starts]
-        with torch.no_grad():
-            scores = Scorer(levels[first], size_b)(torch.tensor(np.stack(fitted), device=device))[0].mean(dim=1)
-        g = fitted[int(scores.argmax())]
+        g, first = _best_start(used, levels, g0, model, pixel_ratio, frame_a, search_scale, search_shift)
     g = _fit(levels, g, model, size_b, pixel_ratio, staged=initial is None, first=first)
 
     def to_pixels(g: np.ndarray) -> np.ndarray:
         return np.linalg.inv(frame_b) @ g @ frame_a
 
-    finest = Scorer(levels[-1], size_b)
     with torch.no_grad():
-        corr, overlap = finest(torch.tensor(np.stack([g0, g]), device=device))
+        corr, overlap = Scorer(levels[-1], size_b)(torch.tensor(np.stack([g0, g]), device=device))
     per_pair = corr[1].tolist()
     if float(overlap[1]) < MIN_OVERLAP:
         raise P2PError(f"the images do not overlap: the best estimate puts only {float(overlap[1]):.0%} of a's "
@@ -204,18 +229,18 @@ def estimate_alignment(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, mo
     if mean < min_correlation:
         raise P2PError(f"the estimate cannot be trusted: the pairs' edges correlate only {mean:.3f} at the "
                        f"best alignment found (below {min_correlation})",
-                       details=[f"pair {n}: {c:.3f}" for n, c in list(zip(names, per_pair, strict=True))[:8]],
+                       details=[f"pair {n}: {c:.3f}" for n, c in list(zip(used.names, per_pair, strict=True))[:8]],
                        hint="the pairs show too little common structure (flat, noisy or unrelated images); use "
                             "pairs with clear edges, or give point pairs with --points")
     stable = None
-    if stability and len(names) >= 2:
-        halves = [_fit([level.subset(torch.arange(i, len(names), 2, device=device)) for level in levels], g,
+    if stability and len(used.names) >= 2:
+        halves = [_fit([level.subset(torch.arange(i, len(used.names), 2, device=device)) for level in levels], g,
                        model, size_b, pixel_ratio, staged=False, first=max(0, len(levels) - 2)) for i in (0, 1)]
         one, two = (Alignment(to_pixels(h), size_a, size_b, model) for h in halves)
         stable = round(float(np.sqrt(np.mean(one.corner_distances(two) ** 2))), 3)
     worst = int(np.argmin(per_pair))
-    residual = {"method": "ecc-gradient", "pairs": len(names), "correlation": round(mean, 4),
+    residual = {"method": "ecc-gradient", "pairs": len(used.names), "correlation": round(mean, 4),
                 "correlation_start": round(float(corr[0].mean()), 4),
-                "per_pair": [round(c, 4) for c in per_pair], "worst_pair": names[worst],
-                "worst_correlation": round(per_pair[worst], 4), "stability_px": stable, "skipped": skipped}
+                "per_pair": [round(c, 4) for c in per_pair], "worst_pair": used.names[worst],
+                "worst_correlation": round(per_pair[worst], 4), "stability_px": stable, "skipped": used.skipped}
     return Alignment(alignment.matrix, size_a, size_b, model, residual)

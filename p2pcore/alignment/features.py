@@ -88,13 +88,25 @@ class Level:
         return Level(self.feats_a[index], self.points_a, self.feats_b[index], self.size_a, self.size_b)
 
 
+def finest_factor(size_a: Size, density: float, max_side: int) -> float:
+    """a's resolution factor at the finest level: a and b at about the coarser camera's pixel size (`density`
+    is b's pixels per a pixel), and a at most `max_side` pixels across."""
+    return min(1.0, density, max_side / max(size_a))
+
+
+def level_sizes(size_a: Size, size_b: Size, density: float, factor: float) -> tuple[Size, Size]:
+    """The sizes of a and b at `factor` times a's resolution, b resampled to about a's pixel size."""
+    (wa, ha), (wb, hb) = size_a, size_b
+    return ((max(4, round(wa * factor)), max(4, round(ha * factor))),
+            (max(4, round(wb * factor / density)), max(4, round(hb * factor / density))))
+
+
 def make_level(grey_a: torch.Tensor, grey_b: torch.Tensor, size_a: Size, size_b: Size, frame_a: torch.Tensor,
-          density: float, factor: float, sigma: float) -> Level:
+               density: float, factor: float, sigma: float) -> Level:
     """The features at `factor` times a's resolution (and b's, resampled to about the same pixel size:
     `density` is b's pixels per a pixel)."""
-    (wa, ha), (wb, hb) = size_a, size_b
-    level_a = (max(4, round(wa * factor)), max(4, round(ha * factor)))
-    level_b = (max(4, round(wb * factor / density)), max(4, round(hb * factor / density)))
+    (wa, ha) = size_a
+    level_a, level_b = level_sizes(size_a, size_b, density, factor)
     feats_a = structure(resize(grey_a, level_a), sigma)
     feats_b = structure(resize(grey_b, level_b), sigma)
     xs = (torch.arange(level_a[0], dtype=torch.float64, device=grey_a.device) + 0.5) * (wa / level_a[0])
@@ -110,7 +122,7 @@ def pyramid(grey_a: torch.Tensor, grey_b: torch.Tensor, size_a: Size, size_b: Si
     about the same pixel size (the coarser camera's, or `max_side` across a at the finest level), halving
     the resolution per level while a stays `min_side` pixels across or more."""
     longest = max(size_a)
-    factor = min(1.0, density, max_side / longest)  # a's resolution factor at the finest level
+    factor = finest_factor(size_a, density, max_side)
     levels = [make_level(grey_a, grey_b, size_a, size_b, frame_a, density, factor, sigma)]
     while longest * factor / 2 >= min_side:
         factor /= 2
