@@ -66,6 +66,11 @@ EXTRA: dict[tuple[str, str], dict[str, Any]] = {  # what a check needs beyond th
         loss={"gan": None, "l1": None, "gan_a": {"name": "gan", "mode": "lsgan", "prefix": "d_a"},
               "gan_b": {"name": "gan", "mode": "lsgan", "prefix": "d_b"},
               "cycle_a": {"name": "l1", "pred": "rec_a", "target": "real_a", "weight": 10.0}})},
+    ("loss", "patch_nce"): {"tensors": lambda name: [(torch.randn(2, 4, 8, requires_grad=True),
+                                                      torch.randn(2, 4, 8, requires_grad=True))]},
+    ("task", "cut"): {"recipe": tiny_recipe(
+        task="cut", data={"paired": False}, model={"generator": RESNET, "discriminator": CRITIC},
+        loss={"gan": None, "l1": None}), "nce_layers": [0, 2, 3, 4], "num_patches": 16, "projector_width": 16},
     ("task", "pix2pixhd"): {"recipe": tiny_recipe(
         data={"name": "synthetic_labels", "size": 32, "train_count": 2, "test_count": 2},
         model={"generator": {"name": "global", "ngf": 8, "n_downsample": 2, "n_blocks": 1},
