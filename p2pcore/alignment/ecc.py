@@ -48,6 +48,7 @@ def to_params(model: str, g: np.ndarray, pixel_ratio: float) -> np.ndarray:
 
 
 def to_matrix(model: str, p: np.ndarray, pixel_ratio: float) -> np.ndarray:
+    """The transform (3 x 3, in the centred frames) of the model's parameters `p`."""
     base, d = _basis(model, pixel_ratio)
     return (base + d @ p).reshape(3, 3)
 

@@ -58,7 +58,7 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _degenerate(model: str, file: str | None, why: str) -> P2PError:
-    need = {"similarity": "two distinct points", "affine": "three points not on one line",
+    need = {"translation": "one point", "similarity": "two distinct points", "affine": "three points not on one line",
             "homography": "four points, no three of them on one line"}[model]
     return P2PError(f"the point pairs are degenerate for a {model}: {why}", file=file,
                     hint=f"a {model} needs at least {need}; pick points spread over the whole image "
