@@ -116,15 +116,16 @@ def test_a_known_rig_homography_is_recovered_from_real_thermal_colour_pairs():
     one size, their thermal images are seen through a known rig (coarser, narrower, rolled, tilted) and the
     rig is estimated from them and the untouched colour images.
 
-    The pairs' own registration is not exact: the same estimate on the unwarped pairs puts the corners up
-    to about 1.3 px (at this size) from where the dataset's registration says. So the known rig must be
-    recovered to 1 px on top of the pairs' own registration, and to 2 px of the nominal one."""
+    The pairs' own registration is not exact: the same estimate on the unwarped pairs (at the thermal view's
+    resolution) puts the corners up to about 1.4 px (at this size) from where the dataset's registration
+    says. So the known rig must be recovered to 1 px on top of the pairs' own registration, and to 2 px of
+    the nominal one."""
     size_b, size_a = (192, 144), (150, 112)
     pairs = _roadscene_pairs(32, size_b)
     truth = rig(size_a, size_b)
     seen = [(thermal_view(a, truth, size_a), b) for a, b in pairs]
     estimate = estimate_alignment(seen, stability=False)
-    own = estimate_alignment(pairs, search=False, stability=False)  # the pairs' registration, as estimated
+    own = estimate_alignment(pairs, search=False, stability=False, max_side=max(size_a))  # as a is seen
     assert max_corner_error(estimate, Alignment(own.matrix @ truth, size_a, size_b)) < 1.0
     assert max_corner_error(estimate, Alignment(truth, size_a, size_b)) < 2.0
     assert estimate.residual["correlation"] > estimate.residual["correlation_start"] + 0.05
