@@ -76,7 +76,7 @@ __all__ = [
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
     "CallbackRef", "Tap", "check_taps", "RecipeView", "RecipeTerm",
-    "OwnNetwork",
+    "OwnNetwork", "Alignment",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.
@@ -84,6 +84,7 @@ _LAZY = {
     **dict.fromkeys(("IMAGE_SUFFIXES", "ImageInfo", "Normalization", "load_image", "match_channels", "probe_image",
                      "read_image", "to_unit", "write_image", "write_suffixes"), "p2pcore.imageio"),
     **dict.fromkeys(("make_jitter", "jitter", "prepare_image", "finish_image"), "p2pcore.jitter"),
+    "Alignment": "p2pcore.alignment",  # NumPy only; its warp imports torch when called
     **dict.fromkeys(("TrainedRun", "load_trained", "load_host", "write_weights"), "p2pcore.services"),
 }
 

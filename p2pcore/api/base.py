@@ -21,7 +21,7 @@ from pydantic import (
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
@@ -40,7 +40,9 @@ generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``
 :func:`~p2pcore.api.networks.check_taps`). 1.5 added task-owned networks
 (:class:`~p2pcore.api.tasks.OwnNetwork`, ``TaskSpec.own``, ``Task.build_own_networks``), a task's check of the
 whole recipe (``TaskParams.check_recipe`` with :class:`~p2pcore.api.tasks.RecipeView`) and its default loss
-terms (``TaskParams.default_loss``), and says that a task receives the underlying modules under ``--nproc``."""
+terms (``TaskParams.default_loss``), and says that a task receives the underlying modules under ``--nproc``.
+1.6 added the alignment helpers for adapters (:class:`~p2pcore.alignment.Alignment`: a camera pair's
+registration read from a ``[data.align]`` block, warped and cropped to the common field of view)."""
 
 
 class Checked(BaseModel):

@@ -1,9 +1,9 @@
 """`kaist`: the KAIST multispectral pedestrian benchmark, thermal (lwir) -> visible.
 
 Layout: ``<root>/setXX/VYYY/lwir/I00000.jpg`` and ``<root>/setXX/VYYY/visible/I00000.jpg``; frames
-are paired by name within each video. The pix2pix paper trains on set00-set05 and tests on
-set06-set11. KAIST stores its thermal frames as 3-channel JPEGs with equal channels; with the
-default ``a_channels = 1`` they are read as one channel.
+are paired by name within each video (an `align` block registers the two cameras). The pix2pix paper
+trains on set00-set05 and tests on set06-set11. KAIST stores its thermal frames as 3-channel JPEGs with
+equal channels; with the default ``a_channels = 1`` they are read as one channel.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 from p2pcore.api import DataReport, P2PError
 
-from .base import FileAdapter, load_pair
 from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
+from .paired import RegisteredAdapter, check_registered
 from .params import KaistParams
 
 THERMAL, VISIBLE = "lwir", "visible"
 
 
-class Kaist(FileAdapter):
+class Kaist(RegisteredAdapter):
     """Thermal/visible frame pairs of the chosen KAIST sets."""
 
     kind = "kaist"
@@ -84,9 +84,6 @@ class Kaist(FileAdapter):
                            key="data.root", hint=f"expected {self.layout()}")
         return records, names
 
-    def load(self, record: tuple[Path, Path], transform: Any, train: bool) -> dict[str, Any]:
-        return load_pair(record, transform, (self.a_channels, self.b_channels), self.rule)
-
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)
         if missing_root(report, root, self.layout()):
@@ -101,7 +98,9 @@ class Kaist(FileAdapter):
             report.problem(f"no {split} frames found; expected {self.layout()}")
             return
         infos = record_errors(report, scan([p for pair in records for p in pair], deep=deep), root)
-        for path_a, path_b in records:
+        if self.alignment is not None:
+            check_registered(report, self.alignment, records, infos, root)
+        for path_a, path_b in records if self.alignment is None else ():
             ia, ib = infos.get(path_a), infos.get(path_b)
             if ia and ib and (ia.width, ia.height) != (ib.width, ib.height):
                 report.problem(f"{relative(path_a, root)} is {ia.width}x{ia.height} but {relative(path_b, root)} "

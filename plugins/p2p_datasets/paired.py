@@ -1,9 +1,11 @@
-"""`paired_folders`: two folders of pixel-aligned images, paired by file name."""
+"""`paired_folders`: two folders of images paired by file name, pixel-aligned or registered by an `align`
+block (a warped onto b's grid and both cropped to the common field of view before the jitter)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2pcore.api import DataReport, P2PError
 
@@ -19,10 +21,107 @@ from .files import (
     size_warnings,
     split_dir,
 )
+from .imagefiles import load_image, to_unit
 from .params import PairedFoldersParams
 
+if TYPE_CHECKING:
+    import torch
 
-class PairedFolders(FileAdapter):
+    from p2pcore.api import Alignment
+
+
+class RawPairs(Sequence):
+    """A split's pairs (a, b) at native size, in [-1, 1], no alignment applied: read one at a time, as
+    `p2p data register` estimates the registration from them."""
+
+    def __init__(self, adapter: FileAdapter, records: Sequence[tuple[Path, Path]]) -> None:
+        self.adapter, self.records = adapter, list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        path_a, path_b = self.records[index]
+        return self.adapter.read_raw(path_a, "a"), self.adapter.read_raw(path_b, "b")
+
+
+def load_registered(record: tuple[Path, Path], transform: Any, channels: tuple[int, int], rule: Any,
+                    alignment: Alignment | None) -> dict[str, Any]:
+    """A pair as a jittered item; with an alignment, a warped onto b's grid and both cropped to the common
+    field of view first."""
+    if alignment is None:
+        return load_pair(record, transform, channels, rule)
+    from p2pcore.api import finish_image, jitter
+
+    path_a, path_b = record
+    a, b = to_unit(load_image(path_a, channels[0]), rule), to_unit(load_image(path_b, channels[1]), rule)
+    try:
+        a, b = alignment.apply(a, b)
+    except P2PError as exc:
+        raise exc.with_location(file=str(path_a)) from None
+    a, b = jitter(transform, [a, b])
+    return {"a": finish_image(a), "b": finish_image(b)}
+
+
+def check_registered(report: DataReport, alignment: Alignment, pairs: list[tuple[Path, Path]], infos: dict,
+                     base: Path) -> None:
+    """Each pair's sizes against the ones the alignment holds for; the common field of view as a fact."""
+    for path_a, path_b in pairs:
+        for path, want, side in ((path_a, alignment.size_a, "a"), (path_b, alignment.size_b, "b")):
+            info = infos.get(path)
+            if info and (info.width, info.height) != want:
+                report.problem(f"{relative(path, base)} is {info.width}x{info.height} but data.align holds for "
+                               f"{side} images of {want[0]}x{want[1]}; register the pairs again "
+                               "(`p2p data register RECIPE --write --overwrite`)",
+                               kind="pairs of another size than the alignment's")
+    try:
+        x0, y0, x1, y1 = alignment.common_box()
+    except P2PError as exc:
+        report.problem(f"data.align: {exc.message}")
+        return
+    report.facts["aligned"] = (f"{alignment.model}, a ({alignment.size_a[0]}x{alignment.size_a[1]}) onto b "
+                               f"({alignment.size_b[0]}x{alignment.size_b[1]})")
+    report.facts["common field of view"] = f"{x1 - x0}x{y1 - y0} (x {x0}..{x1}, y {y0}..{y1} of b)"
+
+
+class RegisteredAdapter(FileAdapter):
+    """A file adapter of image pairs from two cameras, with the registration of its params' `align` block
+    applied to items and to the files `read_input` reads."""
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self.alignment: Alignment | None = params.alignment()
+
+    def load(self, record: tuple[Path, Path], transform: Any, train: bool) -> dict[str, Any]:
+        return load_registered(record, transform, (self.a_channels, self.b_channels), self.rule, self.alignment)
+
+    def read_raw(self, path: str | Path, side: str = "a") -> torch.Tensor:
+        """An image of one side at native size, normalised, without the alignment."""
+        return super().read_input(path, side)
+
+    def read_input(self, path: str | Path, side: str = "a") -> torch.Tensor:
+        """As in training: with an alignment, a is warped onto b's grid, and either side cropped to the
+        common field of view."""
+        image = self.read_raw(path, side)
+        if self.alignment is None:
+            return image
+        x0, y0, x1, y1 = self.alignment.common_box()
+        size = (int(image.shape[-1]), int(image.shape[-2]))
+        want = self.alignment.size_a if side == "a" else self.alignment.size_b
+        if size != want:
+            raise P2PError(f"the image is {size[0]}x{size[1]}, data.align holds for {side} images of "
+                           f"{want[0]}x{want[1]}", file=str(path), hint="the alignment holds for one rig's image "
+                           "sizes: register the pairs again (`p2p data register RECIPE`) if the images changed")
+        image = self.alignment.warp(image) if side == "a" else image
+        return image[..., y0:y1, x0:x1]
+
+    def raw_pairs(self, split: str) -> tuple[RawPairs, list[str]]:
+        """The split's pairs at native size without the alignment (for `p2p data register`), and names."""
+        records, names = self.records(split)
+        return RawPairs(self, records), names
+
+
+class PairedFolders(RegisteredAdapter):
     """Pairs root/<a.dir>/NAME.* with root/<b.dir>/NAME.* (or the same under root/<split>/)."""
 
     kind = "paired_folders"
@@ -70,9 +169,6 @@ class PairedFolders(FileAdapter):
         _, pairs, _, _ = self._pairs(split)
         return pairs, [a.stem for a, _ in pairs]
 
-    def load(self, record: tuple[Path, Path], transform: Any, train: bool) -> dict[str, Any]:
-        return load_pair(record, transform, (self.a_channels, self.b_channels), self.rule)
-
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)
         if missing_root(report, root, self.layout()):
@@ -102,12 +198,14 @@ class PairedFolders(FileAdapter):
         report.pairs = len(pairs)
         results = scan([p for pair in pairs for p in pair], deep=deep)
         infos = record_errors(report, results, base)
-        for path_a, path_b in pairs:
+        for path_a, path_b in pairs if self.alignment is None else ():
             ia, ib = infos.get(path_a), infos.get(path_b)
             if ia and ib and (ia.width, ia.height) != (ib.width, ib.height):
                 report.problem(f"{relative(path_a, base)} is {ia.width}x{ia.height} but "
                                f"{relative(path_b, base)} is {ib.width}x{ib.height}; pairs must be pixel-aligned",
                                kind="pairs that differ in size")
+        if self.alignment is not None:
+            check_registered(report, self.alignment, pairs, infos, base)
         a_infos = {p: infos[p] for p, _ in pairs if p in infos}
         b_infos = {p: infos[p] for _, p in pairs if p in infos}
         describe_side(report, f"A: {a_dir}/", a_infos, root=base, channels=self.a_channels,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
 from p2pcore.api import DatasetParams, Field, Interpolation, ItemSize, Params, Preprocess
+
+if TYPE_CHECKING:
+    from p2pcore.api import Alignment
 
 KAIST_TRAIN_SETS = tuple(f"set{i:02d}" for i in range(6))
 KAIST_TEST_SETS = tuple(f"set{i:02d}" for i in range(6, 12))
@@ -129,9 +132,35 @@ class Jitter(DatasetParams):
         return ItemSize(self.crop_size, "crop_size") if self.preprocess.endswith("crop") else None
 
 
+class Registered(DatasetParams):
+    """Paired adapters of two cameras that may not be registered: an `align` block maps a onto b."""
+
+    align: dict[str, Any] | None = Field(
+        None, description="the camera pair's registration, as `p2p data register` writes it ([data.align]: "
+                          "model, matrix, size_a, size_b, residual): a is warped onto b's grid and both are "
+                          "cropped to the common field of view before the resize and crop")
+
+    @field_validator("align")
+    @classmethod
+    def _alignment(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from p2pcore.api import Alignment  # NumPy only: validating a recipe stays torch-free
+
+            Alignment.from_table(value, key="data.align")  # a P2PError naming the key
+        return value
+
+    def alignment(self) -> Alignment | None:
+        """The registration the `align` block describes, or None."""
+        if self.align is None:
+            return None
+        from p2pcore.api import Alignment
+
+        return Alignment.from_table(self.align, key="data.align")
+
+
 # -- adapters ----------------------------------------------------------------------------------------
 
-class PairedFoldersParams(Jitter):
+class PairedFoldersParams(Registered, Jitter):
     root: str = Field(description="data folder holding <a.dir>/ and <b.dir>/ (or train/ and test/ "
                                   "folders that each hold them)")
     a: Side = Field(default_factory=lambda: Side(dir="A"), description="input side: { dir, channels }")
@@ -232,7 +261,7 @@ class SingleParams(Jitter):
         return {"a": "channels"}
 
 
-class KaistParams(TwoSides, Jitter):
+class KaistParams(TwoSides, Registered, Jitter):
     root: str = Field(description="KAIST multispectral root holding setXX/VYYY/{lwir,visible}/I*.jpg")
     train_sets: list[str] = Field(default_factory=lambda: list(KAIST_TRAIN_SETS),
                                   description="sets of the training split (the paper: set00..set05)")
