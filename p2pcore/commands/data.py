@@ -238,7 +238,7 @@ def register_pairs(recipe: Annotated[Path, typer.Argument(help="recipe TOML file
     console.print(plain(block, lines=True), end="")
     if write:
         _write_block(recipe, block, overwrite=overwrite)
-        console.print(f"[green]wrote[/green] [data.align] into {plain(str(recipe))}")
+        console.print(f"[green]wrote[/green] {plain(ALIGN_HEADER)} into {plain(str(recipe))}")
     else:
         console.print("[cyan]hint[/cyan]: --write puts the block into the recipe")
 
