@@ -234,17 +234,24 @@ def _interrupted(run_dir: RunDir, nproc: int, *, at_once: bool = False) -> str:
 
 
 def _follow_launcher() -> None:
-    """In a process `p2p run --nproc` started: end with the launcher, however it ends (Linux: the kernel sends
-    SIGTERM when the launcher dies, which stops training at the next log step with a checkpoint), so that no
-    process trains on alone, writing checkpoints and holding the run's lock."""
+    """In a process `p2p run --nproc` started: end with the launcher, however it ends, so that no process trains
+    on alone, writing checkpoints and holding the run's lock. On Linux the kernel signals the launcher's end
+    (SIGUSR1, PR_SET_PDEATHSIG), which becomes one SIGTERM: training stops at the next log step with a
+    checkpoint. It signals once for each thread of the launcher that ends, so later ones are ignored (a second
+    SIGTERM would stop the process at once)."""
     launcher = os.environ.get(LAUNCHER)
     if not launcher or not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != int(launcher):  # the launcher ended before that took effect
+    def launcher_ended(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGUSR1, launcher_ended)
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1))  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != int(launcher):  # the launcher ended before that took effect
+        launcher_ended(signal.SIGUSR1, None)
 
 
 def _launcher_alive() -> bool:
