@@ -175,12 +175,33 @@ def _write_block(recipe: Path, block: str, overwrite: bool) -> None:
         raise
 
 
-def _block_text(table: dict[str, Any]) -> str:
-    import tomli_w
+def _toml_value(value: Any) -> str:
+    """One value of the block on one line (tomli_w spreads every nested array over many lines)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} in the align block")
 
-    return ("# the camera pair's registration, written by `p2p data register`: a is warped onto b's grid and\n"
-            "# both are cropped to the common field of view before the resize and crop\n"
-            + tomli_w.dumps({"data": {"align": table}}).strip() + "\n")
+
+def _block_text(table: dict[str, Any]) -> str:
+    """The `[data.align]` block as TOML text, with a comment that says where it came from."""
+    import tomllib
+
+    lines = ["# the camera pair's registration, written by `p2p data register`: a is warped onto b's grid",
+             "# and both are cropped to the common field of view before the resize and crop", ALIGN_HEADER]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if key != "residual"]
+    if table.get("residual"):
+        lines += ["", "[data.align.residual]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table["residual"].items()]
+    text = "\n".join(lines) + "\n"
+    if tomllib.loads(text)["data"]["align"] != table:  # a figure that TOML would change
+        raise RuntimeError("the align block does not read back as written")
+    return text
 
 
 ModelOption = Annotated[str, typer.Option("--model", help="homography, affine, similarity or translation")]

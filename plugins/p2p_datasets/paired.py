@@ -202,7 +202,8 @@ class PairedFolders(RegisteredAdapter):
             ia, ib = infos.get(path_a), infos.get(path_b)
             if ia and ib and (ia.width, ia.height) != (ib.width, ib.height):
                 report.problem(f"{relative(path_a, base)} is {ia.width}x{ia.height} but "
-                               f"{relative(path_b, base)} is {ib.width}x{ib.height}; pairs must be pixel-aligned",
+                               f"{relative(path_b, base)} is {ib.width}x{ib.height}; pairs must be pixel-aligned (two "
+                               "cameras of one rig: `p2p data register RECIPE --write` registers them)",
                                kind="pairs that differ in size")
         if self.alignment is not None:
             check_registered(report, self.alignment, pairs, infos, base)
