@@ -262,9 +262,10 @@ def build_pix2pixhd(params: Pix2PixHDParams, ctx: BuildContext) -> Any:
 
 
 def build_cut(params: CUTParams, ctx: BuildContext) -> Any:
-    """CUT / FastCUT (Park et al. 2020): one-sided unpaired translation a -> b with an unconditional LSGAN
-    discriminator and PatchNCE between G's encoder features of input and output, through the task's own
-    projection heads; translation and export hold the generator alone."""
+    """One-sided unpaired translation a -> b with a contrastive patch loss (CUT / FastCUT, Park et al. 2020).
+
+    An unconditional LSGAN discriminator and PatchNCE between G's encoder features of input and output,
+    through the task's own projection heads; translation and export hold the generator alone."""
     from p2p_tasks.cut import CUTTask
 
     return CUTTask(params)
