@@ -199,6 +199,12 @@ def test_bad_points_and_bad_blocks_are_refused(tmp_path):
     missing = p2p("data", "register", str(recipe), "--points", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "not found" in missing.stderr
 
+    synthetic = tmp_path / "synthetic.toml"
+    synthetic.write_text(recipe.read_text().split("[data]")[0] + '[data]\nname = "synthetic_thermal"\nsize = 32\n'
+                         + "[model.generator]" + recipe.read_text().split("[model.generator]")[1])
+    unpaired = p2p("data", "register", str(synthetic))
+    assert unpaired.returncode == 2 and "cannot be registered" in unpaired.stderr, unpaired.stderr
+
     recipe.write_text(recipe.read_text() + "\n[data.align]\nmatrix = [[1, 0], [0, 1]]\nsize_a = [150, 112]\n"
                       "size_b = [192, 144]\n")
     invalid = p2p("validate", str(recipe))
