@@ -41,3 +41,29 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
     """Skip a test cleanly when ../shared (real data, reference fixtures) is not beside the repo."""
     path = SHARED.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+TINY_NETWORKS = """[model.generator]
+name = "unet"
+depth = 5
+ngf = 8
+[model.discriminator]
+name = "patch"
+ndf = 8
+"""
+"""The smallest pix2pix networks for 32 px images: the model tables of the recipes tests write."""
+
+
+def thermal_folders_recipe(path: Path, root: Path) -> Path:
+    """Write a pix2pix recipe at `path` on a `paired_folders` dataset under `root` (1-channel ir/, 3-channel
+    rgb/), with TINY_NETWORKS and an L1 term."""
+    path.write_text(f"""task = "pix2pix"
+[data]
+name = "paired_folders"
+root = "{root.as_posix()}"
+a = {{ dir = "ir", channels = 1 }}
+b = {{ dir = "rgb", channels = 3 }}
+{TINY_NETWORKS}[loss]
+l1 = {{ name = "l1", weight = 100.0 }}
+""")
+    return path

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_NETWORKS
 from typer.testing import CliRunner
 
 from p2pcore.checkpoint.files import read_checkpoint
@@ -28,14 +29,7 @@ name = "synthetic_thermal"
 size = 32
 train_count = 32
 test_count = 2
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[model.discriminator]
-name = "patch"
-ndf = 8
-n_layers = 2
+""" + TINY_NETWORKS + """n_layers = 2
 [loss]
 gan = { name = "gan" }
 l1 = { name = "l1", weight = 100.0 }

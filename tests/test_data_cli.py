@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import thermal_folders_recipe
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,23 +21,7 @@ def p2p(*args: str) -> subprocess.CompletedProcess:
 
 
 def write_recipe(tmp_path: Path, root: Path) -> Path:
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
-task = "pix2pix"
-[data]
-name = "paired_folders"
-root = "{root.as_posix()}"
-a = {{ dir = "ir", channels = 1 }}
-b = {{ dir = "rgb", channels = 3 }}
-[model.generator]
-name = "unet"
-depth = 5
-[model.discriminator]
-name = "patch"
-[loss]
-l1 = {{ name = "l1", weight = 100.0 }}
-""")
-    return recipe
+    return thermal_folders_recipe(tmp_path / "recipe.toml", root)
 
 
 def make_data(root: Path, names=("0", "1", "2")) -> None:

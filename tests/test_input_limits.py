@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import thermal_folders_recipe
 from PIL import Image, ImageOps
 
 from p2pcore.errors import P2PError
@@ -178,25 +179,7 @@ def _bomb_dataset(tmp_path: Path) -> Path:
     (root / "ir" / "3.png").unlink()
     npy_declaring(root / "ir" / "3.npy", (100000, 100000))
     constant_png(root / "ir" / "4.png", 12000)
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
-task = "pix2pix"
-[data]
-name = "paired_folders"
-root = "{root.as_posix()}"
-a = {{ dir = "ir", channels = 1 }}
-b = {{ dir = "rgb", channels = 3 }}
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[model.discriminator]
-name = "patch"
-ndf = 8
-[loss]
-l1 = {{ name = "l1", weight = 100.0 }}
-""")
-    return recipe
+    return thermal_folders_recipe(tmp_path / "recipe.toml", root)
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["headers", "deep"])

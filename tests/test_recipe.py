@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import TINY_NETWORKS
 
 from p2pcore import P2PError
 from p2pcore.recipe import load_recipe, merge, parse_override
@@ -15,14 +16,7 @@ task = "pix2pix"
 [data]
 name = "synthetic_thermal"
 size = 32
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[model.discriminator]
-name = "patch"
-ndf = 8
-[loss]
+""" + TINY_NETWORKS + """[loss]
 gan = { name = "gan", mode = "vanilla" }
 l1 = { name = "l1", weight = 100.0 }
 [train]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TINY_NETWORKS
 
 from p2pcore.api import (
     Direction,
@@ -89,14 +90,7 @@ task = "layered"
 [data]
 name = "synthetic_thermal"
 size = 32
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[model.discriminator]
-name = "patch"
-ndf = 8
-[loss]
+""" + TINY_NETWORKS + """[loss]
 gan = { name = "gan", weight = 0.0 }
 l1 = { name = "l1", weight = 100.0 }
 """
