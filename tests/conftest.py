@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,14 @@ b = {{ dir = "rgb", channels = 3 }}
 l1 = {{ name = "l1", weight = 100.0 }}
 """)
     return path
+
+
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the test (a fixture body): the alignment's many small tensor operations run
+    fastest so on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

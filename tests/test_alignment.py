@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, SHARED, needs_shared
+from conftest import ROOT, SHARED, needs_shared, one_torch_thread
 
 from p2pcore.alignment import Alignment, estimate_alignment, estimate_from_points, read_points
 from p2pcore.errors import P2PError
@@ -21,13 +21,7 @@ from p2pcore.errors import P2PError
 ROADSCENE = SHARED / "data" / "roadscene"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The estimates run many small tensor operations: one thread each is fastest on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def rig(size_a, size_b, *, scale=1.2, degrees=0.8, perspective=(1.5e-4, -1e-4), shift=(2.0, -1.5)):

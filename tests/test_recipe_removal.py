@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from p2p_tasks import Pix2PixParams
 
-from p2pcore.api import Direction, P2PError, Player, Role, Task, TaskParams, TaskSpec, hookimpl
+from p2pcore.api import P2PError, Task, hookimpl
 from p2pcore.recipe import load_recipe, read_with_extends, validate_recipe
 from p2pcore.rundir import RunDir, safe_name
 from p2pcore.testing import host_with
@@ -175,18 +176,8 @@ cycle_a = { weight = 0.0 }
     assert recipe.loss["cycle_a"].weight == 0 and recipe.loss["cycle_b"].weight == 0
 
 
-class PresetParams(TaskParams):
+class PresetParams(Pix2PixParams):
     """pix2pix's declaration with the paper's objective supplied by default."""
-
-    def declare(self) -> TaskSpec:
-        d = ("discriminator", "generator")
-        return TaskSpec(
-            roles={"generator": Role("generator"), "discriminator": Role("discriminator", required=False)},
-            players={"generator": Player("generator", ("generator",)),
-                     "discriminator": Player("discriminator", ("discriminator",))},
-            tensors={"real_a": (), "real_b": (), "fake_b": ("generator",), "d_real": d, "d_fake": d,
-                     "d_in_real": d, "d_in_fake": d, "d_net": d},
-            directions={"a2b": Direction("a", "b", ("generator",), tensor="fake_b", target="real_b")})
 
     def default_loss(self) -> dict[str, dict[str, Any]]:
         return {"gan": {"name": "gan", "mode": "lsgan"}, "l1": {"name": "l1", "weight": 100.0}}

@@ -14,14 +14,12 @@ from typing import Any
 
 import pytest
 from conftest import TINY_NETWORKS
+from p2p_tasks import Pix2PixParams
 
 from p2pcore.api import (
-    Direction,
     Field,
     P2PError,
-    Player,
     RecipeView,
-    Role,
     TaskParams,
     TaskSpec,
     check_taps,
@@ -34,14 +32,7 @@ SEEN: list[RecipeView] = []
 
 
 def _spec() -> TaskSpec:
-    d = ("discriminator", "generator")
-    return TaskSpec(
-        roles={"generator": Role("generator"), "discriminator": Role("discriminator", required=False)},
-        players={"generator": Player("generator", ("generator",)),
-                 "discriminator": Player("discriminator", ("discriminator",))},
-        tensors={"real_a": (), "real_b": (), "fake_b": ("generator",), "d_real": d, "d_fake": d,
-                 "d_in_real": d, "d_in_fake": d, "d_net": d},
-        directions={"a2b": Direction("a", "b", ("generator",), tensor="fake_b", target="real_b")})
+    return Pix2PixParams().declare()
 
 
 class LayeredParams(TaskParams):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, TINY_NETWORKS, one_torch_thread
 from PIL import Image
 from test_alignment import max_corner_error, rig, scene, thermal_view
 
@@ -23,13 +23,9 @@ from p2pcore.alignment.features import structure
 ROADSCENE = SHARED / "data" / "roadscene"
 SIZE_B, SIZE_A = (192, 144), (150, 112)  # as test_alignment.py registers RoadScene
 
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 
 def p2p(*args: str) -> subprocess.CompletedProcess:
@@ -82,15 +78,7 @@ b = {{ dir = "rgb", channels = 3 }}
 preprocess = "none"
 flip = false
 
-[model.generator]  # tiny
-name = "unet"
-depth = 5
-ngf = 8
-
-[model.discriminator]
-name = "patch"
-ndf = 8
-
+{TINY_NETWORKS}
 [loss]
 l1 = {{ name = "l1", weight = 100.0 }}
 """)
@@ -183,7 +171,7 @@ def test_points_register_the_rig_and_overwrite_replaces_the_block(tmp_path):
     assert again.returncode == 0, again.stderr
     text = recipe.read_text()
     assert text.count("[data.align]") == 1 and text.count("[data.align.residual]") == 1
-    assert _block(recipe).model == "affine" and "[model.generator]  # tiny" in text
+    assert _block(recipe).model == "affine" and "# a rig of two cameras" in text and TINY_NETWORKS in text
 
 
 def test_bad_points_and_bad_blocks_are_refused(tmp_path):
