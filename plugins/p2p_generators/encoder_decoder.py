@@ -13,20 +13,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2p_generators.taps import Stage, TapChain
-from p2p_generators.unet import down_block, encoder_stages, has_dropout, level_channels, up_block
-from p2pcore.api import Tap
+from p2p_generators.unet import MirroredLevels, down_block, has_dropout, level_channels, up_block
 
 
-class EncoderDecoderGenerator(TapChain, nn.Module):
+class EncoderDecoderGenerator(MirroredLevels):
     def __init__(self, in_channels: int, out_channels: int, *, depth: int = 8, ngf: int = 64, norm,
                  dropout: float = 0.5, upsample: str = "transposed", bottleneck_norm: bool = False) -> None:
-        super().__init__()
-        if depth < 1:
-            raise ValueError("an encoder-decoder needs depth >= 1")
-        self.depth = depth
-        self.size_multiple = 2 ** depth
-        self.in_channels, self.ngf = in_channels, ngf
+        super().__init__(in_channels, ngf, depth, what="an encoder-decoder")
         channels = level_channels(ngf, depth)
         innermost = depth - 1
 
@@ -38,13 +31,6 @@ class EncoderDecoderGenerator(TapChain, nn.Module):
             up_block(channels[i], out_channels if i == 0 else channels[i - 1], norm, outermost=i == 0,
                      dropout=dropout if has_dropout(i, depth) else 0.0, upsample=upsample)
             for i in range(depth))
-
-    def checkpoint_segments(self) -> list[nn.Module]:
-        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
-        return [*self.down, *self.up]
-
-    def tap_stages(self) -> list[tuple[Tap, Stage]]:
-        return encoder_stages(self, self.in_channels, self.ngf)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for down in self.down:

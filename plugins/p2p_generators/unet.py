@@ -77,15 +77,33 @@ def encoder_stages(net: nn.Module, in_channels: int, ngf: int) -> list[tuple[Tap
             *((Tap(f"down{i + 1}", channels[i], 2 ** (i + 1)), down) for i, down in enumerate(net.down))]
 
 
-class UNetGenerator(TapChain, nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, *, depth: int = 8, ngf: int = 64, norm,
-                 dropout: float = 0.5, upsample: str = "transposed") -> None:
+class MirroredLevels(TapChain, nn.Module):
+    """What the U-Net and the encoder-decoder share: `depth` levels, each a down block (`down[i]`) and its
+    mirror (`up[i]`), inputs whose sides are multiples of 2**depth, and the encoder's outputs as taps."""
+
+    down: nn.ModuleList
+    up: nn.ModuleList
+
+    def __init__(self, in_channels: int, ngf: int, depth: int, *, what: str) -> None:
         super().__init__()
         if depth < 1:
-            raise ValueError("a U-Net needs depth >= 1")
+            raise ValueError(f"{what} needs depth >= 1")
         self.depth = depth
         self.size_multiple = 2 ** depth
         self.in_channels, self.ngf = in_channels, ngf
+
+    def checkpoint_segments(self) -> list[nn.Module]:
+        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
+        return [*self.down, *self.up]
+
+    def tap_stages(self) -> list[tuple[Tap, Stage]]:
+        return encoder_stages(self, self.in_channels, self.ngf)
+
+
+class UNetGenerator(MirroredLevels):
+    def __init__(self, in_channels: int, out_channels: int, *, depth: int = 8, ngf: int = 64, norm,
+                 dropout: float = 0.5, upsample: str = "transposed") -> None:
+        super().__init__(in_channels, ngf, depth, what="a U-Net")
         channels = level_channels(ngf, depth)
         innermost = depth - 1
 
@@ -99,13 +117,6 @@ class UNetGenerator(TapChain, nn.Module):
                      out_channels if i == 0 else channels[i - 1], norm,
                      outermost=i == 0, dropout=dropout if has_dropout(i, depth) else 0.0, upsample=upsample)
             for i in range(depth))
-
-    def checkpoint_segments(self) -> list[nn.Module]:
-        """The blocks whose activations `train.activation_checkpointing` recomputes in the backward pass."""
-        return [*self.down, *self.up]
-
-    def tap_stages(self) -> list[tuple[Tap, Stage]]:
-        return encoder_stages(self, self.in_channels, self.ngf)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
