@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import trained_checkpoint
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,8 +19,6 @@ import p2pcore
 from p2pcore import P2PError
 from p2pcore.cli import app
 from p2pcore.engine.infer.translate import Translator as Engine
-from p2pcore.engine.train.trainer import Trainer
-from p2pcore.recipe import validate_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def checkpoint(tmp_path_factory, host) -> Path:
     """Grey thermal -> colour, a ResNet generator with batch norm and dropout: the paper protocol draws."""
     out = tmp_path_factory.mktemp("api") / "run"
-    recipe = {"data": {"name": "synthetic_thermal", "size": 32, "train_count": 4, "test_count": 1},
-              "model": {"generator": {"name": "resnet", "n_blocks": 1, "ngf": 8, "norm": "batch", "dropout": 0.5}},
-              "loss": {"l1": {"name": "l1"}}, "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
-    Trainer(validate_recipe(recipe, host), host, out).fit()
-    return out / "checkpoints" / "latest.safetensors"
+    return trained_checkpoint(out, host, size=32,
+                              generator={"name": "resnet", "n_blocks": 1, "ngf": 8, "norm": "batch", "dropout": 0.5})
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import trained_checkpoint
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,8 +18,6 @@ from p2pcore.cli import app
 from p2pcore.engine.infer.batching import batch_mixing_layers
 from p2pcore.engine.infer.pipeline import translate_files
 from p2pcore.engine.infer.translate import Translator
-from p2pcore.engine.train.trainer import Trainer
-from p2pcore.recipe import validate_recipe
 
 SIZES = [(20, 28), (32, 32), (20, 28), (20, 28), (32, 32), (17, 40), (20, 28), (32, 32), (20, 28)]
 
@@ -27,11 +26,8 @@ SIZES = [(20, 28), (32, 32), (20, 28), (20, 28), (32, 32), (17, 40), (20, 28), (
 def checkpoint(tmp_path_factory, host) -> Path:
     """A U-Net with batch norm and dropout: batch statistics and random draws under the paper protocol."""
     out = tmp_path_factory.mktemp("batches") / "run"
-    recipe = {"data": {"name": "synthetic_thermal", "size": 64, "train_count": 4, "test_count": 1},
-              "model": {"generator": {"name": "unet", "depth": 6, "ngf": 8, "norm": "batch", "dropout": 0.5}},
-              "loss": {"l1": {"name": "l1"}}, "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
-    Trainer(validate_recipe(recipe, host), host, out).fit()
-    return out / "checkpoints" / "latest.safetensors"
+    return trained_checkpoint(out, host, size=64,
+                              generator={"name": "unet", "depth": 6, "ngf": 8, "norm": "batch", "dropout": 0.5})
 
 
 @pytest.fixture(scope="module")
