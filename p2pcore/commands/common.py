@@ -37,8 +37,8 @@ KeepModelSizeOption = Annotated[bool, typer.Option(
 
 # the test-time protocol, one switch for translate, eval and export (p2pcore.engine.infer.protocols)
 ProtocolOption = Annotated[Literal["paper", "eval"], typer.Option(
-    "--protocol", help="paper: dropout drawing and each batch's own statistics at test time, as the pix2pix "
-    "paper does; eval: dropout off and batch-norm running statistics (deterministic)")]
+    "--protocol", help="paper (the default): dropout drawing and each batch's own statistics at test time, as "
+    "the pix2pix paper does; eval: dropout off and batch-norm running statistics (deterministic)")]
 
 
 def renamed(older: str, now: str) -> None:
