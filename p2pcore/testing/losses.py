@@ -8,7 +8,7 @@ from typing import Any
 from p2pcore.api.losses import LossParams, Tensors
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
-from p2pcore.testing.support import build, check_finite_scalar, resolve
+from p2pcore.testing.support import build, check_finite_scalar, resolve_reading
 
 SIDES = ("generator_loss", "discriminator_loss")
 
@@ -31,11 +31,7 @@ def check_loss(host: Host, name: str, *, tensors: Mapping[str, Any] | Callable[[
     import torch
 
     what = f"loss {name!r}"
-    resolved = resolve(host, "loss", name, params)
-    assert isinstance(resolved, LossParams), f"{what}: its params must subclass p2pcore.api.LossParams"
-    reads = resolved.reads()
-    assert isinstance(reads, frozenset | set) and all(isinstance(n, str) and n for n in reads), \
-        f"{what}: reads() must return a set of tensor names, got {reads!r}"
+    _, reads = resolve_reading(host, "loss", name, params, LossParams, "tensor")
     term = build(host, "loss", name, params)
     for side in SIDES:
         assert callable(getattr(term, side, None)), \

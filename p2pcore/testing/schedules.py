@@ -8,7 +8,7 @@ from typing import Any
 
 from p2pcore.api.schedules import ScheduleParams
 from p2pcore.plugins import Host
-from p2pcore.testing.support import build, resolve
+from p2pcore.testing.support import build, resolve_reading
 
 METHODS = ("factor", "observe", "state_dict", "load_state_dict")
 
@@ -39,11 +39,7 @@ def check_schedule(host: Host, name: str, *, epochs: int = 12, **params: Any) ->
     figures it reads; a `state_dict` that JSON holds and that, loaded into a fresh schedule, gives the same
     factors from there on (a resumed run continues exactly). Returns the schedule."""
     what = f"schedule {name!r}"
-    resolved = resolve(host, "schedule", name, params)
-    assert isinstance(resolved, ScheduleParams), f"{what}: its params must subclass p2pcore.api.ScheduleParams"
-    reads = resolved.reads()
-    assert isinstance(reads, frozenset | set) and all(isinstance(n, str) and n for n in reads), \
-        f"{what}: reads() must return a set of figure names, got {reads!r}"
+    resolved, reads = resolve_reading(host, "schedule", name, params, ScheduleParams, "figure")
     schedule = build(host, "schedule", name, params)
     for method in METHODS:
         assert callable(getattr(schedule, method, None)), \

@@ -29,6 +29,19 @@ def resolve(host: Host, kind: str, name: str, params: dict[str, Any]) -> Any:
         raise AssertionError(f"{kind} {name!r} refused the parameters {params}: {exc.message}") from exc
 
 
+def resolve_reading(host: Host, kind: str, name: str, params: dict[str, Any], base: type,
+                    reads_what: str) -> tuple[Any, frozenset[str]]:
+    """Resolve a component whose params derive from `base` and name what they read (`reads()`: a loss term's
+    step tensors, a schedule's figures): its params and that set, each checked."""
+    what = f"{kind} {name!r}"
+    resolved = resolve(host, kind, name, params)
+    assert isinstance(resolved, base), f"{what}: its params must subclass p2pcore.api.{base.__name__}"
+    reads = resolved.reads()
+    assert isinstance(reads, frozenset | set) and all(isinstance(n, str) and n for n in reads), \
+        f"{what}: reads() must return a set of {reads_what} names, got {reads!r}"
+    return resolved, frozenset(reads)
+
+
 def shape(value: Any) -> str:
     """A tensor's shape, or what the value is instead, for failure messages."""
     found = getattr(value, "shape", None)
