@@ -46,7 +46,7 @@ class OptionResult:
 
 @dataclass
 class BenchResult:
-    """The figures of one `p2p bench` run; `asdict` of it is the --json file."""
+    """The figures of one `p2p bench` run; `asdict` of it is the --out file."""
 
     recipe: str
     device: str
