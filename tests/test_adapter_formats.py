@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from p2pcore import P2PError, load_host
 from p2pcore.cli import app
-from p2pcore.engine.trainer import Trainer
-from p2pcore.engine.translate import plan
+from p2pcore.engine.infer.translate import plan
+from p2pcore.engine.train.trainer import Trainer
 from p2pcore.formats import DEFAULT_OUTPUTS, Formats
 from p2pcore.recipe import validate_recipe
 from p2pcore.testing import check_dataset
