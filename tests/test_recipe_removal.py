@@ -57,6 +57,19 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+PIX2PIX_ON_PAIRS = """task = "pix2pix"
+[data]
+paired = true
+[model.generator]
+name = "unet"
+depth = 5
+ngf = 8
+[loss]
+l1 = { name = "l1", weight = 100.0 }
+"""
+"""What a pix2pix recipe extending the CycleGAN one adds once it has unset the two-sided tables."""
+
+
 @pytest.fixture
 def base(tmp_path) -> Path:
     return write(tmp_path, "cyclegan.toml", CYCLEGAN)
@@ -67,16 +80,7 @@ def test_a_one_sided_recipe_extends_a_two_sided_one_by_unsetting(tmp_path, base,
 extends = "cyclegan.toml"
 unset = ["model.generator_ba", "model.discriminator_a", "model.generator_ab", "model.discriminator_b", "loss",
          "eval.best"]
-task = "pix2pix"
-[data]
-paired = true
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[loss]
-l1 = { name = "l1", weight = 100.0 }
-""")
+""" + PIX2PIX_ON_PAIRS)
     recipe = load_recipe(child, host)
     assert set(recipe.model) == {"generator"} and set(recipe.loss) == {"l1"}
     assert recipe.eval.best is None and recipe.eval.metrics[0].name == "lab_histogram_intersection"
@@ -157,16 +161,7 @@ def test_a_term_at_weight_zero_is_off_and_its_inputs_not_required(tmp_path, host
     child = write(tmp_path, "paired.toml", """
 extends = "cyclegan.toml"
 unset = ["model", "loss.gan_a", "loss.gan_b", "eval.best"]
-task = "pix2pix"
-[data]
-paired = true
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[loss]
-l1 = { name = "l1", weight = 100.0 }
-cycle_a = { weight = 0.0 }
+""" + PIX2PIX_ON_PAIRS + """cycle_a = { weight = 0.0 }
 """)
     write(tmp_path, "cyclegan.toml", CYCLEGAN)
     with pytest.raises(P2PError, match="loss.cycle_b reads tensor 'rec_b'") as caught:
