@@ -13,15 +13,7 @@ import typer
 from rich.table import Table
 
 from p2pcore.commands import common
-from p2pcore.commands.common import (
-    KeepModelSizeOption,
-    LoadSizeOption,
-    ProtocolOption,
-    ScaleWidthOption,
-    console,
-    plain,
-    protocol_of,
-)
+from p2pcore.commands.common import console, plain, protocol_of
 from p2pcore.errors import P2PError
 from p2pcore.rundir import RunDir
 
@@ -54,14 +46,14 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
                                                                  "repeatable")] = None,
              max_items: Annotated[int | None, typer.Option(min=0, help="the first N items only (0: all)")] = None,
              batch_size: Annotated[int | None, typer.Option(min=1, help="images per forward pass")] = None,
-             protocol: ProtocolOption = "paper",
+             protocol: common.ProtocolOption = "paper",
              device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
              seed: Annotated[int, typer.Option(help="seed for dropout under the paper protocol")] = 0,
              out: Annotated[Path | None, typer.Option(help="where the .json and .md go (default: the run's eval/ "
                                                       "folder)")] = None,
-             load_size: LoadSizeOption = None,
-             scale_width: ScaleWidthOption = None,
-             keep_model_size: KeepModelSizeOption = False,
+             load_size: common.LoadSizeOption = None,
+             scale_width: common.ScaleWidthOption = None,
+             keep_model_size: common.KeepModelSizeOption = False,
              pred: Annotated[Path | None, typer.Option(help="a folder of outputs made elsewhere, scored against "
                                                        "--real instead of a checkpoint's")] = None,
              real: Annotated[Path | None, typer.Option(help="with --pred: the real images, matched by file "
