@@ -4,6 +4,7 @@ its fixtures and recipe builder work as documented."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from p2pcore.api import (
 )
 from p2pcore.recipe import validate_recipe
 from p2pcore.testing import (
+    assert_refused,
     check_callback,
     check_dataset,
     check_entry_module_light,
@@ -277,6 +279,23 @@ def test_tiny_recipe_is_valid_and_merges_changes(p2p_host):
     assert set(changed["loss"]) == {"l1"} and changed["train"]["max_steps"] == 1 and changed["train"]["epochs"] == 1
     assert validate_recipe(changed, p2p_host).model["generator"].name == "resnet"
     assert tiny_recipe()["loss"]["gan"] == {"name": "gan", "weight": 1.0}  # the template itself is untouched
+
+
+def test_assert_refused_checks_the_key_and_message(p2p_host, tmp_path):
+    bad = tiny_recipe(model={"generator": {"ngf": 0}})
+    error = assert_refused(p2p_host, bad, key="model.generator.ngf")
+    assert error.key == "model.generator.ngf"
+    with pytest.raises(AssertionError, match="refused at key 'model.generator.ngf', not 'train.epochs'"):
+        assert_refused(p2p_host, bad, key="train.epochs")
+    with pytest.raises(AssertionError, match="does not match"):
+        assert_refused(p2p_host, bad, match="no such words")
+    with pytest.raises(AssertionError, match="the recipe validates"):
+        assert_refused(p2p_host, tiny_recipe())
+    path = tmp_path / "tiny.toml"
+    quickstart = (Path(__file__).parents[1] / "recipes" / "quickstart.toml").as_posix()
+    path.write_text(f'extends = "{quickstart}"\n')
+    error = assert_refused(p2p_host, path, overrides=["train.epochs=0"], key="train.epochs")
+    assert error.file == str(path)
 
 
 @pytest.mark.p2p_plugins(("broken", Broken))

@@ -5,6 +5,16 @@ One module per contract lives beside this facade (:mod:`p2pcore.api.base`, ``net
 one name, so ``from p2pcore.api import X`` is all a plugin writes. Importing it does not import torch: image I/O,
 joint jitter and the services that need the engine (:func:`load_trained`, :func:`write_weights`,
 :func:`load_host`) are loaded on first use.
+
+Loaded on first use (``help(p2pcore.api)`` lists them with the rest, importing torch to do so):
+
+- image files (:mod:`p2pcore.imageio`): ``read_image``, ``load_image``, ``write_image``, ``probe_image``,
+  ``ImageInfo``, ``Normalization``, ``to_unit``, ``match_channels``, ``IMAGE_SUFFIXES``, ``write_suffixes``;
+- a dataset's joint resize, crop and flip (:mod:`p2pcore.jitter`): ``make_jitter``, ``jitter``,
+  ``prepare_image``, ``finish_image``;
+- registering a pair of images (:mod:`p2pcore.alignment`): ``Alignment``;
+- services needing the engine or the host (:mod:`p2pcore.services`): ``load_trained``, ``TrainedRun``,
+  ``write_weights``, ``load_host``.
 """
 
 from __future__ import annotations

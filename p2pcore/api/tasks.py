@@ -223,8 +223,12 @@ class TaskContext:
 class Task:
     """Base class of tasks: the networks of a translation method and the tensors a step needs.
 
-    The engine owns every optimiser step; a task only says how tensors are computed. Its state
-    (an image pool) goes into checkpoints through `state_dict`: tensors and JSON-able values.
+    The engine owns every optimiser step; a task only says how tensors are computed. Its own state
+    (an image pool) goes into every checkpoint through `state_dict`: a flat dict whose values are each a
+    tensor (stored as checkpoint tensor ``task.<key>``, given back on the run's device) or a JSON-able value
+    (numbers, strings, booleans, None, lists and dicts of them; no tensors nested inside). A resumed run
+    hands it back to `load_state_dict` before its first step. Networks (own ones included), optimisers
+    and random streams are checkpointed by the engine, not here.
 
     The `nets` a task receives (roles and its own networks, by name) are the underlying modules, also
     under ``p2p run --nproc``, where the engine keeps gradients in step across processes itself: a
