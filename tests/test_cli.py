@@ -112,6 +112,13 @@ def test_show_task_lists_what_a_recipe_wires():
     assert "rec_a (needs generator_ab, generator_ba)" in result.stdout and "b2a (b -> a)" in result.stdout
 
 
+def test_show_metric_lists_its_figures_and_which_way_is_better():
+    result = runner.invoke(app, ["show", "metric", "psnr"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "psnr " in result.stdout and "higher" in result.stdout
+    result = runner.invoke(app, ["show", "metric", "fcn_score"], env={"COLUMNS": "200"})  # a required parameter
+    assert result.exit_code == 0 and "fcn_score/real/iou" in result.stdout
+
+
 def test_list_shows_qualified_names_where_two_plugins_clash(monkeypatch):
     import types
 

@@ -67,6 +67,8 @@ def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)],
         console.print(escape(spec.summary))
     if spec.kind == "task":
         _show_task(spec.params().declare())
+    if spec.kind == "metric":
+        _show_metric(spec.name, spec.params)
     rows = describe_params(spec.params)
     if not rows:
         console.print("no parameters")
@@ -97,3 +99,20 @@ def _show_task(declared: Any) -> None:
         highlight=False)
     console.print("directions: " + ", ".join(f"{name} ({d.input} -> {d.output})" for name, d in
                                               declared.directions.items()), highlight=False)
+
+
+def _show_metric(name: str, params_type: Any) -> None:
+    """The figures a metric computes with its default parameters (`MetricParams.figures`), logged as
+    ``eval/<figure>``, and which way is better for each."""
+    try:
+        figures = params_type().figures()
+    except Exception:  # a required parameter: ask without validating, as most metrics' figures are fixed
+        try:
+            figures = params_type.model_construct().figures()
+        except Exception:
+            console.print("figures: depend on the parameters a recipe gives")
+            return
+    table = Table("figure (eval/...)", "better")
+    for part, higher in figures.items():
+        table.add_row(escape(f"{name}/{part}" if part else name), "higher" if higher else "lower")
+    console.print(table)

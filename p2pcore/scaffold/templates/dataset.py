@@ -7,7 +7,7 @@ from p2pcore.scaffold.template import Template
 TEMPLATE = Template(
     summary="rendered stripes: a grey pattern (1 channel) -> its colouring (3 channels); no files",
     entry='''
-from p2pcore.api import BuildContext, DatasetParams, Field, P2PError, hookimpl
+from p2pcore.api import BuildContext, DataReport, DatasetParams, Field, P2PError, hookimpl
 
 SPLITS = ("train", "test")
 
@@ -36,6 +36,25 @@ class $NameAdapter:
         count = self.params.train_count if split == "train" else self.params.test_count
         return Stripes(self.params.size, count, seed=self.params.seed + (0 if split == "train" else 1_000_003),
                        flip=train)
+
+    def check(self, split: str = "train", *, deep: bool = False) -> DataReport:
+        """What `p2p data check` shows: the split's size, and with `deep` every item's values checked."""
+        report = DataReport("$name", split, "(rendered, no files)", deep=deep)
+        if split not in SPLITS:
+            report.problem(f"$name has no split {split!r}; splits: {', '.join(SPLITS)}")
+            return report.finish()
+        report.pairs = self.params.train_count if split == "train" else self.params.test_count
+        size = self.params.size
+        report.facts["A: grey stripes"] = f"{report.pairs} images, 1 ch, {size} x {size} px"
+        report.facts["B: coloured stripes"] = f"{report.pairs} images, 3 ch, {size} x {size} px"
+        if deep:
+            data = self.dataset(split, train=False)
+            for i in range(len(data)):
+                item = data[i]
+                for side in ("a", "b"):
+                    if not bool(item[side].isfinite().all()) or float(item[side].abs().max()) > 1:
+                        report.problem(f"{item['name']}: side {side} is outside [-1, 1]", kind="range")
+        return report.finish()
 
     def read_input(self, path: str, side: str = "a") -> Any:
         from p2pcore.api import read_image
@@ -90,6 +109,13 @@ class Stripes(torch.utils.data.Dataset):
 @pytest.mark.parametrize("params", [{}, {"size": 48, "seed": 3}])
 def test_dataset_contract(p2p_host, params):
     check_dataset(p2p_host, "$name", **params)
+
+
+def test_check_reports_the_split(p2p_host):
+    adapter = p2p_host.build("dataset", {"name": "$name", "train_count": 3})
+    report = adapter.check("train", deep=True)
+    assert report.ok and report.pairs == 3
+    assert not adapter.check("validation").ok
 ''',
     recipe={"data": {"name": "$name", "size": 32, "train_count": 4, "test_count": 2}},
 )
