@@ -119,6 +119,34 @@ def test_show_metric_lists_its_figures_and_which_way_is_better():
     assert result.exit_code == 0 and "fcn_score/real/iou" in result.stdout
 
 
+@pytest.mark.parametrize(("name", "args", "fmt"), [("g.pt", [], "torchscript"), ("g.onnx", [], "onnx"),
+                                                   ("g.bin", [], "onnx"), ("g.pt", ["--format", "onnx"], "onnx")])
+def test_export_takes_its_format_from_the_output_suffix(monkeypatch, tmp_path, name, args, fmt):
+    seen = {}
+
+    def fake_export(checkpoint, output, host, format_, direction, protocol):
+        seen["format"] = format_
+        return {"direction": "a2b", "in_channels": 3, "out_channels": 3, "size_multiple": 1}
+
+    monkeypatch.setattr("p2pcore.engine.infer.export.export", fake_export)
+    result = runner.invoke(app, ["export", str(tmp_path / "c.safetensors"), str(tmp_path / name), *args])
+    assert result.exit_code == 0, result.output
+    assert seen["format"] == fmt
+
+
+def test_export_without_onnx_says_how_to_install_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    from p2pcore.errors import P2PError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
+    result = runner.invoke(app, ["export", str(tmp_path / "c.safetensors"), str(tmp_path / "g.onnx")])
+    error = result.exception  # the P2PError the command line shows on one screen, exit 2
+    assert isinstance(error, P2PError) and "onnx package" in error.message, result.output
+    assert "pip install onnx onnxscript" in error.hint and "--format torchscript" in error.hint
+
+
 def test_list_shows_qualified_names_where_two_plugins_clash(monkeypatch):
     import types
 

@@ -12,6 +12,9 @@ from p2pcore.commands.common import console
 from p2pcore.errors import P2PError
 
 FORMATS = ("onnx", "torchscript")
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
+                  ".torchscript": "torchscript"}
+"""The format an output's suffix implies when --format is not given; any other suffix gets ONNX."""
 PROTOCOLS = ("eval", "paper")
 
 
@@ -21,7 +24,9 @@ def register(app: typer.Typer) -> None:
 
 def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.safetensors)")],
            output: Annotated[Path, typer.Argument(help="file to write (.onnx or .pt)")],
-           format_: Annotated[str, typer.Option("--format", help="onnx or torchscript")] = "onnx",
+           format_: Annotated[str | None, typer.Option("--format", help="onnx or torchscript (default: from the "
+                                                       "output's suffix, .pt/.pth/.ts for torchscript, else onnx; "
+                                                       "onnx needs `pip install onnx onnxscript`)")] = None,
            direction: Annotated[str | None, typer.Option(help="a direction the task offers (default: its "
                                                          "first, a2b)")] = None,
            protocol: Annotated[str, typer.Option(help="eval: dropout off and batch-norm running statistics; "
@@ -33,7 +38,10 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint (.s
 
     Example:
     p2p export runs/quickstart/checkpoints/latest.safetensors g.onnx
+    p2p export runs/quickstart/checkpoints/latest.safetensors g.pt
     """
+    if format_ is None:
+        format_ = SUFFIX_FORMATS.get(output.suffix.lower(), "onnx")
     if format_ not in FORMATS:
         raise P2PError(f"unknown export format {format_!r}", key="--format", hint=f"use {' or '.join(FORMATS)}")
     if protocol not in PROTOCOLS:

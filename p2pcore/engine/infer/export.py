@@ -46,6 +46,20 @@ class _Translation(nn.Module):
         return self.task.translate(self.direction, dict(self.nets.items()), image)
 
 
+ONNX_INSTALL = "pip install onnx onnxscript"
+
+
+def _require_onnx() -> None:
+    """ONNX export writes its file with the `onnx` package, which p2p does not install: say how to get it
+    before any work is done."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        raise P2PError("exporting ONNX needs the onnx package, which is not installed", key="--format",
+                       hint=f"install it with `{ONNX_INSTALL}`, or export TorchScript instead (--format "
+                            "torchscript, or an output ending .pt)")
+
+
 def _record(path: Path, props: dict[str, str]) -> None:
     """Add metadata to an ONNX file (read back by `onnx.load(path).metadata_props`)."""
     import onnx
@@ -61,6 +75,8 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
     direction, channels and size multiple (for ONNX in the paper protocol, see `ONNX_PAPER_NOTE`)."""
     if protocol not in PROTOCOLS:
         raise P2PError(f"unknown protocol {protocol!r}", key="--protocol", hint=f"use {' or '.join(PROTOCOLS)}")
+    if fmt == "onnx":
+        _require_onnx()
     output = Path(output)
     if output.is_dir():
         raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. generator.onnx")
@@ -90,6 +106,10 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
                                                                   "protocol": protocol})
         except OSError as exc:
             raise P2PError(f"cannot write the export: {exc.strerror}", file=str(output)) from None
+        except ImportError as exc:  # a part of the ONNX tool chain that _require_onnx does not probe
+            raise P2PError(f"export to {fmt} needs a package that is not installed: {exc}",
+                           hint=f"install it with `{ONNX_INSTALL}`, or export TorchScript (--format torchscript, "
+                                "or an output ending .pt)") from None
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:  # type: ignore[attr-defined]
             raise P2PError(f"export to {fmt} failed: {exc}", file=str(checkpoint),
                            hint="try the other --format") from None
