@@ -49,9 +49,11 @@ class RunDir:
     :meth:`claim` checks what the folder may be and takes its lock, once for the object: a command that
     claims it before building a run hands the object on, and the trainer's own claim is then a no-op."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, resume_from: str | Path | None = None) -> None:
         self.path = Path(path)
         self._checked: bool | None = None  # the `resume` value the folder was checked for
+        # the checkpoint a resume continues from (`p2p run --resume --from`); None: the newest that reads cleanly
+        self.resume_from = None if resume_from is None else self.own_checkpoint(resume_from)
 
     @classmethod
     def named(cls, name: str) -> RunDir:
@@ -137,6 +139,19 @@ class RunDir:
     def epoch_evaluations(self) -> dict[int, Path]:
         """``eval/epoch_NNN.json`` files by epoch, oldest first."""
         return epoch_files(self.evaluations, "json")
+
+    def own_checkpoint(self, checkpoint: str | Path) -> Path:
+        """`checkpoint` as a file of this run's ``checkpoints/`` (any of them: ``epoch_NNN``, ``best``,
+        ``latest``); a file of another folder is refused, since continuing a run means continuing its log."""
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise P2PError(f"no checkpoint file {path}", file=str(path), key="--from",
+                           hint=f"name a file of {self.checkpoints}, e.g. {_epoch_name(1, 'safetensors')}")
+        if path.resolve().parent != self.checkpoints.resolve():
+            raise P2PError(f"{path} is not a checkpoint of the run in {self.path}", file=str(path), key="--from",
+                           hint="to start a new run from another run's checkpoint, set [init] checkpoint = "
+                                "\"PATH\" (and optimizer = true to carry its optimiser state) in a recipe")
+        return self.checkpoints / path.name
 
     def leftovers(self) -> list[Path]:
         """Temporary checkpoint files of a write cut short by a crash."""

@@ -42,6 +42,8 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
         set_: SetOption = None,
         out: Annotated[Path | None, typer.Option(help="run directory (default runs/<recipe name>)")] = None,
         resume: Annotated[bool, typer.Option(help="continue the run in --out from its latest checkpoint")] = False,
+        from_: Annotated[Path | None, typer.Option("--from", help="with --resume: continue from this checkpoint of "
+                                                   "the run (epoch_NNN or best); its later ones are kept")] = None,
         quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
         nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (one per GPU) for "
                                                        "data-parallel training")] = 1) -> None:
@@ -50,6 +52,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     Example:
     p2p run recipes/quickstart.toml
     p2p run --resume --out runs/quickstart
+    p2p run --resume --out runs/quickstart --from runs/quickstart/checkpoints/epoch_005.safetensors
     """
     from p2pcore.engine.build.placement import launched_rank
     from p2pcore.progress import train_with_progress
@@ -57,16 +60,22 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     if recipe is None and not (resume and out):
         raise P2PError("give a recipe, or --resume --out RUN_DIR to continue a run", key="RECIPE",
                        hint="p2p run recipes/quickstart.toml")
+    if from_ is not None and not resume:
+        raise P2PError("--from names the checkpoint a resumed run continues from", key="--from",
+                       hint="add --resume --out RUN_DIR, or start a new run from it with [init] checkpoint")
     host = common.host()
     if nproc > 1:
         args = [str(recipe)] if recipe else []
         args += [f"--set={item}" for item in set_ or []] + (["--out", str(out)] if out else [])
+        args += ["--from", str(from_)] if from_ else []
         named = RunDir(out) if out else RunDir.named(common.load_recipe(recipe, set_, host).name or recipe.stem)
         raise typer.Exit(_launch(nproc, args + ["--resume"] * resume + ["--quiet"] * quiet, named))
     _follow_launcher()
     main_process = launched_rank() == 0
     if resume:
-        parsed, run_dir = _resumed_recipe(recipe, set_, out, host)
+        parsed, run_dir = _resumed_recipe(recipe, set_, out, host, from_)
+        if from_ is not None and main_process:
+            console.print(f"continuing from {plain(_continues_from(run_dir))}")
     else:
         parsed = common.load_recipe(recipe, set_, host)
         run_dir = RunDir(out) if out else RunDir.named(parsed.name or recipe.stem)
@@ -271,15 +280,25 @@ def _lost_peer(error: BaseException) -> bool:
         mark in text for mark in ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe"))
 
 
-def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None,
-                    host: Host) -> tuple[Recipe, RunDir]:
+def _continues_from(run_dir: RunDir) -> str:
+    """Where a run resumed with --from continues: the file, its epoch and step (read without torch)."""
+    from p2pcore.checkpoint.format import read_header
+
+    chosen = run_dir.resume_from
+    meta = read_header(chosen).meta
+    return f"{chosen.name} (step {meta.step}, {meta.epoch} epoch(s) done); the log is cut back to that step"
+
+
+def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None, host: Host,
+                    from_: Path | None = None) -> tuple[Recipe, RunDir]:
     """The run's own recipe; a recipe or --set given as well may change only what can change mid-run."""
     if out is None:
         first = common.load_recipe(recipe, None, host)
-        run_dir = RunDir.named(first.name or recipe.stem)
-    else:
-        run_dir = RunDir(out)
+        out = RunDir.named(first.name or recipe.stem).path
+    run_dir = RunDir(out)
     run_dir.check(resume=True)
+    if from_ is not None:
+        run_dir.resume_from = run_dir.own_checkpoint(from_)
     recorded = common.load_recipe(run_dir.recipe, None, host)
     if recipe is None and not overrides:
         return recorded, run_dir

@@ -64,6 +64,15 @@ class InitConfig(Section):
     load: dict[str, str] = Field(default_factory=dict, description='what to take from it: { "generator.global_net" '
                                  '= "generator" } puts its generator into this generator\'s global_net (target '
                                  "role[.module] = source role[.module]); empty: every role of the same name")
+    optimizer: bool = Field(False, description="also take its optimiser state (Adam moments) for fine-tuning: this "
+                            "recipe's learning rate, schedule and epochs apply, and the step counters start at 0; "
+                            "every role of the same name, shapes as this recipe builds them")
+
+    @model_validator(mode="after")
+    def _optimizer_needs_checkpoint(self) -> InitConfig:
+        if self.optimizer and self.checkpoint is None:
+            raise ValueError("optimizer = true takes the optimiser state of init.checkpoint: give the checkpoint")
+        return self
 
 
 class TrainConfig(Section):

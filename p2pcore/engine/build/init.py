@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import torch
 from torch import nn
 
 from p2pcore.errors import P2PError
@@ -62,6 +66,71 @@ def load_pretrained(nets: dict[str, nn.Module], config: InitConfig) -> list[str]
         if not state:
             raise P2PError(f"the checkpoint holds no network {source!r}", file=config.checkpoint,
                            key=f"init.load.{target}", hint=f"it holds {', '.join(roles_there) or 'none'}")
-        load_network(module, state, role=target, file=config.checkpoint)
+        try:
+            load_network(module, state, role=target, file=config.checkpoint)
+        except P2PError as exc:
+            raise P2PError(f"init.checkpoint does not fit this recipe: {exc.message}", file=config.checkpoint,
+                           key="init.checkpoint", hint="start from a checkpoint of the same architecture, or map "
+                                                       "a part of it with init.load") from None
         loaded.append(f"{target} <- {source}")
     return loaded
+
+
+def load_pretrained_optimizers(optimizers: dict[str, torch.optim.Optimizer], config: InitConfig) -> list[str]:
+    """With `init.optimizer`, put the optimiser state (Adam moments and their step counts) of every player from
+    `config.checkpoint` into this run's optimisers, keeping this recipe's settings (its learning rate applies);
+    each state must fit the parameters this recipe builds. Returns what was loaded, for the console."""
+    from p2pcore.checkpoint.files import read_checkpoint
+
+    if not config.optimizer or config.checkpoint is None:
+        return []
+    ckpt = read_checkpoint(config.checkpoint)
+    saved = ckpt.metadata.get("optim") or {}
+    if not saved:
+        raise P2PError("the checkpoint holds no optimiser state", file=config.checkpoint, key="init.checkpoint",
+                       hint="it holds weights only (e.g. from `p2p import`); set init.optimizer = false")
+    loaded = []
+    for player, optimizer in optimizers.items():
+        if player not in saved:
+            raise P2PError(f"the checkpoint holds no optimiser state for player {player!r}",
+                           file=config.checkpoint, key="init.checkpoint",
+                           hint=f"it holds {', '.join(sorted(saved))}; set init.optimizer = false")
+        state = _player_state(ckpt.tensors, saved[player], player)
+        own = optimizer.state_dict()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        _check_fits(player, state, params, config.checkpoint)
+        optimizer.load_state_dict({"state": state, "param_groups": own["param_groups"]})
+        loaded.append(f"optimiser {player}")
+    return loaded
+
+
+def _player_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+                  player: str) -> dict[int, dict[str, Any]]:
+    """One player's optimiser state by parameter index, from a checkpoint's tensors and metadata."""
+    prefix = f"optim.{player}."
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix):
+            index, key = name[len(prefix):].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    for index, entry in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entry)
+    return state
+
+
+def _check_fits(player: str, state: Mapping[int, Mapping[str, Any]], params: list[torch.nn.Parameter],
+                file: str) -> None:
+    """Every saved state belongs to a parameter of this run, and its moments have that parameter's shape."""
+    beyond = sorted(index for index in state if not 0 <= index < len(params))
+    if beyond or len(state) != len(params):
+        raise P2PError(f"the checkpoint's optimiser state of {player!r} covers {len(state)} parameters, this "
+                       f"recipe's {len(params)}", file=file, key="init.checkpoint",
+                       hint="start from a checkpoint of the same networks, or set init.optimizer = false")
+    for index, entry in state.items():
+        shape = tuple(params[index].shape)
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() and tuple(value.shape) != shape:
+                raise P2PError(f"the checkpoint's optimiser state {player}.{index}.{key} has shape "
+                               f"{tuple(value.shape)}, this recipe's parameter {shape}", file=file,
+                               key="init.checkpoint", hint="start from a checkpoint of the same networks, or "
+                                                           "set init.optimizer = false")

@@ -76,15 +76,23 @@ class Checkpointing:
             write_json(self.run_dir.best_evaluation, self.state.best)
         self._last_save = time.monotonic()
         keep_every = self.cfg.keep_every
-        for old, path in list(self.run_dir.epoch_checkpoints().items())[:-self.cfg.keep_last]:
+        epoch = self.state.counters.epoch  # later epochs of a run resumed from an earlier one are kept
+        done = [(old, path) for old, path in self.run_dir.epoch_checkpoints().items() if old <= epoch]
+        for old, path in done[:-self.cfg.keep_last]:
             if not (keep_every and old % keep_every == 0):
                 path.unlink(missing_ok=True)
         self._saved(target)
 
     def resume(self) -> None:
-        """Restore the state from the newest checkpoint that reads cleanly (a warning names those skipped)."""
+        """Restore the state from the run directory's `resume_from` checkpoint when it names one (the later
+        checkpoints stay), else from the newest that reads cleanly (a warning names those skipped)."""
         for leftover in self.run_dir.leftovers():  # a write cut short by a crash
             leftover.unlink(missing_ok=True)
+        chosen = self.run_dir.resume_from
+        if chosen is not None:
+            self.state.restore(read_checkpoint(chosen), device=self.placement.device, rank=self.placement.rank,
+                               world_size=self.placement.world_size)
+            return
         latest = self.run_dir.latest
         candidates = resume_candidates(self.run_dir.checkpoints)
         problems = [] if candidates[:1] == [latest] or not latest.exists() else [f"{latest.name} is damaged"]

@@ -23,6 +23,7 @@ from p2pcore.checkpoint.run_state import Counters, RunState
 from p2pcore.engine.build.assemble import assemble
 from p2pcore.engine.build.data import EpochOrder, raise_carried
 from p2pcore.engine.build.device import resolve_device
+from p2pcore.engine.build.init import load_pretrained_optimizers
 from p2pcore.engine.build.placement import SingleDevice, placement_for
 from p2pcore.engine.evaluate.scoring import EvalResult
 from p2pcore.engine.train import callbacks as run_callbacks
@@ -109,6 +110,7 @@ class Trainer:
         self.data = DataFeed(run.adapter, run.spec, recipe, self.placement, run.size_multiple())
         self.pretrained = prepare_networks(recipe, run.spec, run.nets, run.terms, self.placement)
         self.optimisation = optimisation = Optimisation(recipe, run.spec, run.nets, host, self.placement)
+        self.pretrained += load_pretrained_optimizers(optimisation.optimizers, recipe.init)
         averaged = [n for n in optimisation.roles.get("generator", [])  # what translation runs
                     if n in run.spec.roles or run.spec.own[n].translation]
         average = WeightAverage(run.nets, averaged, cfg.ema) if cfg.ema else None
