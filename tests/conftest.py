@@ -92,3 +92,17 @@ def trained_checkpoint(out: Path, host: Host, *, size: int, generator: dict) -> 
               "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
     Trainer(validate_recipe(recipe, host), host, out).fit()
     return out / "checkpoints" / "latest.safetensors"
+
+
+@pytest.fixture(autouse=True)
+def torch_algorithms_restored() -> Iterator[None]:
+    """A run with `train.deterministic` switches the process to deterministic algorithms; a test that trained
+    in-process leaves the next one the mode it found."""
+    if "torch" not in sys.modules:
+        yield
+        return
+    import torch
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)

@@ -97,7 +97,8 @@ def test_registry_is_frozen(host):
 
 def test_wildcard_search(host):
     assert [s.name for s in host.registry.search("generator", "*unet*")] == ["unet"]
-    assert {s.kind for s in host.registry.search(None, "patch")} == {"discriminator"}
+    assert {(s.kind, s.name) for s in host.registry.search(None, "patch")} == {("discriminator", "patch"),
+                                                                              ("loss", "patch_nce")}
 
 
 def test_a_misspelt_hook_fails_its_plugin_only():
