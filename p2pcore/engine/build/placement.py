@@ -64,6 +64,9 @@ class SingleDevice:
     def barrier(self) -> None:
         pass
 
+    def close(self) -> None:
+        """After a run that ended well: nothing to release on one device."""
+
     def gather(self, value: Any) -> list[Any]:
         """Every process's `value` (picklable), in rank order."""
         return [value]
@@ -126,6 +129,15 @@ class DataParallel(SingleDevice):
         import torch.distributed as dist
 
         dist.barrier(device_ids=[self.device.index]) if self.device.type == "cuda" else dist.barrier()
+
+    def close(self) -> None:
+        """Every process done, the process group is taken down before the interpreter exits: the
+        communication threads left running at exit can abort a process that finished its work."""
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            self.barrier()
+            dist.destroy_process_group()
 
     def gather(self, value: Any) -> list[Any]:
         import torch.distributed as dist

@@ -194,10 +194,13 @@ class Trainer:
         process of a data-parallel run holds it for all)."""
         if not self.placement.is_main:
             self.placement.barrier()
-            return self._fit(resume)
-        with self.run_dir.claim(resume=resume):
-            self.placement.barrier()
-            return self._fit(resume)
+            result = self._fit(resume)
+        else:
+            with self.run_dir.claim(resume=resume):
+                self.placement.barrier()
+                result = self._fit(resume)
+        self.placement.close()
+        return result
 
     def _fit(self, resume: bool) -> RunResult:
         if resume:
