@@ -3,9 +3,9 @@ training step `p2p bench` measures, in alternating rounds so that a busy machine
 
     python benchmarks/trees_side_by_side.py OLD_TREE NEW_TREE --recipe recipes/quickstart.toml --rounds 2
 
-Each tree runs in its own interpreter with the tree (and its plugins/ folder) first on PYTHONPATH, on the same
-recipe file, so the figures compare code, not settings. Prints one row per tree: the median and spread of each
-figure, and the ratio NEW / OLD (below 1 is faster).
+Each tree runs in its own interpreter, in a scratch folder, with the tree (and its plugins/ folder) first on
+PYTHONPATH, on the same recipe file, so the figures compare code, not settings. Prints one row per figure: each
+tree's median and spread, and the ratio NEW / OLD (below 1 is faster).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def time_run(tree: Path, recipe: Path, overrides: list[str]) -> float:
         sets = [arg for key in overrides for arg in ("--set", key)]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "p2pcore", "run", str(recipe), "--out", f"{out}/run", *sets],
-                       env=_env(tree), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       env=_env(tree), cwd=out, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return time.perf_counter() - start
 
 
@@ -42,7 +42,7 @@ def time_step(tree: Path, recipe: Path, steps: int, overrides: list[str]) -> flo
     with tempfile.TemporaryDirectory() as out:
         sets = [arg for key in overrides for arg in ("--set", key)]
         subprocess.run([sys.executable, "-m", "p2pcore", "bench", str(recipe), "--steps", str(steps),
-                        "--json", f"{out}/bench.json", *sets], env=_env(tree), check=True,
+                        "--json", f"{out}/bench.json", *sets], env=_env(tree), cwd=out, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         figures = json.loads(Path(f"{out}/bench.json").read_text())
         return float(figures["train_ms_median"]) / 1000
