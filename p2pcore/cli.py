@@ -13,6 +13,7 @@ command's later paragraphs and in the list of commands). A command's example, a 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from typer.core import TyperGroup
 
 from p2pcore.commands import common, register_all
 from p2pcore.commands.common import errors, plain, render_error
+from p2pcore.commands.run import LAUNCHER
 from p2pcore.errors import P2PError
 
 try:  # recent typer carries its own copy of click
@@ -160,4 +162,18 @@ def main() -> None:
         app()
     except P2PError as error:
         render_error(error)
-        raise SystemExit(2) from None
+        _end(2)
+    except SystemExit as done:
+        _end(done.code)
+    _end(0)
+
+
+def _end(code: Any) -> None:
+    """Exit with `code`. A process `p2p run --nproc` started leaves without the interpreter's teardown: its work
+    and files are done and flushed, and tearing down the communication threads at exit can abort it."""
+    code = code if isinstance(code, int) else 0 if code is None else 1
+    if os.environ.get(LAUNCHER):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
