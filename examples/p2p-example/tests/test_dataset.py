@@ -22,11 +22,14 @@ def adapter(host, listing, **params):
     return host.build("dataset", {"name": "csv_pairs", "file": str(listing), **JITTER, **params})
 
 
-@pytest.mark.parametrize("params", [{}, {"a_channels": 1, "preprocess": "crop", "flip": False}])
-def test_csv_pairs_contract(p2p_host, pairs_csv, params):
+# Test items are whole images: resized to crop_size by `resize_and_crop`, at their own size (36 px) by `crop`.
+@pytest.mark.parametrize(("params", "test_side"),
+                         [({}, 32), ({"a_channels": 1, "preprocess": "crop", "flip": False}, 36)])
+def test_csv_pairs_contract(p2p_host, pairs_csv, params, test_side):
     found = check_dataset(p2p_host, "csv_pairs", file=str(pairs_csv), **{**JITTER, **params})
     assert len(found.dataset("train", train=True)) == 4 and len(found.dataset("test", train=False)) == 2
-    assert tuple(found.dataset("test", train=False)[0]["a"].shape[-2:]) == (32, 32)
+    assert tuple(found.dataset("train", train=True)[0]["a"].shape[-2:]) == (32, 32)
+    assert tuple(found.dataset("test", train=False)[0]["a"].shape[-2:]) == (test_side, test_side)
 
 
 @pytest.mark.parametrize("deep", [False, True])
