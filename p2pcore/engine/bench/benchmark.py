@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from p2pcore.engine.build.device import DTYPES, autocast
-from p2pcore.engine.evaluate.samples import protocol
+from p2pcore.engine.infer.protocols import nets_in_protocol
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, load_recipe
@@ -149,7 +149,7 @@ def translation(trainer: Trainer, batch: dict[str, Any]) -> tuple[str, Callable[
 
     @torch.no_grad()
     def run() -> torch.Tensor:
-        with protocol(trainer.nets, "eval"), autocast(trainer.device, trainer.cfg.precision):
+        with nets_in_protocol(trainer.nets, "eval"), autocast(trainer.device, trainer.cfg.precision):
             return trainer.task.translate(name, trainer.forward_nets, image)
     return name, run
 

@@ -24,8 +24,7 @@ from p2pcore.api.tasks import Task, TaskSpec
 from p2pcore.checkpoint.files import Checkpoint, load_network, read_checkpoint
 from p2pcore.engine.build.assemble import assemble, check_direction, generators_multiple, image_channels
 from p2pcore.engine.build.device import resolve_device
-from p2pcore.engine.evaluate.samples import protocol as nets_in_protocol
-from p2pcore.engine.infer.protocols import Protocol
+from p2pcore.engine.infer.protocols import Protocol, nets_in_protocol
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, task_spec, validate_recipe

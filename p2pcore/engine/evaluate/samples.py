@@ -4,7 +4,6 @@ test-time protocol, the task's visuals as columns, and the L1 of each direction 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,8 @@ from torch import nn
 from p2pcore.api.tasks import Task, TaskSpec
 from p2pcore.engine.build.device import autocast
 from p2pcore.engine.evaluate.grids import save_grid
-from p2pcore.engine.infer.protocols import Protocol, protocol_mode
+from p2pcore.engine.infer.protocols import nets_in_protocol
 from p2pcore.recipe import sample_figures
-
-
-@contextlib.contextmanager
-def protocol(nets: Mapping[str, nn.Module], mode: Protocol) -> Any:
-    """Every network in the test-time protocol for the duration."""
-    with contextlib.ExitStack() as stack:
-        for net in nets.values():
-            stack.enter_context(protocol_mode(net, mode))
-        yield
 
 
 @torch.no_grad()
@@ -36,7 +26,7 @@ def sample(task: Task, spec: TaskSpec, nets: Mapping[str, nn.Module], batch: Map
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        with protocol(nets, "paper"), autocast(device, precision):
+        with nets_in_protocol(nets, "paper"), autocast(device, precision):
             t = task.step_tensors(nets, batch)
             columns = [(t[name].float(), key) for name, key in spec.visuals.items()]
             figures = {key: float((t[spec.directions[name].tensor].float()

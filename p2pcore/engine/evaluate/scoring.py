@@ -22,8 +22,7 @@ from p2pcore.api.tasks import Task, TaskSpec
 from p2pcore.engine.build.data import Collate, raise_carried
 from p2pcore.engine.build.device import autocast
 from p2pcore.engine.build.trained import open_checkpoint
-from p2pcore.engine.evaluate.samples import protocol
-from p2pcore.engine.infer.protocols import Protocol, translate_image
+from p2pcore.engine.infer.protocols import Protocol, nets_in_protocol, translate_image
 from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
@@ -103,7 +102,7 @@ class Evaluator:
         for metric in self.metrics.values():
             metric.reset()
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), protocol(nets, mode):
+        with torch.random.fork_rng(devices=devices), nets_in_protocol(nets, mode):
             torch.manual_seed(seed)
             labels = label_keys(adapter)
             for batch in loader:

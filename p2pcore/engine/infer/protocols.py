@@ -8,7 +8,7 @@ Neither changes the network: running statistics are left untouched under ``paper
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import torch
@@ -39,6 +39,15 @@ def protocol_mode(net: nn.Module, protocol: Protocol) -> Iterator[nn.Module]:
             m.momentum = momentum
             if count is not None:
                 m.num_batches_tracked.copy_(count)
+
+
+@contextlib.contextmanager
+def nets_in_protocol(nets: Mapping[str, nn.Module], protocol: Protocol) -> Iterator[None]:
+    """Every network of `nets` in the protocol's mode for the duration (`protocol_mode` for each)."""
+    with contextlib.ExitStack() as stack:
+        for net in nets.values():
+            stack.enter_context(protocol_mode(net, protocol))
+        yield
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
