@@ -9,9 +9,9 @@ from pydantic import BaseModel
 
 from p2pcore.api.base import ComponentRef
 from p2pcore.docgen.markdown import cell, inline
+from p2pcore.kinds import KINDS
 from p2pcore.plugins import Host
 from p2pcore.recipe import PlayerOptim, Recipe
-from p2pcore.registry import KINDS
 from p2pcore.schema import describe_params, fact_text
 
 BUILT_IN = "p2pcore"
@@ -135,17 +135,14 @@ def component_markdown(spec: Any) -> str:
     return text
 
 
-def _plural(kind: str) -> str:
-    return kind + ("es" if kind.endswith("s") else "s")
-
-
 def components_markdown(host: Host) -> str:
     parts = ["## Components\n"]
-    for kind in KINDS:
-        specs = sorted((s for s in host.registry.specs(kind) if s.distribution == BUILT_IN), key=lambda s: s.name)
+    for kind in KINDS.values():
+        specs = sorted((s for s in host.registry.specs(kind.name) if s.distribution == BUILT_IN),
+                       key=lambda s: s.name)
         if not specs:
             continue
-        parts.append(f"### {_plural(kind).capitalize()}\n\n" + ", ".join(f"`{s.name}`" for s in specs) + "\n")
+        parts.append(f"### {kind.plural.capitalize()}\n\n" + ", ".join(f"`{s.name}`" for s in specs) + "\n")
         parts += [component_markdown(s) for s in specs]
     return "\n".join(parts)
 
