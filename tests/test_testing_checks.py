@@ -27,6 +27,7 @@ from p2pcore.api import (
     TaskSpec,
     hookimpl,
 )
+from p2pcore.kinds import KINDS, Kind
 from p2pcore.recipe import validate_recipe
 from p2pcore.testing import (
     assert_refused,
@@ -169,55 +170,50 @@ class Pairs(Params):
     pair: tuple[int, int] | None = Field(None)
 
 
-class Broken:
-    """A plugin whose components each break one rule."""
+BROKEN: list[tuple[Any, str, Any, type[Params] | None, str]] = [
+    # (the check, the component, its builder, its params (None: the kind's base), what the check says)
+    (check_generator, "no_tanh", _no_tanh, None, "outside [-1, 1]"),
+    (check_generator, "shrinking", _shrinking, None, "expected (2, 3, 32, 33)"),
+    (check_loss, "per_pixel", lambda p, c: PerPixel(), ReadsL1, "reduce it to a scalar"),
+    (check_loss, "reads_nothing", lambda p, c: PerPixel(), LossParams, "reads a tensor its reads() does not name"),
+    (check_metric, "last_batch", lambda p, c: LastBatch(), MetricParams, "accumulate sums and counts"),
+    (check_metric, "never_reset", lambda p, c: NeverReset(), MetricParams, "reset() must empty"),
+    (check_metric, "tensor_figure", lambda p, c: TensorFigure(), MetricParams, "return float(...)"),
+    (check_dataset, "wrong_channels", lambda p, c: WrongChannels(), None,
+     "'b' has 1 channels, the adapter declares 3"),
+    (check_task, "untidy", lambda p, c: None, Untidy, "visual 'fake_b' looks like 'c'"),
+    (check_schedule, "forgetful", lambda p, c: Forgetful(), ScheduleParams,
+     "keep in the state whatever observe() changed"),
+    (check_schedule, "negative", lambda p, c: Negative(), ScheduleParams, "give a finite multiplier >= 0"),
+    (check_segmenter, "misnamed", _misnamed_segmenter, None,
+     "`palette` must be a tuple of one RGB colour per class (2)"),
+    (check_segmenter, "shrinking_segmenter", _shrinking_segmenter, None, "expected (2, 2, 32, 32)"),
+    (check_callback, "step_without_epoch", lambda p, c: StepWithoutEpoch(), None,
+     "cannot take (step, epoch, figures) by position"),
+    (check_callback, "meddler", lambda p, c: Meddler(), None, "a callback observes the run, it never changes it"),
+]
+"""Components that each break one rule, declared once: the plugin below registers them and the test below
+checks each one's check fails it with its message."""
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_generators(register: Any) -> None:
-        register("no_tanh", _no_tanh)
-        register("shrinking", _shrinking)
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_losses(register: Any) -> None:
-        register("per_pixel", lambda p, c: PerPixel(), params=ReadsL1)
-        register("reads_nothing", lambda p, c: PerPixel(), params=LossParams)
+def kind_checked_by(check: Any) -> Kind:
+    return next(kind for kind in KINDS.values() if kind.check_name == check.__name__)
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_metrics(register: Any) -> None:
-        register("last_batch", lambda p, c: LastBatch(), params=MetricParams)
-        register("never_reset", lambda p, c: NeverReset(), params=MetricParams)
-        register("tensor_figure", lambda p, c: TensorFigure(), params=MetricParams)
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_datasets(register: Any) -> None:
-        register("wrong_channels", lambda p, c: WrongChannels())
+def registering(kind: Kind) -> Any:
+    """The plugin's registration hook of `kind`: it registers the broken components that kind's check fails."""
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_tasks(register: Any) -> None:
-        register("untidy", lambda p, c: None, params=Untidy)
+    def register_broken(register: Any) -> None:
+        for check, name, build, params, _ in BROKEN:
+            if kind_checked_by(check) is kind:
+                register(name, build, params=params)
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_schedules(register: Any) -> None:
-        register("forgetful", lambda p, c: Forgetful(), params=ScheduleParams)
-        register("negative", lambda p, c: Negative(), params=ScheduleParams)
+    return staticmethod(hookimpl(register_broken))
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_segmenters(register: Any) -> None:
-        register("misnamed", _misnamed_segmenter)
-        register("shrinking_segmenter", _shrinking_segmenter)
 
-    @staticmethod
-    @hookimpl
-    def p2p_register_callbacks(register: Any) -> None:
-        register("step_without_epoch", lambda p, c: StepWithoutEpoch())
-        register("meddler", lambda p, c: Meddler())
+Broken = type("Broken", (), {"__doc__": "A plugin whose components each break one rule.",
+                             **{kind_checked_by(check).hook: registering(kind_checked_by(check))
+                                for check in dict.fromkeys(check for check, *_ in BROKEN)}})
 
 
 @pytest.fixture
@@ -225,23 +221,8 @@ def host(p2p_host_with):
     return p2p_host_with(("broken", Broken))
 
 
-@pytest.mark.parametrize(("check", "name", "message"), [
-    (check_generator, "no_tanh", "outside [-1, 1]"),
-    (check_generator, "shrinking", "expected (2, 3, 32, 33)"),
-    (check_loss, "per_pixel", "reduce it to a scalar"),
-    (check_loss, "reads_nothing", "reads a tensor its reads() does not name"),
-    (check_metric, "last_batch", "accumulate sums and counts"),
-    (check_metric, "never_reset", "reset() must empty"),
-    (check_metric, "tensor_figure", "return float(...)"),
-    (check_dataset, "wrong_channels", "'b' has 1 channels, the adapter declares 3"),
-    (check_task, "untidy", "visual 'fake_b' looks like 'c'"),
-    (check_schedule, "forgetful", "keep in the state whatever observe() changed"),
-    (check_schedule, "negative", "give a finite multiplier >= 0"),
-    (check_segmenter, "misnamed", "`palette` must be a tuple of one RGB colour per class (2)"),
-    (check_segmenter, "shrinking_segmenter", "expected (2, 2, 32, 32)"),
-    (check_callback, "step_without_epoch", "cannot take (step, epoch, figures) by position"),
-    (check_callback, "meddler", "a callback observes the run, it never changes it"),
-])
+@pytest.mark.parametrize(("check", "name", "message"), [(check, name, message)
+                                                        for check, name, _, _, message in BROKEN])
 def test_checks_say_what_is_wrong(host, check, name, message):
     with pytest.raises(AssertionError, match=re.escape(message)) as caught:
         check(host, name)
