@@ -49,6 +49,7 @@ from p2pcore.api.data import (
     DatasetAdapter,
     DatasetParams,
     Interpolation,
+    ItemCount,
     ItemSize,
     Preprocess,
 )
@@ -85,7 +86,7 @@ __all__ = [
     "Preprocess", "Interpolation", "make_jitter", "jitter", "prepare_image", "finish_image", "write_suffixes",
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
-    "CallbackRef", "Tap", "check_taps", "RecipeView", "RecipeTerm",
+    "CallbackRef", "ItemCount", "Tap", "check_taps", "RecipeView", "RecipeTerm",
     "OwnNetwork", "Alignment",
 ]
 

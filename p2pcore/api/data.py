@@ -12,7 +12,8 @@ from p2pcore.api.datareport import DataReport
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "DatasetParams", "Interpolation", "ItemSize", "Preprocess"]
+__all__ = ["BATCH_KEYS", "DataReport", "DatasetAdapter", "DatasetParams", "Interpolation", "ItemCount", "ItemSize",
+           "Preprocess"]
 
 
 
@@ -85,6 +86,12 @@ class DatasetParams(Params):
         task's image keys (``TaskSpec.images``) are among them, and tasks see them in their recipe check."""
         return None
 
+    def item_count(self, split: str) -> ItemCount | None:
+        """How many items `split` holds when these parameters fix it (a rendered dataset's scene count), and
+        the parameter that sets it; None when the files on disk decide. ``p2p validate`` estimates the memory
+        an epoch's shuffled order takes from it, so a count no machine holds is refused before training."""
+        return None
+
     def image_channel_keys(self) -> Mapping[str, str]:
         """For each image key whose channel count a parameter sets, that parameter as written in the
         ``[data]`` table (``{"a": "a.channels"}``), which error messages name; keys the dataset fixes are
@@ -98,4 +105,13 @@ class ItemSize:
     written in the ``[data]`` table: ``crop_size``), which error messages name."""
 
     side: int
+    key: str
+
+
+@dataclass(frozen=True)
+class ItemCount:
+    """The number of items of a split, and the parameter that sets it (`key`, as written in the ``[data]``
+    table: ``train_count``), which error messages name."""
+
+    count: int
     key: str

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
-from p2pcore.api import DatasetParams, Field, Interpolation, ItemSize, Params, Preprocess
+from p2pcore.api import DatasetParams, Field, Interpolation, ItemCount, ItemSize, Params, Preprocess
 
 if TYPE_CHECKING:
     from p2pcore.api import Alignment
@@ -189,6 +189,11 @@ class SyntheticThermalParams(DatasetParams):
         """Every scene is rendered `size` pixels square."""
         return ItemSize(self.size, "size")
 
+    def item_count(self, split: str) -> ItemCount:
+        """Scenes are rendered on demand: the counts are parameters."""
+        return ItemCount(self.train_count, "train_count") if split == "train" else ItemCount(self.test_count,
+                                                                                             "test_count")
+
     def image_channels(self) -> Mapping[str, int]:
         """Thermal scenes of one channel, colour images of three."""
         return {"a": 1, "b": 3}
@@ -205,6 +210,11 @@ class SyntheticLabelsParams(LabelMaps):
     def item_size(self) -> ItemSize:
         """Every scene is rendered `size` pixels square."""
         return ItemSize(self.size, "size")
+
+    def item_count(self, split: str) -> ItemCount:
+        """Scenes are rendered on demand: the counts are parameters."""
+        return ItemCount(self.train_count, "train_count") if split == "train" else ItemCount(self.test_count,
+                                                                                             "test_count")
 
 
 class CityscapesReleaseParams(LabelMaps, Jitter):
