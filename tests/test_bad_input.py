@@ -68,6 +68,7 @@ batch_size = 4
 sample_count = 4
 """
 
+FIRST_LINE = TINY.split("\n", 1)[0]  # a key put before it comes first in the recipe
 SYNTHETIC = 'name = "synthetic_thermal"\nsize = 32\ntrain_count = 8\ntest_count = 4'
 
 # A reference (junyanz) unet_256 generator with ngf 8, under the reference's key names.
@@ -97,6 +98,11 @@ def recipe(path: Path, data: str = SYNTHETIC, text: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TINY.format(data=data) if text is None else text)
     return path
+
+
+def edited(old: str, new: str) -> str:
+    """The tiny recipe on synthetic data with every `old` in its text made `new`."""
+    return TINY.format(data=SYNTHETIC).replace(old, new)
 
 
 def paired_recipe(path: Path, root: Path) -> Path:
@@ -228,45 +234,33 @@ def counts_sixty_problems(done: subprocess.CompletedProcess) -> None:
 
 # recipes: validate ------------------------------------------------------------------------------------
 
-@case("validate-toml-syntax-error")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=TINY.format(data=SYNTHETIC).replace("[model.generator]", "[model.generator"))
-    return Call(["validate", bad], [bad, "line "])
+VALIDATE_EDITS = [  # (case, text of the tiny recipe, what the bad recipe has instead, what the error names)
+    ("validate-toml-syntax-error", "[model.generator]", "[model.generator", ["line "]),
+    ("validate-unknown-top-level-key", FIRST_LINE, "epochz = 3\n" + FIRST_LINE, ["epochz"]),
+    ("validate-unknown-component", 'name = "unet"', 'name = "unett"', ["model.generator.name", "unet"]),
+    ("validate-misspelt-parameter", "ngf = 8", "ngff = 8", ["model.generator.ngff", "ngf"]),
+    ("validate-wrong-value-type", "epochs = 1", 'epochs = "one"', ["train.epochs"]),
+    ("validate-extends-missing-file", FIRST_LINE, 'extends = "missing_base.toml"\n' + FIRST_LINE,
+     ["extends", "missing_base.toml"]),
+]
 
 
-@case("validate-unknown-top-level-key")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text='epochz = 3\n' + TINY.format(data=SYNTHETIC))
-    return Call(["validate", bad], [bad, "epochz"])
+def validate_edited(id: str, old: str, new: str, names: list[object]) -> None:
+    """The case `p2p validate` of the tiny recipe with `old` made `new`: the error names the file and `names`."""
+
+    @case(id)
+    def _(d: Path, w: World) -> Call:
+        bad = recipe(d / "bad.toml", text=edited(old, new))
+        return Call(["validate", bad], [bad, *names])
 
 
-@case("validate-unknown-component")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=TINY.format(data=SYNTHETIC).replace('name = "unet"', 'name = "unett"'))
-    return Call(["validate", bad], [bad, "model.generator.name", "unet"])
-
-
-@case("validate-misspelt-parameter")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=TINY.format(data=SYNTHETIC).replace("ngf = 8", "ngff = 8"))
-    return Call(["validate", bad], [bad, "model.generator.ngff", "ngf"])
-
-
-@case("validate-wrong-value-type")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=TINY.format(data=SYNTHETIC).replace("epochs = 1", 'epochs = "one"'))
-    return Call(["validate", bad], [bad, "train.epochs"])
-
-
-@case("validate-extends-missing-file")
-def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text='extends = "missing_base.toml"\n' + TINY.format(data=SYNTHETIC))
-    return Call(["validate", bad], [bad, "extends", "missing_base.toml"])
+for edit in VALIDATE_EDITS:
+    validate_edited(*edit)
 
 
 @case("validate-error-inside-extended-file")
 def _(d: Path, w: World) -> Call:
-    base = recipe(d / "base.toml", text=TINY.format(data=SYNTHETIC).replace("ngf = 8", "ngff = 8"))
+    base = recipe(d / "base.toml", text=edited("ngf = 8", "ngff = 8"))
     child = recipe(d / "child.toml", text='extends = "base.toml"\n[train]\nepochs = 2\n')
     return Call(["validate", child], [base, "model.generator.ngff"])
 
@@ -286,7 +280,7 @@ def _(d: Path, w: World) -> Call:
 def _(d: Path, w: World) -> Call:
     d.mkdir(parents=True)
     bad = d / "latin1.toml"
-    bad.write_bytes(TINY.format(data=SYNTHETIC).replace("seed = 0", "# caf\xe9\nseed = 0").encode("latin-1"))
+    bad.write_bytes(edited("seed = 0", "# caf\xe9\nseed = 0").encode("latin-1"))
     return Call(["validate", bad], [bad])
 
 
@@ -300,7 +294,7 @@ def _(d: Path, w: World) -> Call:
 
 @case("run-toml-syntax-error")
 def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=TINY.format(data=SYNTHETIC).replace("[train]", "[train"))
+    bad = recipe(d / "bad.toml", text=edited("[train]", "[train"))
     return Call(["run", bad, "--out", d / "out", "--quiet"], [bad])
 
 
