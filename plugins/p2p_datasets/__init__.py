@@ -18,9 +18,11 @@ This module imports no torch: builders import the adapter modules when called.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
-from p2pcore.api import BuildContext, DataReport, hookimpl
+from p2pcore.api import BuildContext, DataReport, DatasetParams, hookimpl
 
 from .hd_folders import HDFoldersParams, build_hd_folders
 from .params import (
@@ -41,86 +43,48 @@ P2P_API = ">=1.2,<2"  # the plugin API versions this plugin supports (the Citysc
 __all__ = ["DataReport", "p2p_register_datasets"]
 
 
-def build_paired_folders(params: PairedFoldersParams, ctx: BuildContext) -> Any:
-    """Two folders of pixel-aligned images paired by file name (thermal/rgb, any channels, 8/16-bit)."""
-    from .paired import PairedFolders
-
-    return PairedFolders(params)
-
-
-def build_synthetic_thermal(params: SyntheticThermalParams, ctx: BuildContext) -> Any:
-    """Rendered outdoor scenes as thermal (1 channel) -> colour (3 channels) pairs; no files needed."""
-    from .synthetic import SyntheticThermal
-
-    return SyntheticThermal(params)
-
-
-def build_synthetic_labels(params: SyntheticLabelsParams, ctx: BuildContext) -> Any:
-    """Rendered street scenes as Cityscapes-style label and instance maps -> photos; no files needed."""
-    from .synthetic_labels import SyntheticLabels
-
-    return SyntheticLabels(params)
-
-
-def build_aligned(params: AlignedParams, ctx: BuildContext) -> Any:
-    """pix2pix "AB" images: A and B side by side in one file (facades, cityscapes, maps, edges2*)."""
-    from .aligned import Aligned
-
-    return Aligned(params)
-
-
-def build_unaligned(params: UnalignedParams, ctx: BuildContext) -> Any:
-    """Unpaired domains trainA/ and trainB/ (CycleGAN): each A gets a random B."""
-    from .unaligned import Unaligned
-
-    return Unaligned(params)
+ADAPTERS: tuple[tuple[str, type[DatasetParams], str, tuple[str, ...], str], ...] = (
+    # (name, parameters, "module.Class" of the adapter in this package, aliases, summary)
+    ("paired_folders", PairedFoldersParams, "paired.PairedFolders", ("paired",),
+     "Two folders of pixel-aligned images paired by file name (thermal/rgb, any channels, 8/16-bit)."),
+    ("synthetic_thermal", SyntheticThermalParams, "synthetic.SyntheticThermal", ("synthetic",),
+     "Rendered outdoor scenes as thermal (1 channel) -> colour (3 channels) pairs; no files needed."),
+    ("synthetic_labels", SyntheticLabelsParams, "synthetic_labels.SyntheticLabels", (),
+     "Rendered street scenes as Cityscapes-style label and instance maps -> photos; no files needed."),
+    ("aligned", AlignedParams, "aligned.Aligned", (),
+     'pix2pix "AB" images: A and B side by side in one file (facades, cityscapes, maps, edges2*).'),
+    ("unaligned", UnalignedParams, "unaligned.Unaligned", ("unpaired",),
+     "Unpaired domains trainA/ and trainB/ (CycleGAN): each A gets a random B."),
+    ("single", SingleParams, "single.Single", (),
+     "One folder of input images, for inference; items have no target."),
+    ("kaist", KaistParams, "kaist.Kaist", (),
+     "KAIST multispectral pedestrian videos: lwir -> visible, sets 00-05 train, 06-11 test."),
+    ("colorization", ColorizationParams, "colorization.Colorization", (),
+     "Colour photos as Lab: L (1 channel) -> ab (2 channels); outputs are written back as RGB."),
+    ("cityscapes_labels", CityscapesLabelsParams, "cityscapes.CityscapesLabels", (),
+     "Cityscapes photo -> label map: colour-coded labels decoded to the 19 train IDs (255 = ignore)."),
+    ("cityscapes_hd", CityscapesReleaseParams, "cityscapes_release.CityscapesRelease", ("cityscapes_release",),
+     "Cityscapes as released (gtFine labelIds and instanceIds, leftImg8bit photos): label maps -> photo."),
+)
+"""The adapters built by handing their parameters to their class, declared once: the hook registers each
+with a builder that imports the adapter's module (and torch) only when a recipe asks for it."""
 
 
-def build_single(params: SingleParams, ctx: BuildContext) -> Any:
-    """One folder of input images, for inference; items have no target."""
-    from .single import Single
+def adapter_builder(name: str, where: str, summary: str) -> Callable[[DatasetParams, BuildContext], Any]:
+    """The builder of dataset `name`: the adapter class `where` ("module.Class" in this package) made from
+    the parameters."""
+    module, adapter = where.rsplit(".", 1)
 
-    return Single(params)
+    def build(params: DatasetParams, ctx: BuildContext) -> Any:
+        return getattr(import_module(f"{__name__}.{module}"), adapter)(params)
 
-
-def build_kaist(params: KaistParams, ctx: BuildContext) -> Any:
-    """KAIST multispectral pedestrian videos: lwir -> visible, sets 00-05 train, 06-11 test."""
-    from .kaist import Kaist
-
-    return Kaist(params)
-
-
-def build_colorization(params: ColorizationParams, ctx: BuildContext) -> Any:
-    """Colour photos as Lab: L (1 channel) -> ab (2 channels); outputs are written back as RGB."""
-    from .colorization import Colorization
-
-    return Colorization(params)
-
-
-def build_cityscapes_labels(params: CityscapesLabelsParams, ctx: BuildContext) -> Any:
-    """Cityscapes photo -> label map: colour-coded labels decoded to the 19 train IDs (255 = ignore)."""
-    from .cityscapes import CityscapesLabels
-
-    return CityscapesLabels(params)
-
-
-def build_cityscapes_hd(params: CityscapesReleaseParams, ctx: BuildContext) -> Any:
-    """Cityscapes as released (gtFine labelIds and instanceIds, leftImg8bit photos): label maps -> photo."""
-    from .cityscapes_release import CityscapesRelease
-
-    return CityscapesRelease(params)
+    build.__doc__ = summary
+    build.__qualname__ = build.__name__ = f"build_{name}"
+    return build
 
 
 @hookimpl
 def p2p_register_datasets(register: Any) -> None:
-    register("paired_folders", build_paired_folders, params=PairedFoldersParams, aliases=("paired",))
-    register("synthetic_thermal", build_synthetic_thermal, params=SyntheticThermalParams, aliases=("synthetic",))
-    register("synthetic_labels", build_synthetic_labels, params=SyntheticLabelsParams)
-    register("aligned", build_aligned, params=AlignedParams)
-    register("unaligned", build_unaligned, params=UnalignedParams, aliases=("unpaired",))
-    register("single", build_single, params=SingleParams)
-    register("kaist", build_kaist, params=KaistParams)
-    register("colorization", build_colorization, params=ColorizationParams)
-    register("cityscapes_labels", build_cityscapes_labels, params=CityscapesLabelsParams)
-    register("cityscapes_hd", build_cityscapes_hd, params=CityscapesReleaseParams, aliases=("cityscapes_release",))
+    for name, params, where, aliases, summary in ADAPTERS:
+        register(name, adapter_builder(name, where, summary), params=params, aliases=aliases)
     register("pix2pixhd_folders", build_hd_folders, params=HDFoldersParams)
