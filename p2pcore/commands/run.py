@@ -54,6 +54,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     p2p run --resume --out runs/quickstart
     p2p run --resume --out runs/quickstart --from runs/quickstart/checkpoints/epoch_005.safetensors
     """
+    from p2pcore.engine.build.memory import check_recipe_memory
     from p2pcore.engine.build.placement import launched_rank
     from p2pcore.progress import train_with_progress
 
@@ -83,6 +84,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
             run_dir.check(resume=False)
     source = str(recipe or run_dir.recipe)
     try:
+        check_recipe_memory(parsed, host)  # before anything is allocated
         with run_dir.lock() if main_process else contextlib.nullcontext():
             result = train_with_progress(parsed, host, run_dir, resume=resume, quiet=quiet or not main_process,
                                          console=console)
