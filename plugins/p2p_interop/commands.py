@@ -17,6 +17,17 @@ import_app = typer.Typer(no_args_is_help=True,
                               "Example:\np2p import junyanz latest_net_G.pth g.safetensors --netG unet_256")
 
 
+Out = Annotated[Path, typer.Argument(help="the p2p checkpoint to write (.safetensors)")]
+"""The output argument of every import command."""
+
+
+def _refuse_other_suffixes(out: Path) -> None:
+    """An import writes a safetensors file: another name is refused before anything is read."""
+    if out.suffix != ".safetensors":
+        raise P2PError("p2p checkpoints are safetensors files", file=str(out),
+                       hint=f"name the output {out.with_suffix('.safetensors').name}")
+
+
 def _discriminator_file(generator_file: Path, given: Path | None) -> Path:
     if given is not None:
         return given
@@ -43,7 +54,7 @@ JUNYANZ_HELP = (
 def junyanz(
     checkpoint: Annotated[Path, typer.Argument(help="the generator's state_dict written by "
                                                "junyanz/pytorch-CycleGAN-and-pix2pix, e.g. latest_net_G.pth")],
-    out: Annotated[Path, typer.Argument(help="the p2p checkpoint to write (.safetensors)")],
+    out: Out,
     net_g: Annotated[str, typer.Option("--netG", help="unet_256, unet_128, resnet_9blocks or resnet_6blocks")],
     net_d: Annotated[str | None, typer.Option("--netD", help="also import the discriminator: basic, n_layers "
                                               "or pixel")] = None,
@@ -61,17 +72,13 @@ def junyanz(
     output_nc: Annotated[int, typer.Option("--output-nc", help="channels of the output images")] = 3,
 ) -> None:
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
-    from rich.markup import escape
-
     from p2p_interop.junyanz import import_discriminator, import_generator, load_reference_state
     from p2pcore.api import load_host
 
     if checkpoint_d is not None and net_d is None:
         raise P2PError("--checkpoint-D needs --netD", key="--netD",
                        hint="say which discriminator it holds: --netD basic, n_layers or pixel")
-    if out.suffix != ".safetensors":
-        raise P2PError("p2p checkpoints are safetensors files", file=str(out),
-                       hint=f"name the output {out.with_suffix('.safetensors').name}")
+    _refuse_other_suffixes(out)
     host = load_host()
     generator = import_generator(load_reference_state(checkpoint), host, net_g=net_g, ngf=ngf, norm=norm,
                                  dropout=dropout, input_nc=input_nc, output_nc=output_nc, file=str(checkpoint))
@@ -85,14 +92,13 @@ def junyanz(
         sources.append(d_file.name)
 
     data = {"name": "single", "channels": input_nc, "out_channels": output_nc}
-    console = _write_imported(out, host, "pix2pix", data, nets, "junyanz:" + ",".join(sources))
-    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
-                  f"try: p2p translate {escape(str(out))} INPUT OUTPUT --protocol eval")
+    _write_imported(out, host, "pix2pix", data, nets, "junyanz:" + ",".join(sources))
 
 
 def _write_imported(out: Path, host: Any, task: Any, data: dict[str, Any], nets: dict[str, Any],
-                    source: str) -> Any:
-    """Write imported networks as a p2p checkpoint with the recipe that rebuilds them; print each one."""
+                    source: str) -> None:
+    """Write imported networks as a p2p checkpoint with the recipe that rebuilds them; print each one and how
+    to translate with the checkpoint."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -105,7 +111,8 @@ def _write_imported(out: Path, host: Any, task: Any, data: dict[str, Any], nets:
     for role, imported in nets.items():
         count = sum(p.numel() for p in imported.net.parameters())
         console.print(escape(f"{role}: {_spec_text(imported.spec)}, {count:,} parameters"))
-    return console
+    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
+                  f"try: p2p translate {escape(str(out))} INPUT OUTPUT --protocol eval")
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -131,7 +138,7 @@ PIX2PIXHD_HELP = (
 def pix2pixhd(
     checkpoint: Annotated[Path, typer.Argument(help="the generator's state_dict written by NVIDIA/pix2pixHD, "
                                                "e.g. latest_net_G.pth")],
-    out: Annotated[Path, typer.Argument(help="the p2p checkpoint to write (.safetensors)")],
+    out: Out,
     net_g: Annotated[str | None, typer.Option("--netG", help="global or local (default: read from the "
                                               "weights; given, it is checked)")] = None,
     checkpoint_d: Annotated[Path | None, typer.Option("--checkpoint-D", help="also import the multi-scale "
@@ -142,15 +149,11 @@ def pix2pixhd(
                                                  "generator reads one-hot (35 for Cityscapes)")] = None,
 ) -> None:
     """Write a p2p checkpoint holding the converted generator (and discriminator)."""
-    from rich.markup import escape
-
     from p2p_interop.junyanz import load_reference_state
     from p2p_interop.pix2pixhd import import_discriminator, import_generator
     from p2pcore.api import load_host
 
-    if out.suffix != ".safetensors":
-        raise P2PError("p2p checkpoints are safetensors files", file=str(out),
-                       hint=f"name the output {out.with_suffix('.safetensors').name}")
+    _refuse_other_suffixes(out)
     host = load_host()
     generator = import_generator(load_reference_state(checkpoint), host, net_g=net_g, norm=norm,
                                  file=str(checkpoint))
@@ -182,6 +185,4 @@ def pix2pixhd(
         nets["discriminator"] = d
         sources.append(checkpoint_d.name)
 
-    console = _write_imported(out, host, task, data, nets, "pix2pixhd:" + ",".join(sources))
-    console.print(f"[green]imported[/green] -> {escape(str(out))}; "
-                  f"try: p2p translate {escape(str(out))} INPUT OUTPUT --protocol eval")
+    _write_imported(out, host, task, data, nets, "pix2pixhd:" + ",".join(sources))
