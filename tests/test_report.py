@@ -106,9 +106,9 @@ def test_page_has_a_curve_per_series_the_tables_and_the_escaped_recipe(run):
     for key, value in latest["metrics"].items():
         assert f"<td>{html.escape(key)}</td>" in page
         if value is not None:
-            assert f">{value:.4g}</td>" in page
+            assert f">{value:#.4g}</td>" in page  # four significant digits, trailing zeros kept (0.2390)
     marked = re.findall(r'<td class="best num">([^<]*)</td>', page)
-    assert marked == [f"{best['value']:.4g} ★"]
+    assert marked == [f"{best['value']:#.4g} ★"]
     assert f"epoch {best['epoch']} (best checkpoint)" in page and f"epoch {latest['epoch']} (latest)" in page
     assert HOSTILE not in page and html.escape(json.dumps(HOSTILE)) in page
     assert page.count("<script") == 1

@@ -31,11 +31,27 @@ th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--lin
 th { color: var(--muted); font-weight: 600; } td.num, th.num { text-align: right; }
 td.best { background: var(--good); font-weight: 600; }
 .scroll { overflow-x: auto; }
-.slider { display: flex; align-items: center; gap: 12px; margin-bottom: 12px; flex-wrap: wrap; }
-.slider input { flex: 1 1 240px; accent-color: var(--accent); }
-.slider output { min-width: 9em; font-variant-numeric: tabular-nums; }
-.frame img { max-width: 100%; height: auto; image-rendering: pixelated; border: 1px solid var(--line);
-  background: #fff; }
+.samples { display: grid; grid-template-columns: minmax(170px, 230px) minmax(0, 1fr); gap: 16px 24px;
+  align-items: start; }
+.samples .controls { position: sticky; top: 12px; }
+.slider { display: flex; flex-direction: column; align-items: stretch; gap: 6px; margin-bottom: 12px; }
+.slider label { font-weight: 600; }
+.slider input { width: 100%; margin: 0; accent-color: var(--accent); }
+.slider output { font-variant-numeric: tabular-nums; }
+.stage { min-width: 0; }
+.stage .grid { display: inline-block; max-width: 100%; vertical-align: top; }
+.columns { display: grid; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); margin-bottom: 4px; }
+.column { text-align: center; padding: 0 2px; line-height: 1.25; overflow-wrap: anywhere; }
+.column b { display: block; font-size: 0.9rem; } .column span { color: var(--muted); font-size: 0.78rem; }
+.frame { display: block; }
+.frame img { display: block; max-width: 100%; height: auto; image-rendering: pixelated;
+  border: 1px solid var(--line); background: #fff; }
+@media (max-width: 700px) {
+  .samples { grid-template-columns: minmax(0, 1fr); }
+  .samples .controls { top: 0; z-index: 1; background: var(--paper); padding: 8px 0; }
+}
+figure.strip { align-self: start; } figcaption span { color: var(--muted); font-weight: 400; }
+svg.chart .y-title { fill: var(--ink); }
 pre { background: #f7f8fb; border: 1px solid var(--line); border-radius: 6px; padding: 12px; overflow-x: auto;
   font: 13px/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; margin: 0; }
 .note { color: var(--muted); margin: 0; }
@@ -47,11 +63,12 @@ document.querySelectorAll(".samples").forEach(function (box) {
   var frames = JSON.parse(box.dataset.frames);
   var range = box.querySelector("input"), out = box.querySelector("output");
   var img = box.querySelector("img"), link = box.querySelector(".frame");
-  function fit() {  // small grids (64 px tiles) are shown enlarged by a whole factor, pixel-exact
+  var stage = box.querySelector(".stage"), heads = box.querySelector(".columns");
+  function fit() {  // as wide as the card allows and short enough to stay in view beside the slider
     if (!img.naturalWidth) return;
-    var wide = Math.floor(Math.min(box.clientWidth || 720, 900) / img.naturalWidth);
-    var tall = Math.floor(1100 / img.naturalHeight);
-    img.style.width = img.naturalWidth * Math.max(1, Math.min(wide, tall)) + "px";
+    var room = Math.max(160, window.innerHeight - 48 - (heads ? heads.offsetHeight : 0));
+    var width = Math.min(stage.clientWidth, img.naturalWidth * room / img.naturalHeight);
+    img.style.width = Math.max(width, Math.min(img.naturalWidth, stage.clientWidth)) + "px";
   }
   function show() {
     var frame = frames[Number(range.value)];
@@ -61,6 +78,7 @@ document.querySelectorAll(".samples").forEach(function (box) {
     out.textContent = "epoch " + frame.epoch + " (" + (Number(range.value) + 1) + " of " + frames.length + ")";
   }
   img.addEventListener("load", fit);
+  window.addEventListener("resize", fit);
   range.addEventListener("input", show);
   show();
   if (img.complete) fit();

@@ -12,8 +12,10 @@ from urllib.parse import quote
 
 from p2pcore.report import assets, svg
 from p2pcore.report.charts import Chart
-from p2pcore.report.runlog import RunLog, is_number
+from p2pcore.report.numbers import figure, number
+from p2pcore.report.runlog import RunLog
 from p2pcore.report.sources import Components, Evaluations, Recipe
+from p2pcore.report.visuals import GridColumns, grid_columns
 
 
 @dataclass
@@ -27,10 +29,6 @@ class RunView:
     evaluations: Evaluations
     components: Components
     recipe: Recipe
-
-
-def number(value: Any) -> str:
-    return f"{value:.4g}" if is_number(value) else "–"
 
 
 def _section(title: str, body: str, anchor: str) -> str:
@@ -57,7 +55,8 @@ def header(view: RunView) -> str:
     task_name = task if isinstance(task, str) else task.get("name") if isinstance(task, dict) else None
     data_name = data.get("name") if isinstance(data, dict) else None
     subtitle = " · ".join(escape(str(x)) for x in (task_name, data_name) if x)
-    facts = [("epoch", number(view.log.epoch)), ("step", str(view.log.step) if view.log.step is not None else "–"),
+    epoch = f"{view.log.epoch:g}" if view.log.epoch is not None else "–"
+    facts = [("epoch", epoch), ("step", str(view.log.step) if view.log.step is not None else "–"),
              ("log lines", str(view.log.lines)), ("folder", escape(view.folder)),
              ("written", time.strftime("%Y-%m-%d %H:%M:%S"))]
     if view.log.unreadable:
@@ -71,24 +70,49 @@ def curves(view: RunView) -> str:
     if not view.charts:
         return _section("Curves", '<p class="note">nothing logged yet (metrics.jsonl is empty or missing)</p>',
                         "curves")
-    figures = "".join(f"<figure><figcaption>{escape(chart.title)}</figcaption>{svg.render(chart)}</figure>"
-                      for chart in view.charts)
+    def caption(chart: Chart) -> str:
+        if chart.constant:
+            return f"{escape(chart.title)} <span>(each the value it was logged with every time)</span>"
+        return escape(chart.title)
+
+    strip = ' class="strip"'
+    figures = "".join(f"<figure{strip if chart.constant else ''}><figcaption>{caption(chart)}"
+                      f"</figcaption>{svg.render(chart)}</figure>" for chart in view.charts)
     return _section("Curves", f'<div class="charts">{figures}</div>', "curves")
+
+
+def _headers(grid: GridColumns) -> str:
+    """The grid's column headers, laid over the image's columns (the page's script sizes them with it)."""
+    if not grid.columns:
+        return ""
+    cells = "".join(f'<div class="column"><b>{escape(c.name)}</b><span>{escape(c.role)}</span></div>'
+                    for c in grid.columns)
+    return f'<div class="columns" style="--columns: {len(grid.columns)}">{cells}</div>'
+
+
+def _caption(grid: GridColumns) -> str:
+    if grid.columns:
+        names = " | ".join(escape(c.name) for c in grid.columns)
+        task = f"the {escape(grid.task)} task's" if grid.task else "the task's"
+        return f"rows are sample images; columns are {task} visuals: {names}"
+    return f"rows are sample images; columns are the task's visuals ({escape(grid.note)})"
 
 
 def samples(view: RunView) -> str:
     if not view.frames:
         return _section("Sample grids", '<p class="note">no sample grids yet (samples/)</p>', "samples")
+    grid = grid_columns(view.recipe.values)
     frames = [{"epoch": epoch, "src": quote(path)} for epoch, path in view.frames]
     last = frames[-1]
+    controls = (f'<div class="slider"><label for="epoch-slider">epoch</label>'
+                f'<input id="epoch-slider" type="range" min="0" max="{len(frames) - 1}" value="{len(frames) - 1}" '
+                f'step="1"><output for="epoch-slider">epoch {last["epoch"]}</output></div>'
+                f'<p class="note">{_caption(grid)}</p>')
+    stage = (f'<div class="stage"><div class="grid">{_headers(grid)}'
+             f'<a class="frame" href="{escape(last["src"])}"><img src="{escape(last["src"])}" '
+             f'alt="sample grid, epoch {last["epoch"]}"></a></div></div>')
     body = (f'<div class="samples" data-frames="{escape(json.dumps(frames))}">'
-            f'<div class="slider"><label for="epoch-slider">epoch</label>'
-            f'<input id="epoch-slider" type="range" min="0" max="{len(frames) - 1}" value="{len(frames) - 1}" '
-            f'step="1"><output for="epoch-slider">epoch {last["epoch"]}</output></div>'
-            f'<a class="frame" href="{escape(last["src"])}"><img src="{escape(last["src"])}" '
-            f'alt="sample grid, epoch {last["epoch"]}"></a>'
-            '<p class="note">rows are sample images; columns are the task\'s visuals (input | output | target '
-            "for pix2pix)</p></div>")
+            f'<div class="controls">{controls}</div>{stage}</div>')
     return _section("Sample grids", body, "samples")
 
 
@@ -136,8 +160,8 @@ def last_values(view: RunView) -> str:
     for chart in view.charts:
         for key, points in chart.series.items():
             values = [p[1] for p in points]
-            rows.append([escape(key), number(values[-1]), f"{points[-1][0]:g}", number(min(values)),
-                         number(max(values))])
+            rows.append([escape(key), figure(values[-1], key), f"{points[-1][0]:g}", figure(min(values), key),
+                         figure(max(values), key)])
     if not rows:
         return ""
     return _section("Last logged values", _table(["series", "last", "at epoch", "min", "max"], rows,
