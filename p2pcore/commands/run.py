@@ -56,7 +56,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     """
     from p2pcore.engine.build.memory import check_recipe_memory
     from p2pcore.engine.build.placement import launched_rank
-    from p2pcore.progress import train_with_progress
+    from p2pcore.progress import end_of_run, train_with_progress
 
     if recipe is None and not (resume and out):
         raise P2PError("give a recipe, or --resume --out RUN_DIR to continue a run", key="RECIPE",
@@ -101,11 +101,8 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
                          f"({plain(cause[:120] or type(exc).__name__)})")
             raise typer.Exit(PEER_LOST) from None
         raise
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
-    if not main_process:
-        return
-    console.print(f"[green]done[/green]: {result.steps} steps, {result.epochs} epochs -> {plain(run_dir.path)}"
-                  + (f" ({plain(summary)})" if summary else ""))
+    if main_process:
+        end_of_run(console, run_dir, result)
 
 
 def launched_world() -> int:
