@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -31,6 +30,8 @@ from typing import Any, NamedTuple, Protocol
 from p2pcore.api.base import ComponentRef
 from p2pcore.api.callbacks import Callback, RunInfo
 from p2pcore.api.tasks import TaskSpec
+from p2pcore.atomicfile import write_bytes_atomically, write_error
+from p2pcore.errors import P2PError
 
 # -- figure keys ----------------------------------------------------------------------------------------
 
@@ -200,6 +201,9 @@ def record(step: int, epoch: float, figures: Mapping[str, float | None], *,
     return {STEP: step, EPOCH: epoch, TIME: round(time.time() if now is None else now, 3), **figures}
 
 
+KEPT = "the lines logged so far and the checkpoints are intact; continue with `p2p run --resume`"
+
+
 class RecordFile:
     """The log file, appended to one whole line at a time; `forget_after` before appending, when resuming."""
 
@@ -208,28 +212,40 @@ class RecordFile:
         self._file: Any = None
 
     def open(self) -> None:
-        self._file = self.path.open("a", buffering=1)
+        try:
+            self._file = self.path.open("a", buffering=1)
+        except OSError as exc:
+            raise write_error(exc, self.path, what="the metrics log", hint=KEPT) from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                raise write_error(exc, self.path, what="the metrics log", hint=KEPT) from None
 
     def write(self, line: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(line) + "\n")
+        try:
+            self._file.write(json.dumps(line) + "\n")
+        except OSError as exc:
+            raise write_error(exc, self.path, what="the metrics log", hint=KEPT) from None
 
     def forget_after(self, step: int) -> None:
-        """Drop lines of steps a resumed run will do again, so no step is logged twice (written atomically)."""
-        if not self.path.exists():
+        """Drop lines of steps a resumed run will do again, so no step is logged twice (written atomically:
+        on a failure the log stays as it was)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
             return
-        kept = [line for line in self.path.read_text().splitlines(keepends=True)
-                if line.strip() and _line_step(line) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, self.path)
+        except OSError as exc:
+            raise P2PError(f"cannot read the metrics log: {exc.strerror or exc}", file=str(self.path)) from None
+        kept = [line for line in data.splitlines(keepends=True) if line.strip() and _line_step(line) <= step]
+        write_bytes_atomically(self.path, b"".join(kept), what="the metrics log",
+                               hint="the log and the checkpoints are unchanged; continue with `p2p run --resume`")
 
 
-def _line_step(line: str) -> int:
+def _line_step(line: bytes) -> int:
     try:
         return int(json.loads(line)[STEP])
     except (ValueError, KeyError, TypeError):  # a line cut short by a crash

@@ -27,7 +27,7 @@ import pytest
 #   "p2pcore.api."    only the modules below p2pcore.api, not p2pcore.api itself
 #   "=p2pcore.api"    exactly the module p2pcore.api
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("p2pcore.errors", "p2pcore.formats", "p2pcore.version")),
+    ("base", ("p2pcore.errors", "p2pcore.formats", "p2pcore.version", "p2pcore.atomicfile")),
     ("api", ("p2pcore.api.", "p2pcore.imageio", "p2pcore.jitter", "p2pcore.weights", "p2pcore.alignment")),
     ("host", ("p2pcore.typenames", "p2pcore.kinds", "p2pcore.registry", "p2pcore.compat", "p2pcore.hookspecs",
               "p2pcore.plugins")),

@@ -1,15 +1,13 @@
 """Checkpoints in safetensors: tensors in the body, JSON in the metadata, never pickle.
 
-Writes are atomic: a temporary file in the same directory is written, flushed, fsynced and renamed
-over the target, so the previous checkpoint stays valid until the new one is complete.
+Writes are atomic (:mod:`p2pcore.atomicfile`): a temporary file created exclusively in the same directory is
+written, flushed, fsynced and renamed over the target, so the previous checkpoint stays valid until the new one
+is complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from p2pcore.atomicfile import link_atomically, write_bytes_atomically
 from p2pcore.checkpoint.format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
 from p2pcore.errors import P2PError
 from p2pcore.rundir import LATEST_FILE
+
+KEPT = "the previous checkpoint is intact"
 
 
 def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -29,62 +30,13 @@ def write_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     header.update({key: json.dumps(value) for key, value in metadata.items()})
     body = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    blob = save(body, metadata=header)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise P2PError(f"cannot write the checkpoint: {exc.strerror}", file=str(path),
-                       hint="choose a writable run directory") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; checkpoints are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise P2PError(f"cannot write the checkpoint: {exc.strerror}", file=str(path),
-                       hint="free disk space or fix permissions; the previous checkpoint is intact") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    write_bytes_atomically(path, save(body, metadata=header), what="the checkpoint", hint=KEPT)
 
 
 def link_checkpoint(source: Path, target: Path) -> None:
     """Make `target` the same checkpoint as `source` without writing it again: a hard link where the
     file system has them, else a copy; swapped in atomically either way."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    link_atomically(source, target, what="the checkpoint", hint=f"{source.name} is written; {KEPT}")
 
 
 class Checkpoint:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from p2pcore.atomicfile import check_folder_writable, write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import console, plain, protocol_of
 from p2pcore.errors import P2PError
@@ -95,10 +96,12 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
         overrides["max_items"] = max_items
     if batch_size is not None:
         overrides["batch_size"] = batch_size
+    target = out or _default_folder(checkpoint)
+    _check_out(target, given=out is not None)
     result = evaluate_checkpoint(checkpoint, common.host(), overrides, data={"root": str(data)} if data else None,
                                  device=device, seed=seed, mode=protocol_of(protocol, eval_, "--eval-protocol"),
                                  load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size)
-    _report(result, out or _default_folder(checkpoint), f"{checkpoint.stem}_{result.split}",
+    _report(result, target, f"{checkpoint.stem}_{result.split}",
             f"{checkpoint.name}: {result.split} split",
             f"{plain(checkpoint.name)}: {result.items} items of {plain(result.split)} ({result.seconds:.1f} s)")
 
@@ -112,6 +115,8 @@ def _evaluate_folders(checkpoint: Path | None, pred: Path | None, real: Path | N
     if pred is None or real is None:
         raise P2PError("--pred and --real go together", key="--real" if real is None else "--pred",
                        hint="p2p eval --pred results/fake_B --real results/real_B --metric psnr")
+    if out is not None:
+        _check_out(out, given=True)
     from p2pcore.engine.evaluate.folders import evaluate_folders
 
     folders = {"--pred": pred, "--real": real, **({"--input": given} if given else {})}
@@ -138,8 +143,15 @@ def _report(result: Any, target: Path | None, stem: str, heading: str, title: st
     console.print(shown)
     if target is not None:
         result.write(target / f"{stem}.json")
-        (target / f"{stem}.md").write_text(markdown(result, heading))
+        write_text_atomically(target / f"{stem}.md", markdown(result, heading), what="the evaluation's table",
+                              hint=f"{stem}.json is written")
         console.print(f"wrote {plain(str(target / stem))}.json and .md")
+
+
+def _check_out(target: Path, *, given: bool) -> None:
+    """The folder the figures go to must take files: checked before scoring, so no scoring is done in vain."""
+    check_folder_writable(target, what="the evaluation", hint="give --out a writable folder" if given else
+                          "give --out a writable folder for the figures")
 
 
 def _default_folder(checkpoint: Path) -> Path:

@@ -8,10 +8,9 @@ folder that is not a run directory, or one that cannot be written, is the user's
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.errors import P2PError
 from p2pcore.report import charts, page, runlog, sources
 from p2pcore.rundir import RUN_MARKERS, RunDir
@@ -36,18 +35,4 @@ def write_report(run_dir: str | Path | RunDir) -> Path:
         raise P2PError(f"not a run directory: it has no {', '.join(RUN_MARKERS[:-1])} or {RUN_MARKERS[-1]}",
                        file=str(run.path), hint="give the folder `p2p run` wrote (runs/<name>, or its --out)")
     html = page.render(collect(run))
-    target = run.report
-    try:
-        handle, tmp = tempfile.mkstemp(dir=run.path, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(html)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise P2PError(f"cannot write the report: {exc.strerror}", file=str(target),
-                       hint="make the run directory writable") from None
-    return target
+    return write_text_atomically(run.report, html, what="the report", hint="the run's own files are unchanged")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from p2pcore.atomicfile import write_atomically
 from p2pcore.imageio import write_image
 
 
@@ -21,7 +22,8 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def save_grid(columns: Sequence[torch.Tensor], path: Path, pad: int = 2) -> None:
-    """Write N x C x H x W tensors in [-1, 1] side by side, one row per batch item."""
+    """Write N x C x H x W tensors in [-1, 1] side by side, one row per batch item (atomically: a failed
+    write leaves no partial grid)."""
     cols = [to_rgb(c.detach().float().cpu()) for c in columns]
     n, _, h, w = cols[0].shape
     grid = torch.ones(3, n * (h + pad) + pad, len(cols) * (w + pad) + pad)
@@ -29,4 +31,4 @@ def save_grid(columns: Sequence[torch.Tensor], path: Path, pad: int = 2) -> None
         for i in range(n):
             y, x = pad + i * (h + pad), pad + j * (w + pad)
             grid[:, y:y + h, x:x + w] = col[i, :, :h, :w]
-    write_image(grid, path)
+    write_atomically(path, lambda written: write_image(grid, written), what="the sample grid")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 
 from p2pcore.api.metrics import Comparison, Metric
 from p2pcore.api.tasks import Task, TaskSpec
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.engine.build.data import Collate, raise_carried
 from p2pcore.engine.build.device import autocast
 from p2pcore.engine.build.trained import open_checkpoint
@@ -51,12 +51,9 @@ class EvalResult:
         write_json(path, self.as_json())
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file, so a reader (the report, a person) never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def write_json(path: Path, data: Any, *, what: str = "the evaluation") -> None:
+    """Write JSON atomically, so a reader (the report, a person) never sees half of it."""
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n", what=what)
 
 
 class Evaluator:

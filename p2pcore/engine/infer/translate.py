@@ -3,12 +3,12 @@ size or at a test-time size (`p2pcore.engine.infer.sizing`), in fp32 or under bf
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from p2pcore.atomicfile import write_atomically
 from p2pcore.checkpoint.format import file_identity
 from p2pcore.engine.build.device import autocast, resolve_device
 from p2pcore.engine.build.trained import TrainedRun, open_trained
@@ -170,7 +170,8 @@ class Translator:
         if not torch.isfinite(out).all():
             raise P2PError("the translation is not finite (NaN or infinity)", file=str(source),
                            hint="the checkpoint's weights or this input hold non-finite values")
-        write_atomically(lambda path: self.adapter.write_output(out, str(path), self.output_key), target)
+        write_atomically(target, lambda path: self.adapter.write_output(out, str(path), self.output_key),
+                         what="the output")
 
     def translate_file(self, source: Path, target: Path) -> None:
         self.write(self(self.read(source)), target, source=source)
@@ -235,18 +236,3 @@ def plan(source: Path, target: Path, formats: Formats, *, overwrite: bool = Fals
                        hint="add --overwrite to replace them, or choose another output")
     check_writable(jobs[0][1].parent, hint="choose an output in a writable folder")
     return jobs
-
-
-def write_atomically(write: Callable[[Path], None], target: Path) -> None:
-    """Write through a temporary file in the target's folder (same suffix, so the format is the same)
-    and rename it over the target: an interrupted or failed write never leaves half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise P2PError(f"cannot write the output: {exc.strerror}", file=str(target),
-                       hint="check the free space and permissions of the output folder") from None
-    finally:
-        tmp.unlink(missing_ok=True)
