@@ -44,15 +44,30 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
 
 
-TINY_NETWORKS = """[model.generator]
+TINY_GENERATOR = """[model.generator]
 name = "unet"
 depth = 5
 ngf = 8
-[model.discriminator]
-name = "patch"
-ndf = 8
 """
+"""The smallest pix2pix generator for 32 px images: the model table of the recipes tests write."""
+L1_TERM = 'l1 = { name = "l1", weight = 100.0 }\n'
+"""pix2pix's L1 term, a line of a recipe's [loss] table."""
+
+
+def tiny_networks(generator: str = "", discriminator: str = "") -> str:
+    """The model tables of the smallest pix2pix networks for 32 px images, each followed by the given lines
+    (more keys of that network)."""
+    return f'{TINY_GENERATOR}{generator}[model.discriminator]\nname = "patch"\nndf = 8\n{discriminator}'
+
+
+TINY_NETWORKS = tiny_networks()
 """The smallest pix2pix networks for 32 px images: the model tables of the recipes tests write."""
+
+
+def synthetic_data(train_count: int, test_count: int = 2, size: int = 32) -> str:
+    """The [data] table of a recipe on rendered thermal scenes: `train_count` and `test_count` of `size` px."""
+    return (f'[data]\nname = "synthetic_thermal"\nsize = {size}\ntrain_count = {train_count}\n'
+            f"test_count = {test_count}\n")
 
 
 def thermal_folders_recipe(path: Path, root: Path) -> Path:
@@ -65,8 +80,7 @@ root = "{root.as_posix()}"
 a = {{ dir = "ir", channels = 1 }}
 b = {{ dir = "rgb", channels = 3 }}
 {TINY_NETWORKS}[loss]
-l1 = {{ name = "l1", weight = 100.0 }}
-""")
+{L1_TERM}""")
     return path
 
 

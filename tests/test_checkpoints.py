@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_NETWORKS
+from conftest import synthetic_data, tiny_networks
 from typer.testing import CliRunner
 
 from p2pcore.checkpoint.files import read_checkpoint
@@ -23,14 +23,7 @@ from p2pcore.engine.infer.protocols import protocol_mode
 from p2pcore.engine.infer.translate import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = """
-[data]
-name = "synthetic_thermal"
-size = 32
-train_count = 32
-test_count = 2
-""" + TINY_NETWORKS + """n_layers = 2
-[loss]
+RECIPE = "\n" + synthetic_data(32) + tiny_networks(discriminator="n_layers = 2\n") + """[loss]
 gan = { name = "gan" }
 l1 = { name = "l1", weight = 100.0 }
 [train]

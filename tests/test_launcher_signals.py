@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch.distributed
+from conftest import synthetic_data, tiny_networks
 
 from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.commands.run import FORWARDED
@@ -25,24 +26,9 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a process's children from /proc"),
 ]
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = """
-[data]
-name = "synthetic_thermal"
-size = 32
-train_count = 64
-test_count = 2
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-norm = { name = "instance", affine = true }
-dropout = 0.0
-[model.discriminator]
-name = "patch"
-ndf = 8
-n_layers = 2
-norm = { name = "instance", affine = true }
-[loss]
+INSTANCE_NORM = 'norm = { name = "instance", affine = true }\n'
+RECIPE = "\n" + synthetic_data(64) + tiny_networks(generator=INSTANCE_NORM + "dropout = 0.0\n",
+                                                   discriminator="n_layers = 2\n" + INSTANCE_NORM) + """[loss]
 gan = { name = "gan", mode = "lsgan" }
 l1 = { name = "l1", weight = 100.0 }
 [train]

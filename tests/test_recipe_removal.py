@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import L1_TERM, TINY_GENERATOR, synthetic_data
 from p2p_tasks import Pix2PixParams
 
 from p2pcore.api import P2PError, Task, hookimpl
@@ -57,16 +58,7 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-PIX2PIX_ON_PAIRS = """task = "pix2pix"
-[data]
-paired = true
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[loss]
-l1 = { name = "l1", weight = 100.0 }
-"""
+PIX2PIX_ON_PAIRS = 'task = "pix2pix"\n[data]\npaired = true\n' + TINY_GENERATOR + "[loss]\n" + L1_TERM
 """What a pix2pix recipe extending the CycleGAN one adds once it has unset the two-sided tables."""
 
 
@@ -264,19 +256,7 @@ def test_good_run_names_pass_and_a_checkpoint_read_to_translate_is_not_held_to_t
 def test_a_run_whose_best_is_unset_keeps_no_best_checkpoint(tmp_path, host):
     from p2pcore.engine.train.trainer import Trainer
 
-    write(tmp_path, "base.toml", """
-[data]
-name = "synthetic_thermal"
-size = 32
-train_count = 4
-test_count = 2
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[loss]
-l1 = { name = "l1", weight = 100.0 }
-[train]
+    write(tmp_path, "base.toml", "\n" + synthetic_data(4) + TINY_GENERATOR + "[loss]\n" + L1_TERM + """[train]
 epochs = 1
 batch_size = 2
 num_workers = 0
