@@ -139,6 +139,19 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def run_call(d: Path, rec: Path, *names: object) -> Call:
+    """`p2p run` of recipe `rec` into d/out: its error names the recipe and `names`."""
+    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, *names])
+
+
+def run_on_damaged_pairs(d: Path, damage: Callable[[Path], object], *names: object) -> Call:
+    """`p2p run` on the image pairs under d/data once `damage(root)` has spoilt them: the error names the
+    recipe and `names`."""
+    root = pairs(d / "data")
+    damage(root)
+    return run_call(d, paired_recipe(d / "r.toml", root), *names)
+
+
 # -- shared inputs: a trained checkpoint and a reference .pth ------------------------------------------
 
 class World:
@@ -294,8 +307,7 @@ def _(d: Path, w: World) -> Call:
 
 @case("run-toml-syntax-error")
 def _(d: Path, w: World) -> Call:
-    bad = recipe(d / "bad.toml", text=edited("[train]", "[train"))
-    return Call(["run", bad, "--out", d / "out", "--quiet"], [bad])
+    return run_call(d, recipe(d / "bad.toml", text=edited("[train]", "[train")))
 
 
 @case("run-set-unknown-key")
@@ -306,58 +318,48 @@ def _(d: Path, w: World) -> Call:
 
 @case("run-data-root-missing")
 def _(d: Path, w: World) -> Call:
-    rec = paired_recipe(d / "r.toml", d / "no_such_data")
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, d / "no_such_data"])
+    return run_call(d, paired_recipe(d / "r.toml", d / "no_such_data"), d / "no_such_data")
 
 
 @case("run-unmatched-file")
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    grey(root / "ir" / "extra.png")
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "ir/extra.png"])
+    return run_on_damaged_pairs(d, lambda root: grey(root / "ir" / "extra.png"), "ir/extra.png")
 
 
 @case("run-truncated-image")
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    halve(root / "rgb" / "3.jpg")
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "rgb/3.jpg"])
+    return run_on_damaged_pairs(d, lambda root: halve(root / "rgb" / "3.jpg"), "rgb/3.jpg")
 
 
 @case("run-zero-byte-image", extras=(Extra("reason-in-plain-words", in_plain_words),))
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    (root / "ir" / "3.png").write_bytes(b"")
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "ir/3.png"])
+    return run_on_damaged_pairs(d, lambda root: (root / "ir" / "3.png").write_bytes(b""), "ir/3.png")
 
 
 @case("run-pair-size-mismatch")
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    Image.fromarray(np.zeros((24, 32, 3), dtype=np.uint8)).save(root / "rgb" / "3.jpg")
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "ir/3.png", "rgb/3.jpg"])
+    def smaller_target(root: Path) -> None:
+        Image.fromarray(np.zeros((24, 32, 3), dtype=np.uint8)).save(root / "rgb" / "3.jpg")
+
+    return run_on_damaged_pairs(d, smaller_target, "ir/3.png", "rgb/3.jpg")
 
 
 @case("run-wrong-channel-count")
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    (root / "rgb" / "3.jpg").unlink()
-    np.save(root / "rgb" / "3.npy", np.zeros((32, 32, 5), dtype=np.uint8))   # 5 channels, recipe says 3
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "rgb/3.npy", "5 channels"])
+    def five_channels(root: Path) -> None:
+        (root / "rgb" / "3.jpg").unlink()
+        np.save(root / "rgb" / "3.npy", np.zeros((32, 32, 5), dtype=np.uint8))   # 5 channels, recipe says 3
+
+    return run_on_damaged_pairs(d, five_channels, "rgb/3.npy", "5 channels")
 
 
 @case("run-many-unmatched-files", extras=(Extra("counted", counts_sixty_problems),))
 def _(d: Path, w: World) -> Call:
-    root = pairs(d / "data")
-    for i in range(60):
-        grey(root / "ir" / f"x{i:02d}.png")
-    rec = paired_recipe(d / "r.toml", root)
-    return Call(["run", rec, "--out", d / "out", "--quiet"], [rec, "ir/x00.png"])
+    def sixty_unmatched(root: Path) -> None:
+        for i in range(60):
+            grey(root / "ir" / f"x{i:02d}.png")
+
+    return run_on_damaged_pairs(d, sixty_unmatched, "ir/x00.png")
 
 
 @case("run-same-out-without-resume", needs=("trained",))
