@@ -2,9 +2,11 @@
 
 One module per contract lives beside this facade (:mod:`p2pcore.api.base`, ``networks``, ``tensors``, ``losses``,
 ``tasks``, ``schedules``, ``data``, ``metrics``, ``labels``, ``callbacks``); everything is offered here under
-one name, so ``from p2pcore.api import X`` is all a plugin writes. Importing it does not import torch: image I/O,
-joint jitter and the services that need the engine (:func:`load_trained`, :func:`write_weights`,
-:func:`load_host`) are loaded on first use.
+one name, so ``from p2pcore.api import X`` is all a plugin writes. A plugin writes its files as the core does,
+whole or not at all (:mod:`p2pcore.atomicfile`): ``write_bytes_atomically``, ``write_text_atomically``,
+``write_atomically`` (for a writer that takes a path) and ``check_folder_writable`` (before long work).
+Importing it does not import torch: image I/O, joint jitter and the services that need the engine
+(:func:`load_trained`, :func:`write_weights`, :func:`load_host`) are loaded on first use.
 
 Loaded on first use (``help(p2pcore.api)`` lists them with the rest, importing torch to do so):
 
@@ -72,6 +74,12 @@ from p2pcore.api.tasks import (
     TaskSpec,
 )
 from p2pcore.api.tensors import Tensors
+from p2pcore.atomicfile import (
+    check_folder_writable,
+    write_atomically,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 from p2pcore.errors import P2PError, did_you_mean
 from p2pcore.weights import load_weights, read_weights
 
@@ -87,7 +95,8 @@ __all__ = [
     "load_host", "write_weights", "read_weights", "load_weights", "CITYSCAPES_CLASSES", "CITYSCAPES_COLOURS",
     "CITYSCAPES_VOID_COLOURS", "Checked", "Callback", "CallbackParams", "RunInfo", "DatasetParams", "ItemSize",
     "CallbackRef", "ItemCount", "Tap", "check_taps", "RecipeView", "RecipeTerm",
-    "OwnNetwork", "Alignment",
+    "OwnNetwork", "Alignment", "write_atomically", "write_bytes_atomically", "write_text_atomically",
+    "check_folder_writable",
 ]
 
 # Offered lazily: image I/O and joint jitter need torch and torchvision; the services need the engine.

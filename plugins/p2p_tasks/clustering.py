@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from p2pcore.api import P2PError
+from p2pcore.api import P2PError, check_folder_writable, write_bytes_atomically
 
 FORMAT = "p2p-style-clusters"
 
@@ -95,7 +95,7 @@ def encode_dataset(run: Any, *, split: str, min_area: float, device: str) -> dic
 def cluster(checkpoint: Path, data: Path, out: Path | None, *, k: int, split: str, min_area: float,
             device: str, seed: int) -> tuple[Path, dict[int, int]]:
     """Encode a dataset with a checkpoint's encoder and save K-means centres per label id."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from p2pcore.api import load_trained
 
@@ -114,6 +114,8 @@ def cluster(checkpoint: Path, data: Path, out: Path | None, *, k: int, split: st
     else:
         raise P2PError("DATA is neither a folder nor a recipe (.toml)", file=str(data),
                        hint="give the dataset's folder (read as data.root), or a recipe whose [data] to read")
+    out = out or checkpoint.with_name(f"features_clustered_{k:03d}.safetensors")
+    check_folder_writable(out.parent, what="the style clusters", hint="give --out a file in a writable folder")
     run = load_trained(str(checkpoint), roles=("encoder",), data=override, device=device)
     if "encoder" not in run.nets:
         raise P2PError("the checkpoint's task builds no encoder", file=str(checkpoint),
@@ -124,12 +126,8 @@ def cluster(checkpoint: Path, data: Path, out: Path | None, *, k: int, split: st
                        hint="lower --min-area, or check the dataset")
     tensors = {f"centres.{label_id}": kmeans(rows, k, seed=seed)[0] for label_id, rows in features.items()}
     counts = {label_id: len(rows) for label_id, rows in features.items()}
-    out = out or checkpoint.with_name(f"features_clustered_{k:03d}.safetensors")
-    out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "k": str(k), "feat_nc": str(next(iter(tensors.values())).shape[1]),
                 "checkpoint": str(checkpoint), "split": split, "min_area": str(min_area),
                 "instances": json.dumps(counts)}
-    tmp = out.with_name(f".{out.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(out)
+    write_bytes_atomically(out, save(tensors, metadata=metadata), what="the style clusters")
     return out, counts

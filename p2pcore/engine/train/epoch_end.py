@@ -14,6 +14,7 @@ from p2pcore.engine.evaluate.scoring import EvalResult, Evaluator
 from p2pcore.engine.train.callbacks import Callbacks
 from p2pcore.engine.train.checkpointing import Checkpointing
 from p2pcore.engine.train.feed import DataFeed
+from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
 from p2pcore.records import logged
@@ -59,7 +60,10 @@ class EpochEnd:
         figures: dict[str, float] = {}
         last = c.epoch == self.cfg.epochs
         if samples is not None and (c.epoch % self.cfg.sample_every == 0 or last):
-            figures = self.sample(samples, self.run_dir.sample_grid(c.epoch) if self.placement.is_main else None)
+            try:
+                figures = self.sample(samples, self.run_dir.sample_grid(c.epoch) if self.placement.is_main else None)
+            except P2PError as error:  # a grid that cannot be written (a full disk): the epoch's training is kept
+                raise self._kept(error) from None
             self.figures.update(figures)
         self.callbacks.on_epoch_end(c.epoch, logged(figures))
         evaluated = self.evaluator is not None and (c.epoch % self.recipe.eval.every == 0 or last)
@@ -67,6 +71,21 @@ class EpochEnd:
         self.state.schedule.observe(c.epoch, figures)
         if not c.bad_steps:  # inside a streak of skipped steps the last good checkpoint stays
             self.checkpointing.save_epoch(best=improved)
+
+    def _kept(self, error: P2PError) -> P2PError:
+        """`error`, once the epoch's checkpoint is written (outside a streak of skipped steps), saying so; or
+        the checkpoint's own error, which says what is intact, with `error` among its details."""
+        if self.state.counters.bad_steps:
+            return error
+        try:
+            self.checkpointing.save_epoch()
+        except P2PError as failed:
+            return P2PError(failed.message, file=failed.file, key=failed.key, hint=failed.hint,
+                            details=[*failed.details, f"before that: {error}"])
+        saved = self.run_dir.epoch_checkpoint(self.state.counters.epoch)
+        kept = f"the epoch's checkpoint {saved.name} is written: continue with `p2p run --resume`"
+        return P2PError(error.message, file=error.file, key=error.key, details=error.details,
+                        hint=f"{error.hint}; {kept}" if error.hint else kept)
 
     def _evaluate_epoch(self, figures: dict[str, float]) -> bool:
         """Score the epoch, write and announce the figures (adding them to `figures`); whether `[eval] best`
