@@ -21,6 +21,14 @@ from p2pcore.commands.common import (
 )
 from p2pcore.errors import P2PError
 
+TileOption = Annotated[int | None, typer.Option(help="translate images larger than SIZE x SIZE as overlapping tiles "
+                                                 "blended together: memory bounded by the tile; SIZE a multiple "
+                                                 "of the generator's size multiple. Without it, an image whose "
+                                                 "untiled pass would not fit in memory is tiled all the same, "
+                                                 "with a note", metavar="SIZE")]
+OverlapOption = Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by neighbouring "
+                                                        "tiles, less than SIZE/2 (default SIZE/8)", metavar="PX")]
+
 
 def register(app: typer.Typer) -> None:
     app.command("translate")(translate)
@@ -46,13 +54,8 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                       "under the paper protocol, a random style); there each "
                                                       "image has its own pass, seeded alike, so outputs are the "
                                                       "same for any batch size")] = 8,
-              tile: Annotated[int | None, typer.Option(help="translate images larger than SIZE x SIZE as "
-                                                 "overlapping tiles blended together: memory bounded by "
-                                                 "the tile; SIZE a multiple of the generator's size "
-                                                 "multiple", metavar="SIZE")] = None,
-              overlap: Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by "
-                                                          "neighbouring tiles, less than SIZE/2 (default "
-                                                          "SIZE/8)", metavar="PX")] = None,
+              tile: TileOption = None,
+              overlap: OverlapOption = None,
               workers: Annotated[int | None, typer.Option(min=1, help="threads reading and writing files "
                                                           "while the networks run (default: up to 4)")] = None,
               load_size: LoadSizeOption = None,
@@ -67,7 +70,8 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
 
     Each image at its own size, or at a test-time size (--load-size, --scale-width, else the recipe's
     [translate]) with outputs resized back to each input's size (bicubic for images, nearest for label maps)
-    unless --keep-model-size.
+    unless --keep-model-size. An image too large for an untiled pass in the memory available is translated in
+    tiles, with a note (--tile chooses the tiles).
 
     Example:
     p2p translate runs/quickstart/checkpoints/latest.safetensors in.png out.png
@@ -84,7 +88,7 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
     jobs = list(plan(input, output, translator.formats, overwrite=overwrite))  # the adapter says what it reads
     with file_progress(console, len(jobs), disable=len(jobs) < 2) as advance:
         outcome = translate_files(translator, jobs, fail_fast=fail_fast, workers=workers, on_progress=advance,
-                                  on_error=render_error)
+                                  on_error=render_error, on_note=lambda note: console.print(f"note: {plain(note)}"))
     failed, done = outcome.failed, outcome.written
     console.print(f"[green]translated[/green] {done} image(s) in {outcome.seconds:.1f} s ({outcome.rate:.1f} "
                   f"files/s) -> {plain(output)} ({translator.direction}, {translator.protocol} protocol"

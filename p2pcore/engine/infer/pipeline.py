@@ -7,6 +7,10 @@ a forward pass), or until too many wait, when the oldest group goes as it is. Ou
 timing. A bad file is reported through `on_error` and the rest are translated; with `fail_fast`
 (or for a single file) the first bad file in file order stops the run: the images before it are still
 translated and written, then its error is raised.
+
+Without tiling, an image whose untiled pass would not fit in memory (`p2pcore.engine.infer.fitting`) is
+translated in tiles that do, said once per image size through `on_note`; an allocation that fails all
+the same is that image's one-screen error, with the hint to tile.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from p2pcore.engine.infer.fitting import Fitting, allocation_failure, fitting_of, out_of_memory
 from p2pcore.engine.infer.translate import Translator
 from p2pcore.errors import P2PError
 
@@ -62,8 +67,11 @@ class _Run:
     on_progress: Callable[[int], None]
     on_error: Callable[[P2PError], None]
     writers: ThreadPoolExecutor
+    fitting: Fitting
+    on_note: Callable[[str], None] = lambda note: None
     outcome: Outcome = field(default_factory=Outcome)
     writes: deque[tuple[int, Path, Future]] = field(default_factory=deque)
+    noted: set[tuple[int, int]] = field(default_factory=set)
 
     def fail(self, index: int, error: P2PError) -> None:
         if self.fail_fast or len(self.jobs) == 1:
@@ -76,7 +84,7 @@ class _Run:
         """Translate one same-size group and queue its writes; a failing group is retried image by image
         so the error names its file."""
         try:
-            outs = self.translator.translate_many([image for _, image in group])
+            outs = self.translated(group)
         except P2PError as error:
             if len(group) > 1:
                 for item in group:
@@ -89,6 +97,33 @@ class _Run:
             source, target = self.jobs[index]
             self.writes.append((index, source, self.writers.submit(self.translator.write, out, target,
                                                                    source=source)))
+
+    def translated(self, group: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
+        """The group's translations: in tiles that fit where an untiled pass would not; an allocation that
+        fails becomes a P2PError."""
+        translator = self.translator
+        height, width = translator.sizing.model_size(*group[0][1].shape[-2:])
+        tiled = None
+        if translator.tiling is None and self.fitting.worth_probing(height, width):
+            found = self.fitting.tiles_for(height, width, min(len(group), translator.per_forward()))
+            if found is not None:
+                tiled, why = found
+                if (height, width) not in self.noted:
+                    self.noted.add((height, width))
+                    self.on_note(f"{self.jobs[group[0][0]][0].name}: {why}: translated in {tiled.size} px tiles "
+                                 f"(so are other images of this size; --tile SIZE chooses the size)")
+        try:
+            if tiled is not None:
+                translator.tiling = tiled
+            return translator.translate_many([image for _, image in group])
+        except Exception as error:
+            if not allocation_failure(error):
+                raise
+            used = translator.tiling.size if translator.tiling is not None else None
+            raise out_of_memory(height, width, tiled=used) from None
+        finally:
+            if tiled is not None:
+                translator.tiling = None
 
     def reap(self, *, wait: bool = False, keep: int | None = None) -> None:
         """Account for finished writes in file order: all of them with `wait`; with `keep`, wait until at
@@ -106,13 +141,14 @@ class _Run:
 
 def translate_files(translator: Translator, jobs: Sequence[Job], *, fail_fast: bool = False,
                     workers: int | None = None, on_progress: Callable[[int], None] = lambda n: None,
-                    on_error: Callable[[P2PError], None] = lambda e: None) -> Outcome:
+                    on_error: Callable[[P2PError], None] = lambda e: None,
+                    on_note: Callable[[str], None] = lambda note: None) -> Outcome:
     """Translate every (input, output) job; failures are collected unless `fail_fast` (see the module)."""
     workers = workers or default_workers()
     start = time.perf_counter()
     readers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-read")
     writers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-write")
-    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers)
+    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers, fitting_of(translator), on_note)
     groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
     try:
         try:
