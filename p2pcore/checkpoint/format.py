@@ -3,9 +3,20 @@
 A p2p checkpoint is a safetensors file: an 8-byte length, a JSON header (tensor names, dtypes,
 shapes and byte offsets, plus string metadata) and the tensor bytes. The metadata values are JSON
 documents described by :class:`CheckpointMeta`, a versioned schema validated on every load. Before
-anything is parsed the file must be a regular file (symlinks resolved, loops reported), the header
-no larger than MAX_HEADER_BYTES and no JSON in it nested deeper than MAX_JSON_DEPTH, so a crafted
-file costs bounded time and memory. Loading a checkpoint never executes code: there is no pickle.
+anything is parsed the file must be a regular file (symlinks resolved, loops reported); then every
+size a crafted file could inflate has a stated limit, so reading a header costs bounded time and
+memory whatever it says:
+
+- the header: at most MAX_HEADER_BYTES, JSON nested at most MAX_JSON_DEPTH deep, MAX_TENSORS tensors;
+- each metadata value: at most MAX_METADATA_BYTES of JSON, each string in it at most MAX_STRING_CHARS
+  characters (recipe text, task state), each integer at most MAX_INT_DIGITS digits;
+- each tensor: at most MAX_TENSOR_BYTES, all of them at most MAX_BODY_BYTES (a sparse file can declare
+  hundreds of gigabytes it does not hold);
+- the optimiser's hyperparameters in range, the gradient scalers' numbers and the best figure's value
+  finite, and the tensors consistent among themselves (:mod:`p2pcore.checkpoint.consistency`).
+
+Loading a checkpoint never executes code: there is no pickle. What the recipe builds is compared with
+the tensors before any is loaded (:mod:`p2pcore.checkpoint.layout`).
 """
 
 from __future__ import annotations
@@ -20,16 +31,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
+from p2pcore.checkpoint.consistency import check_consistency
 from p2pcore.errors import P2PError
 from p2pcore.version import __version__
 
 FORMAT = "p2p.checkpoint"
 FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_JSON_DEPTH = 64
-MAX_ELEMENTS = 1 << 36  # elements in one tensor: 256 GiB of float32
+MAX_TENSORS = 65536
+MAX_NAME_CHARS = 1024  # one tensor's name
+MAX_METADATA_BYTES = 1024 * 1024  # one metadata value's JSON text
+MAX_STRING_CHARS = 65536  # one string inside a metadata value (a recipe's path, a task's text)
+MAX_INT_DIGITS = 40  # one integer in the header (Python refuses to convert beyond 4300 digits)
+MAX_TENSOR_BYTES = 4 * 1024 ** 3  # one tensor: the largest network's largest weight is ~40 MB
+MAX_BODY_BYTES = 16 * 1024 ** 3  # all tensors: pix2pixHD's networks, moments and average are ~4 GB
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 DAMAGED = "the file is damaged (truncated or altered); use another checkpoint (runs keep the previous epochs)"
@@ -37,6 +55,9 @@ FOREIGN = "not a checkpoint written by p2p; reference .pth files are converted w
 
 NonNegative = Annotated[int, Strict(), Field(ge=0, le=1 << 62)]
 Word = Annotated[int, Strict(), Field(ge=0, lt=1 << 32)]
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
 
 
 class Record(BaseModel):
@@ -51,6 +72,12 @@ class Progress(Record):
     skipped_files: NonNegative
     skipped_steps: NonNegative
 
+    @model_validator(mode="after")
+    def _batch_within_steps(self) -> Progress:
+        if self.batch > self.step:  # each batch of the epoch so far was one step
+            raise ValueError(f"batch {self.batch} of the epoch is past the {self.step} steps taken in all")
+        return self
+
 
 class Component(Record):
     kind: str
@@ -60,9 +87,61 @@ class Component(Record):
     version: str
 
 
+class ParamGroup(BaseModel):
+    """One Adam parameter group: the hyperparameters in range; the implementation's flags (fused, foreach, ...)
+    are the running process's own and are not taken from the file."""
+
+    model_config = ConfigDict(extra="allow")
+    lr: Positive
+    betas: tuple[Beta, Beta]
+    eps: Positive
+    weight_decay: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+    params: Annotated[list[NonNegative], Field(max_length=MAX_TENSORS)]
+
+    @field_validator("params")
+    @classmethod
+    def _indices(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("a parameter index is listed twice")
+        return value
+
+
 class OptimizerState(Record):
-    param_groups: list[dict[str, Any]]
+    param_groups: Annotated[list[ParamGroup], Field(min_length=1, max_length=64)]
     scalars: dict[str, dict[str, int | float | bool]]
+
+
+SCALER_KEYS = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}
+
+
+def _scaler(state: dict[str, int | float | bool]) -> dict[str, int | float | bool]:
+    """A gradient scaler's numbers: none (it was off), or all five in range."""
+    if not state:
+        return state
+    if set(state) != SCALER_KEYS:
+        raise ValueError(f"a gradient scaler's state has the keys {sorted(SCALER_KEYS)}, not {sorted(state)}")
+    numbers = {k: v for k, v in state.items() if not isinstance(v, bool) and math.isfinite(v)}
+    if len(numbers) != len(state) or not (
+            state["scale"] > 0 and state["growth_factor"] > 1 and 0 < state["backoff_factor"] < 1
+            and isinstance(state["growth_interval"], int) and state["growth_interval"] > 0
+            and isinstance(state["_growth_tracker"], int) and state["_growth_tracker"] >= 0):
+        raise ValueError("a gradient scaler's numbers are out of range (scale > 0, growth_factor > 1, "
+                         "0 < backoff_factor < 1, growth_interval > 0, _growth_tracker >= 0)")
+    return state
+
+
+def _best(best: dict[str, Any]) -> dict[str, Any]:
+    """The figure that selects best.safetensors: nothing yet, or its name, finite value, epoch and step."""
+    if not best:
+        return best
+    value = best.get("value")
+    if not isinstance(best.get("metric"), str) or isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value):
+        raise ValueError("best holds a figure's name (metric) and its finite value (value)")
+    for key in ("epoch", "step"):
+        if key in best and (isinstance(best[key], bool) or not isinstance(best[key], int) or best[key] < 0):
+            raise ValueError(f"best.{key} is not a non-negative integer")
+    return best
 
 
 class RngState(Record):
@@ -90,6 +169,16 @@ class CheckpointMeta(Record):
     schedule: dict[str, Any] = {}
     rng: RngState | None = None
     best: dict[str, Any] = {}
+
+    @field_validator("scalers")
+    @classmethod
+    def _scalers(cls, value: dict[str, dict[str, int | float | bool]]) -> dict[str, dict[str, int | float | bool]]:
+        return {side: _scaler(state) for side, state in value.items()}
+
+    @field_validator("best")
+    @classmethod
+    def _best(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _best(value)
 
 
 def checkpoint_metadata(recipe: Mapping[str, Any], components: list[dict[str, str]], *, step: int = 0,
@@ -133,6 +222,8 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 def check_depth(text: str, *, file: str, what: str) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH before parsing it (the parser recurses)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
     depth = deepest = 0
     for char in _STRINGS.sub("", text):
         if char in "[{":
@@ -180,7 +271,8 @@ def read_header(path: str | Path) -> Header:
                 raise P2PError("the file is too short to be a checkpoint", file=file, hint=DAMAGED)
             (length,) = struct.unpack("<Q", head)
             if length > min(size - 8, MAX_HEADER_BYTES):
-                raise P2PError("the header is longer than the file or than any checkpoint's", file=file,
+                raise P2PError("the header is longer than the file or than any checkpoint's "
+                               f"({MAX_HEADER_BYTES // 2**20} MiB at most)", file=file,
                                hint=DAMAGED if length <= MAX_HEADER_BYTES else FOREIGN)
             text = f.read(length).decode("utf-8")
     except UnicodeDecodeError:
@@ -188,10 +280,7 @@ def read_header(path: str | Path) -> Header:
     except OSError as exc:
         raise P2PError(f"cannot read the checkpoint: {exc.strerror}", file=file) from None
     check_depth(text, file=file, what="the header")
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise P2PError(f"the header is not valid JSON ({exc.msg})", file=file, hint=DAMAGED) from None
+    raw = parse_json(text, file=file, what="the header", strings=False)  # metadata values: below
     if not isinstance(raw, dict):
         raise P2PError("the header is not a table of tensors", file=file, hint=FOREIGN)
     metadata = raw.pop("__metadata__", None)
@@ -205,12 +294,55 @@ def read_header(path: str | Path) -> Header:
                        hint="upgrade p2p" if newer else DAMAGED)
     tensors = _tensor_entries(raw, size - 8 - length, file)
     meta = _metadata(metadata, file)
+    check_consistency(tensors, meta.optim or {}, file=file)
     return Header(path=file, format_version=int(version), tensors=tensors, meta=meta)
 
 
+class _TooLong(ValueError):
+    """An integer or a string in a header past its limit."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _TooLong(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _longest_string(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((max(len(k), _longest_string(v)) for k, v in value.items()), default=0)
+    if isinstance(value, list):
+        return max((_longest_string(v) for v in value), default=0)
+    return 0
+
+
+def parse_json(text: str, *, file: str, what: str, key: str | None = None, strings: bool = True) -> Any:
+    """JSON from a header, its integers bounded and, with `strings`, its strings (see the module's limits)."""
+    try:
+        value = json.loads(text, parse_int=_bounded_int)
+    except _TooLong as exc:
+        raise P2PError(f"{what} holds {exc}", file=file, key=key, hint=DAMAGED) from None
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise P2PError(f"{what} is not valid JSON ({reason})", file=file, key=key, hint=DAMAGED) from None
+    if strings and _longest_string(value) > MAX_STRING_CHARS:
+        raise P2PError(f"{what} holds a string of more than {MAX_STRING_CHARS} characters", file=file, key=key,
+                       hint=DAMAGED)
+    return value
+
+
 def _tensor_entries(raw: dict[str, Any], body: int, file: str) -> dict[str, TensorEntry]:
+    if len(raw) > MAX_TENSORS:
+        raise P2PError(f"the header lists {len(raw)} tensors, more than any checkpoint's ({MAX_TENSORS})",
+                       file=file, hint=DAMAGED)
     entries = {}
+    total = 0
     for name, value in raw.items():
+        if len(name) > MAX_NAME_CHARS:
+            raise P2PError(f"a tensor name of {len(name)} characters (at most {MAX_NAME_CHARS})", file=file,
+                           key=f"tensors.{name[:40]}...", hint=DAMAGED)
         try:
             entry = TensorEntry.model_validate(value)
         except ValidationError as exc:
@@ -219,13 +351,21 @@ def _tensor_entries(raw: dict[str, Any], body: int, file: str) -> dict[str, Tens
         if entry.dtype not in DTYPE_BYTES:
             raise P2PError(f"tensor {name!r} has an unknown dtype {entry.dtype!r}", file=file, key=f"tensors.{name}",
                            hint=DAMAGED)
-        elements = math.prod(entry.shape)
+        declared = math.prod(entry.shape) * DTYPE_BYTES[entry.dtype]
+        if declared > MAX_TENSOR_BYTES:
+            raise P2PError(f"tensor {name!r} declares {declared / 2**30:.1f} GiB (shape {entry.shape}), more than "
+                           f"any network's ({MAX_TENSOR_BYTES // 2**30} GiB per tensor)", file=file,
+                           key=f"tensors.{name}", hint=DAMAGED)
         start, end = entry.data_offsets
-        if elements > MAX_ELEMENTS or end < start or end > body or end - start != elements * DTYPE_BYTES[entry.dtype]:
+        if end < start or end > body or end - start != declared:
             raise P2PError(f"tensor {name!r}: shape {entry.shape} does not fit its {end - start} bytes at "
                            f"{start}..{end} of a {body}-byte body", file=file, key=f"tensors.{name}",
                            hint="the file is truncated" if end > body else DAMAGED)
+        total += declared
         entries[name] = entry
+    if total > MAX_BODY_BYTES:
+        raise P2PError(f"the tensors declare {total / 2**30:.1f} GiB in all, more than any run's "
+                       f"({MAX_BODY_BYTES // 2**30} GiB)", file=file, hint=DAMAGED)
     return entries
 
 
@@ -234,14 +374,16 @@ def _metadata(metadata: dict[str, Any], file: str) -> CheckpointMeta:
     for key, value in metadata.items():
         if key in ("format", "format_version"):
             continue
+        if key not in CheckpointMeta.model_fields:
+            raise P2PError(f"checkpoint metadata {key[:80]!r} is not a field of format version {FORMAT_VERSION}",
+                           file=file, key=key[:80], hint=DAMAGED)
         if not isinstance(value, str):
             raise P2PError(f"checkpoint metadata {key!r} is not text", file=file, key=key, hint=DAMAGED)
+        if len(value) > MAX_METADATA_BYTES:
+            raise P2PError(f"checkpoint metadata {key!r} is {len(value) / 2**20:.1f} MiB of text, more than any "
+                           f"checkpoint's ({MAX_METADATA_BYTES // 2**20} MiB)", file=file, key=key, hint=DAMAGED)
         check_depth(value, file=file, what=f"metadata {key!r}")
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise P2PError(f"checkpoint metadata {key!r} is not valid JSON", file=file, key=key, hint=DAMAGED) \
-                from None
+        decoded[key] = parse_json(value, file=file, what=f"checkpoint metadata {key!r}", key=key)
     try:
         return CheckpointMeta.model_validate(decoded)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -17,7 +18,8 @@ from p2pcore.api.schedules import Schedule
 from p2pcore.api.tasks import Task
 from p2pcore.checkpoint import state as flat
 from p2pcore.checkpoint.files import Checkpoint, load_network
-from p2pcore.checkpoint.format import checkpoint_metadata
+from p2pcore.checkpoint.format import checkpoint_metadata, read_header
+from p2pcore.checkpoint.layout import Layout, check_layout, check_values, read_checked, run_layout
 from p2pcore.errors import P2PError
 
 
@@ -55,6 +57,17 @@ class RunState:
     average: Averaged | None = None
     counters: Counters = field(default_factory=Counters)
     best: dict[str, Any] = field(default_factory=dict)  # the figure that selects best.safetensors, its value, epoch
+    batches_per_epoch: int | None = None  # where known, a resumed position past an epoch's batches is refused
+
+    def layout(self) -> Layout:
+        """The tensors this run's checkpoints hold: its networks, their averages, each player's Adam state."""
+        params = {player: [p for group in opt.param_groups for p in group["params"]]
+                  for player, opt in self.optimizers.items()}
+        return run_layout(self.nets, params, self.task)
+
+    def read(self, path: str | Path) -> Checkpoint:
+        """A checkpoint of this run, its header checked against what the run holds before a tensor is read."""
+        return read_checked(read_header(path), self.layout(), values=False)  # restore() checks the values
 
     def capture(self, recipe: Mapping[str, Any], components: list[dict[str, str]],
                 ranks: list[dict[str, torch.Tensor]] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -96,6 +109,9 @@ class RunState:
                 raise P2PError(f"the checkpoint holds no {name} state to resume from", file=file, key=name,
                                hint="it holds weights only (e.g. from `p2p import`); start a new run with "
                                     "init.checkpoint pointing at it")
+        check_layout(ckpt.header, self.layout())  # all of it before any of it is put back
+        check_values(ckpt)
+        self._check_position(ckpt)
         rng = ckpt.tensors.get("rng.torch")
         if rng is None or rng.shape != torch.get_rng_state().shape or rng.dtype != torch.uint8:
             raise P2PError("the checkpoint's random-number state does not fit", file=file, key="rng.torch",
@@ -130,6 +146,15 @@ class RunState:
         for name in (f.name for f in dataclasses.fields(Counters)):  # in place: collaborators hold the object
             setattr(self.counters, name, getattr(loaded, name))
         self.best = dict(meta.get("best", {}))
+
+
+    def _check_position(self, ckpt: Checkpoint) -> None:
+        """The batch a checkpoint's epoch stands at is one the epoch has (else the rest of it would be skipped)."""
+        batch, most = ckpt.header.meta.progress.batch, self.batches_per_epoch  # type: ignore[union-attr]
+        if most is not None and batch > most:
+            raise P2PError(f"the checkpoint stands at batch {batch} of an epoch of {most} batches", file=str(ckpt.path),
+                           key="progress.batch", hint="the file is damaged or was altered; resume from another "
+                                                      "checkpoint")
 
 
 def _restore_rank_state(ckpt: Checkpoint, device: torch.device, rank: int, world_size: int) -> None:

@@ -27,8 +27,14 @@ def optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
+HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
+
+
 def optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
                         meta: Mapping[str, Any]) -> None:
+    """Put a player's saved state into its optimiser: the moments and steps, and the hyperparameters of each
+    parameter group (range-checked when the header was read). The implementation's flags (fused, foreach,
+    capturable, ...) stay the optimiser's own: they belong to this process's device, not to the run."""
     prefix = f"optim.{name}."
     state: dict[int, dict[str, Any]] = {}
     for full, value in tensors.items():
@@ -37,7 +43,13 @@ def optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, tensors: Ma
             state.setdefault(int(index), {})[key] = value
     for index, entry in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entry)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    own = optimizer.state_dict()["param_groups"]
+    saved = meta["param_groups"]
+    if len(saved) != len(own):
+        raise ValueError(f"{len(saved)} parameter groups saved, {len(own)} in the optimiser")
+    groups = [{**mine, **{key: group[key] for key in HYPERPARAMETERS}, "betas": tuple(group["betas"]),
+               "params": group["params"]} for mine, group in zip(own, saved, strict=True)]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def rng_to_flat() -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,9 +1,10 @@
 """Opening a trained run: the one way `p2p translate`, `p2p eval`, `p2p export` and `p2pcore.api.load_trained`
 rebuild networks from a checkpoint, so that they check, build and load alike.
 
-checkpoint file -> its components checked installed -> its recipe validated as inference reads it (without
-loss terms and metrics) -> the networks of a direction or of named roles, compared with the file's tensors
-on the meta device, built and loaded (the weight average where the file keeps one, else the last weights)
+checkpoint header -> its components checked installed -> its recipe validated as inference reads it (without
+loss terms and metrics) -> every tensor of the file compared with what that recipe builds (its networks,
+their averages and optimiser state, on the meta device) before any is read -> the networks of a direction or
+of named roles, built and loaded (the weight average where the file keeps one, else the last weights)
 -> on the device, with the dataset adapter and the test-time protocol they run under. What each caller
 does beyond that (styles, tiling, metrics, tracing) stays with the caller.
 """
@@ -20,11 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pcore.api.tasks import Task, TaskSpec
-from p2pcore.checkpoint.files import Checkpoint, load_network, read_checkpoint
-from p2pcore.engine.build.assemble import assemble, check_direction, generators_multiple, image_channels
+from p2pcore.api.tasks import Task, TaskContext, TaskSpec
+from p2pcore.checkpoint.files import Checkpoint, load_network
+from p2pcore.checkpoint.format import Header, read_header
+from p2pcore.checkpoint.layout import Layout, read_checked, run_layout
+from p2pcore.engine.build.assemble import assemble, build_own, check_direction, generators_multiple, image_channels
 from p2pcore.engine.build.device import resolve_device
 from p2pcore.engine.infer.protocols import Protocol, nets_in_protocol
+from p2pcore.engine.train.optimisation import player_networks
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, task_spec, validate_recipe
@@ -132,24 +136,54 @@ def open_checkpoint(checkpoint: str | Path, host: Host, *, data: Mapping[str, An
     (a missing one names the distribution to install) and validate its recipe as inference reads it.
 
     `data` updates the recipe's ``[data]`` table (``{"root": ...}`` reads the dataset elsewhere), or replaces
-    it when it names another adapter; the recorded adapter need not be installed then."""
-    ckpt = read_checkpoint(checkpoint)
-    file = str(ckpt.path)
-    recorded = dict(ckpt.recipe)
-    replaced = bool(data) and "data" in recorded and \
+    it when it names another adapter; the recorded adapter need not be installed then. Every tensor of the file
+    is compared with what the recipe builds before any is read."""
+    header = read_header(checkpoint)
+    file = header.path
+    recorded = dict(header.meta.recipe)
+    replaced = bool(data) and isinstance(recorded.get("data"), dict) and \
         data.get("name", recorded["data"].get("name")) != recorded["data"].get("name")
-    host.check_installed(ckpt.header.meta.components, file=file,
+    host.check_installed(header.meta.components, file=file,
                          kinds=[kind for kind in NEEDED_KINDS if not (replaced and kind == "dataset")])
     if not all(key in recorded for key in ("task", "model", "data")):
         raise P2PError("the checkpoint records no recipe to rebuild its networks from", file=file,
                        hint="use a checkpoint written by `p2p run` or `p2p import`")
+    if data and not replaced and not isinstance(recorded["data"], dict):
+        raise P2PError("the checkpoint's recipe has no [data] table", file=file, key="recipe.data",
+                       hint="the file is damaged or was altered; use another checkpoint")
     if data:
         recorded["data"] = dict(data) if replaced else {**recorded["data"], **data}
     try:
         recipe = validate_recipe(recorded, host, inference=True)
+        layout = file_layout(recipe, host, header)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
-    return TrainedCheckpoint(ckpt, recipe, host)
+    return TrainedCheckpoint(read_checked(header, layout), recipe, host)
+
+
+def file_layout(recipe: Recipe, host: Host, header: Header) -> Layout:
+    """What the recipe builds for the roles the file holds, on the meta device: their networks (and averages)
+    and the optimiser state of each player training them, as training writes it."""
+    spec = task_spec(recipe)
+    held = sorted({name.split(".")[1] for name in header.tensors if name.startswith(("net.", "ema."))})
+    unknown = [role for role in held if role not in spec.roles and role not in spec.own]
+    if unknown:
+        raise P2PError(f"the checkpoint holds networks for {unknown[0]!r}, which task {recipe.task.name!r} does not "
+                       "build", key=f"tensors.net.{unknown[0]}", hint="the file is damaged or was altered; use "
+                                                                      "another checkpoint")
+    roles = [role for role in held if role in spec.roles]
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        run = assemble(recipe, host, roles=roles)
+        nets = dict(run.nets)
+        own = {role for role in held if role in spec.own}
+        if own:
+            ctx = TaskContext(builder=host, model=recipe.model, channels=image_channels(run.adapter),
+                              wanted=frozenset(roles))
+            nets.update(build_own(run.task, ctx, nets, spec, own, recipe.task.name))
+    saved = header.meta.optim or {}
+    optimised = {player: [p for net in player_networks(spec, player, nets) for p in nets[net].parameters()]
+                 for player in spec.players if player in saved}
+    return run_layout(nets, {player: params for player, params in optimised.items() if params}, run.task)
 
 
 def open_trained(checkpoint: str | Path, host: Host, *, direction: str | None = None,
