@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from p2pcore.checkpoint.files import link_checkpoint, read_checkpoint, resume_candidates, write_checkpoint
+from p2pcore.checkpoint.files import link_checkpoint, resume_candidates, write_checkpoint
 from p2pcore.checkpoint.run_state import RunState
 from p2pcore.engine.build.placement import SingleDevice
 from p2pcore.engine.evaluate.scoring import write_json
@@ -90,7 +90,7 @@ class Checkpointing:
             leftover.unlink(missing_ok=True)
         chosen = self.run_dir.resume_from
         if chosen is not None:
-            self.state.restore(read_checkpoint(chosen), device=self.placement.device, rank=self.placement.rank,
+            self.state.restore(self.state.read(chosen), device=self.placement.device, rank=self.placement.rank,
                                world_size=self.placement.world_size)
             return
         latest = self.run_dir.latest
@@ -98,7 +98,7 @@ class Checkpointing:
         problems = [] if candidates[:1] == [latest] or not latest.exists() else [f"{latest.name} is damaged"]
         for path in candidates:
             try:
-                ckpt = read_checkpoint(path)
+                ckpt = self.state.read(path)
             except P2PError as exc:  # a header that reads, tensors that do not
                 problems.append(f"{path.name}: {exc.message}")
                 continue

@@ -115,7 +115,7 @@ class Trainer:
                     if n in run.spec.roles or run.spec.own[n].translation]
         average = WeightAverage(run.nets, averaged, cfg.ema) if cfg.ema else None
         self.state = RunState(run.nets, optimisation.optimizers, optimisation.scalers, run.task,
-                              optimisation.schedule, average)
+                              optimisation.schedule, average, batches_per_epoch=self.data.batches_per_epoch())
         self.stepper = TrainStep(run.task, run.terms, run.nets, optimisation.updates,
                                  optimisation.roles["discriminator"], average, self.placement, cfg)
         self.callbacks = run_callbacks.Callbacks(
