@@ -19,8 +19,9 @@ import torch
 from p2pcore.api import DataReport, P2PError
 
 from .base import FileAdapter, folder_of
-from .files import describe_side, in_holdout, list_images, missing_root, record_errors, scan, size_warnings
+from .files import describe_side, in_holdout, list_images, record_errors, scan, size_warnings
 from .imagefiles import load_image, to_unit, write_image
+from .listing import listed
 from .params import ColorizationParams
 
 AB_SCALE = 110.0
@@ -141,16 +142,9 @@ class Colorization(FileAdapter):
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)
-        if missing_root(report, root, self.layout()):
-            return
-        try:
-            paths = self.paths(split)
-        except P2PError as exc:
-            report.problem(exc.message)
-            return
-        report.pairs = len(paths)
-        if not paths:
-            report.problem(f"no images for the {split} split; expected {self.layout()}")
+        paths = listed(report, root, self.layout(), lambda: self.paths(split),
+                       f"no images for the {split} split; expected {self.layout()}")
+        if paths is None:
             return
         infos = record_errors(report, scan(paths, deep=deep), root)
         grey = [p for p, i in infos.items() if i.channels < 3]

@@ -13,7 +13,8 @@ from typing import Any
 
 from p2pcore.api import DataReport, P2PError
 
-from .files import describe_side, list_images, missing_root, record_errors, relative, scan, size_warnings
+from .files import describe_side, list_images, record_errors, relative, scan, size_warnings
+from .listing import listed
 from .paired import RegisteredAdapter, check_registered
 from .params import KaistParams
 
@@ -86,16 +87,9 @@ class Kaist(RegisteredAdapter):
 
     def scan(self, report: DataReport, split: str, deep: bool) -> None:
         root = Path(self.params.root)
-        if missing_root(report, root, self.layout()):
-            return
-        try:
-            records, _ = self.pairs(split, report)
-        except P2PError as exc:
-            report.problem(exc.message)
-            return
-        report.pairs = len(records)
-        if not records:
-            report.problem(f"no {split} frames found; expected {self.layout()}")
+        records = listed(report, root, self.layout(), lambda: self.pairs(split, report)[0],
+                         f"no {split} frames found; expected {self.layout()}")
+        if records is None:
             return
         infos = record_errors(report, scan([p for pair in records for p in pair], deep=deep), root)
         if self.alignment is not None:
