@@ -15,6 +15,7 @@ from rich.table import Table
 from p2pcore.atomicfile import check_folder_writable, write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import console, plain, protocol_of
+from p2pcore.commands.translate import OverlapOption, TileOption
 from p2pcore.errors import P2PError
 from p2pcore.rundir import RunDir
 
@@ -55,6 +56,8 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
              load_size: common.LoadSizeOption = None,
              scale_width: common.ScaleWidthOption = None,
              keep_model_size: common.KeepModelSizeOption = False,
+             tile: TileOption = None,
+             overlap: OverlapOption = None,
              pred: Annotated[Path | None, typer.Option(help="a folder of outputs made elsewhere, scored against "
                                                        "--real instead of a checkpoint's")] = None,
              real: Annotated[Path | None, typer.Option(help="with --pred: the real images, matched by file "
@@ -67,7 +70,8 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
     The split's items come as the recipe's data preprocessing gives test items (the whole image); --load-size or
     --scale-width give the generator each item at that size, its output resized back to the item's size to be
     scored (bicubic for images, nearest for label maps), or the real image resized to the model's with
-    --keep-model-size.
+    --keep-model-size. --tile translates items larger than a tile as overlapping tiles, as p2p translate does,
+    so a large image is scored in memory bounded by the tile.
 
     With --pred and --real instead of a checkpoint, two folders are scored: outputs made elsewhere against the
     real images with the same file stems, with metrics that need no checkpoint (sizes must match; files
@@ -78,6 +82,9 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
     p2p eval --pred results/fake_B --real results/real_B --metric psnr --metric ssim
     """
     if pred is not None or real is not None:
+        if tile is not None or overlap is not None:
+            raise P2PError("--tile tiles a checkpoint's translations; --pred scores images made already",
+                           key="--tile", hint="drop --tile and --overlap: the folders' images are not translated")
         _evaluate_folders(checkpoint, pred, real, input_, metric or [], device, out)
         return
     if checkpoint is None:
@@ -100,7 +107,8 @@ def evaluate(checkpoint: Annotated[Path | None, typer.Argument(help="a p2p check
     _check_out(target, given=out is not None)
     result = evaluate_checkpoint(checkpoint, common.host(), overrides, data={"root": str(data)} if data else None,
                                  device=device, seed=seed, mode=protocol_of(protocol, eval_, "--eval-protocol"),
-                                 load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size)
+                                 load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size,
+                                 tile=tile, overlap=overlap)
     _report(result, target, f"{checkpoint.stem}_{result.split}",
             f"{checkpoint.name}: {result.split} split",
             f"{plain(checkpoint.name)}: {result.items} items of {plain(result.split)} ({result.seconds:.1f} s)")

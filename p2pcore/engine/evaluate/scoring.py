@@ -1,6 +1,7 @@
 """`[eval]`: the recipe's metrics over a whole dataset split, on the task's translations exactly as
-`p2p translate` makes them (the test-time protocol; the items' own sizes, or a test-time size and back),
-accumulated on the device."""
+`p2p translate` makes them (the test-time protocol; the items' own sizes, or a test-time size and back;
+untiled, or in overlapping tiles with translate's tiling code, so a large item is scored in memory bounded
+by the tile), accumulated on the device."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ from p2pcore.atomicfile import write_text_atomically
 from p2pcore.engine.build.data import Collate, raise_carried
 from p2pcore.engine.build.device import autocast
 from p2pcore.engine.build.trained import open_checkpoint
+from p2pcore.engine.infer.batching import batch_mixing_layers
+from p2pcore.engine.infer.fitting import allocation_failure, out_of_memory
 from p2pcore.engine.infer.protocols import Protocol, nets_in_protocol, translate_image
 from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
+from p2pcore.engine.infer.tiling import Tiling, translate_tiled
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import EvalConfig, Figure, Recipe, eval_figures, resolve_eval
@@ -61,9 +65,11 @@ class Evaluator:
     state) and run over the split whenever called."""
 
     def __init__(self, recipe: Recipe, spec: TaskSpec, host: Host, *, device: torch.device,
-                 precision: str = "fp32", config: EvalConfig | None = None, sizing: Sizing | None = None) -> None:
+                 precision: str = "fp32", config: EvalConfig | None = None, sizing: Sizing | None = None,
+                 tiling: Tiling | None = None) -> None:
         self.config = config or recipe.eval
         self.sizing = sizing or Sizing()
+        self.tiling = tiling
         self.spec = spec
         self.device = device
         self.precision = precision
@@ -132,8 +138,7 @@ class Evaluator:
             size = tuple(image.shape[-2:])
             model = self.sizing.model_size(*size)
             given = resize(image, model, nearest=declared.input in labels)
-            with autocast(self.device, self.precision):
-                output = translate_image(lambda x, d=direction: task.translate(d, nets, x), given, multiple).float()
+            output = self._translated(lambda x, d=direction: task.translate(d, nets, x), given, nets, multiple)
             if model != size and self.sizing.keep_model_size:  # scored at the model's size
                 image, real = given, resize(real, model, nearest=declared.output in labels)
             elif model != size:  # scored at the item's size, as `p2p translate` writes it back
@@ -145,6 +150,24 @@ class Evaluator:
                         metric.update(comparison)
                     except P2PError as error:
                         raise _located(error, name) from None
+
+    def _translated(self, forward: Any, given: torch.Tensor, nets: Mapping[str, nn.Module],
+                    multiple: int) -> torch.Tensor:
+        """The batch's translations: in one pass, or each item in tiles where a tiling is asked for and the
+        items are larger than a tile (tiles share a pass only where that cannot change their outputs); a
+        failed allocation is a one-screen error with the --tile hint."""
+        tiled = self.tiling is not None and not self.tiling.fits(*given.shape[-2:])
+        try:
+            with autocast(self.device, self.precision):
+                if not tiled:
+                    return translate_image(forward, given, multiple).float()
+                per_forward = 1 if batch_mixing_layers(nets.values()) else self.config.batch_size
+                return torch.stack([translate_tiled(item, forward, self.tiling, lambda: per_forward)
+                                    for item in given]).float()
+        except Exception as error:
+            if not allocation_failure(error):
+                raise
+            raise out_of_memory(*given.shape[-2:], tiled=self.tiling.size if tiled else None) from None
 
     def _computed(self, metric: Metric, direction: str, name: str) -> dict[str, float]:
         try:
@@ -182,11 +205,13 @@ def markdown(result: EvalResult, title: str) -> str:
 def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, Any], *,
                         data: Mapping[str, Any] | None = None, device: str = "auto", seed: int = 0,
                         mode: Protocol = "paper", load_size: int | None = None, scale_width: int | None = None,
-                        keep_model_size: bool = False) -> EvalResult:
+                        keep_model_size: bool = False, tile: int | None = None,
+                        overlap: int | None = None) -> EvalResult:
     """Score a checkpoint (its weight average where it keeps one) with its recipe's `[eval]`, updated by
     `overrides` (`metrics`, `split`, ...); `data` updates the recipe's `[data]` (another root). `load_size`
     or `scale_width` give the generator each item at that size, its output resized back to the item's to
-    be scored, or the real image resized to the model's with `keep_model_size`."""
+    be scored, or the real image resized to the model's with `keep_model_size`. `tile` (and `overlap`)
+    translate items larger than a tile as overlapping blended tiles, as `p2p translate --tile` does."""
     source = open_checkpoint(path, host, data=data)
     try:
         config = resolve_eval({**source.checkpoint.recipe.get("eval", {}), **overrides}, source.recipe, host)
@@ -202,9 +227,11 @@ def evaluate_checkpoint(path: str | Path, host: Host, overrides: Mapping[str, An
     run = source.open(roles=sorted(roles), protocol=mode, device=device)
     sizing = Sizing.checked(load_size=load_size, scale_width=scale_width, keep_model_size=keep_model_size,
                             multiple=run.size_multiple())
-    evaluator = Evaluator(run.recipe, spec, host, device=run.device, config=config, sizing=sizing)
+    tiling = Tiling.asked(tile, overlap, run.size_multiple())
+    evaluator = Evaluator(run.recipe, spec, host, device=run.device, config=config, sizing=sizing, tiling=tiling)
     result = evaluator(run.task, run.nets, run.adapter, size_multiple=run.size_multiple(), seed=seed, mode=mode)
     result.epoch, result.step = run.checkpoint.header.meta.epoch, run.checkpoint.header.meta.step
     result.extra = {"checkpoint": run.file, "protocol": mode, "weights": "average" if run.averaged else "last",
-                    **({"sizing": sizing.describe()} if sizing.resizes else {})}
+                    **({"sizing": sizing.describe()} if sizing.resizes else {}),
+                    **({"tiling": tiling.describe()} if tiling is not None else {})}
     return result

@@ -49,6 +49,19 @@ class Tiling:
                            hint=f"use --tile {2 * multiple} or more, or --overlap 0")
         return cls(size, overlap, multiple)
 
+    @classmethod
+    def asked(cls, size: int | None, overlap: int | None, multiple: int) -> Tiling | None:
+        """The tiling a command's --tile and --overlap ask for (None without --tile): translate's and eval's."""
+        if size is None:
+            if overlap is not None:
+                raise P2PError("--overlap needs --tile", key="--overlap", hint="add --tile SIZE, e.g. --tile 512")
+            return None
+        return cls.checked(size, overlap, multiple)
+
+    def describe(self) -> str:
+        """The tiling in words, for a summary."""
+        return f"{self.size} px tiles sharing at least {self.overlap} px"
+
     @property
     def step(self) -> int:
         """Distance between tile starts: the largest multiple of `multiple` keeping `overlap` shared."""
@@ -104,8 +117,9 @@ def _pad(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def translate_tiled(image: torch.Tensor, forward: Forward, tiling: Tiling,
                     per_forward: Callable[[], int]) -> torch.Tensor:
-    """Translate C x H x W through `forward` (N x C x h x w -> N x C' x h x w, on the CPU) tile by tile,
-    `per_forward()` tiles at a time (asked before each pass), and blend the tiles into C' x H x W."""
+    """Translate C x H x W through `forward` (N x C x h x w -> N x C' x h x w) tile by tile, `per_forward()`
+    tiles at a time (asked before each pass), and blend the tiles into C' x H x W on the device `forward`
+    gives its results on."""
     height, width = image.shape[-2:]
     padded_h, padded_w = _round_up(height, tiling.multiple), _round_up(width, tiling.multiple)
     padded = _pad(image, padded_h, padded_w)
@@ -121,7 +135,8 @@ def translate_tiled(image: torch.Tensor, forward: Forward, tiling: Tiling,
         batch = torch.stack([padded[:, rows[i]:rows[i] + span_h, cols[j]:cols[j] + span_w] for i, j in group])
         result = forward(batch).float()
         if out is None:
-            out = torch.zeros(result.shape[1], padded_h, padded_w)
+            out = torch.zeros(result.shape[1], padded_h, padded_w, device=result.device)
+            row_w, col_w = [w.to(result.device) for w in row_w], [w.to(result.device) for w in col_w]
         for (i, j), tile in zip(group, result, strict=True):
             out[:, rows[i]:rows[i] + span_h, cols[j]:cols[j] + span_w] += tile * (row_w[i][:, None] * col_w[j][None, :])
         done += len(group)
