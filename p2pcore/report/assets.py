@@ -64,9 +64,11 @@ document.querySelectorAll(".samples").forEach(function (box) {
   var range = box.querySelector("input"), out = box.querySelector("output");
   var img = box.querySelector("img"), link = box.querySelector(".frame");
   var stage = box.querySelector(".stage"), heads = box.querySelector(".columns");
+  var controls = box.querySelector(".controls");
   function fit() {  // as wide as the card allows and short enough to stay in view beside the slider
     if (!img.naturalWidth) return;
-    var room = Math.max(160, window.innerHeight - 48 - (heads ? heads.offsetHeight : 0));
+    var above = controls.offsetTop + controls.offsetHeight <= stage.offsetTop ? controls.offsetHeight : 0;
+    var room = Math.max(160, window.innerHeight - 48 - above - (heads ? heads.offsetHeight : 0));
     var width = Math.min(stage.clientWidth, img.naturalWidth * room / img.naturalHeight);
     img.style.width = Math.max(width, Math.min(img.naturalWidth, stage.clientWidth)) + "px";
   }
