@@ -189,3 +189,14 @@ def test_a_page_for_a_task_that_is_not_installed_still_shows_its_grids(tmp_path)
     page = write_report(folder).read_text()
     assert 'class="columns"' not in page and "samples/epoch_003.png" in page
     assert "the task could not be resolved" in page
+
+
+def test_an_eval_plot_says_which_way_is_better_as_the_metric_declared_it(tmp_path):
+    folder = tmp_path / "run"
+    write_cyclegan_run(folder)
+    (folder / "eval").mkdir()
+    (folder / "eval" / "epoch_003.json").write_text(json.dumps(
+        {"epoch": 3, "metrics": {"eval/a2b/psnr": 15.0}, "higher_is_better": {"eval/a2b/psnr": True}}))
+    page = write_report(folder).read_text()
+    assert "<figcaption>eval: psnr <span>(higher is better ↑)</span></figcaption>" in page
+    assert "<figcaption>G losses</figcaption>" in page

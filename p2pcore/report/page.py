@@ -66,14 +66,27 @@ def header(view: RunView) -> str:
             f'<ul class="facts">{items}</ul></header>')
 
 
+def _directions(found: Evaluations) -> dict[str, bool]:
+    """Which way each evaluation figure is better, as the metrics declared it (in the evaluation files)."""
+    out: dict[str, bool] = {}
+    for e in (found.at_best, found.latest):
+        if e is not None and isinstance(e.get("higher_is_better"), dict):
+            out.update((k, v) for k, v in e["higher_is_better"].items() if isinstance(v, bool))
+    return out
+
+
 def curves(view: RunView) -> str:
     if not view.charts:
         return _section("Curves", '<p class="note">nothing logged yet (metrics.jsonl is empty or missing)</p>',
                         "curves")
+    better = _directions(view.evaluations)
+
     def caption(chart: Chart) -> str:
         if chart.constant:
             return f"{escape(chart.title)} <span>(each the value it was logged with every time)</span>"
-        return escape(chart.title)
+        ways = {better.get(key) for key in chart.series if key not in chart.same}
+        way = {True: " <span>(higher is better ↑)</span>", False: " <span>(lower is better ↓)</span>"}
+        return escape(chart.title) + (way[ways.pop()] if len(ways) == 1 and None not in ways else "")
 
     strip = ' class="strip"'
     figures = "".join(f"<figure{strip if chart.constant else ''}><figcaption>{caption(chart)}"
