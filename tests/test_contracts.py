@@ -6,6 +6,8 @@ parameters unless TINY below shrinks them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,22 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from p2pcore import load_host
 from p2pcore.kinds import KINDS
-from p2pcore.testing import (
-    check_callback,
-    check_component,
-    check_dataset,
-    check_discriminator,
-    check_entry_module_light,
-    check_generator,
-    check_loss,
-    check_metric,
-    check_norm,
-    check_params_round_trip,
-    check_schedule,
-    check_segmenter,
-    check_task,
-    tiny_recipe,
-)
+from p2pcore.testing import check_component, check_entry_module_light, check_params_round_trip, tiny_recipe
 
 HOST = load_host()
 ESPNET = SHARED / "weights" / "espnet_p_2_q_8_cityscapes.pth"
@@ -104,54 +91,27 @@ def args(kind: str, name: str) -> dict[str, Any]:
     return {**TINY.get((kind, name), {}), **EXTRA.get((kind, name), {})}
 
 
-@pytest.mark.parametrize("name", builtins("generator"))
-def test_generator_contract(name):
-    check_generator(HOST, name, in_channels=2, out_channels=3, **args("generator", name))
+CALL: dict[str, Callable[[Path], dict[str, Any]]] = {  # the check's own options a kind's call needs
+    "generator": lambda tmp_path: {"in_channels": 2, "out_channels": 3},
+    "discriminator": lambda tmp_path: {"in_channels": 5},
+    "task": lambda tmp_path: {"out_dir": tmp_path},
+    "callback": lambda tmp_path: {"run_dir": tmp_path},
+}
 
 
-@pytest.mark.parametrize("name", builtins("discriminator"))
-def test_discriminator_contract(name):
-    check_discriminator(HOST, name, in_channels=5, **args("discriminator", name))
+def contract_test(kind: str) -> Callable[[str, Path], None]:
+    """`test_<kind>_contract`: every built-in component of `kind` passes its kind's contract check."""
+
+    @pytest.mark.parametrize("name", builtins(kind))
+    def test(name: str, tmp_path: Path) -> None:
+        check_component(HOST, kind, name, **CALL.get(kind, lambda _: {})(tmp_path), **args(kind, name))
+
+    test.__name__ = test.__qualname__ = f"test_{kind}_contract"
+    return test
 
 
-@pytest.mark.parametrize("name", builtins("norm"))
-def test_norm_contract(name):
-    check_norm(HOST, name, **args("norm", name))
-
-
-@pytest.mark.parametrize("name", builtins("loss"))
-def test_loss_contract(name):
-    check_loss(HOST, name, **args("loss", name))
-
-
-@pytest.mark.parametrize("name", builtins("dataset"))
-def test_dataset_contract(name):
-    check_dataset(HOST, name, **args("dataset", name))
-
-
-@pytest.mark.parametrize("name", builtins("metric"))
-def test_metric_contract(name):
-    check_metric(HOST, name, **args("metric", name))
-
-
-@pytest.mark.parametrize("name", builtins("task"))
-def test_task_contract(name, tmp_path):
-    check_task(HOST, name, out_dir=tmp_path, **args("task", name))
-
-
-@pytest.mark.parametrize("name", builtins("schedule"))
-def test_schedule_contract(name):
-    check_schedule(HOST, name, **args("schedule", name))
-
-
-@pytest.mark.parametrize("name", builtins("segmenter"))
-def test_segmenter_contract(name):
-    check_segmenter(HOST, name, **args("segmenter", name))
-
-
-@pytest.mark.parametrize("name", builtins("callback"))
-def test_callback_contract(name, tmp_path):
-    check_callback(HOST, name, run_dir=tmp_path, **args("callback", name))
+for _kind in KINDS:
+    globals()[f"test_{_kind}_contract"] = contract_test(_kind)
 
 
 def test_every_kind_has_a_contract_test_here_and_a_check_through_the_table():
