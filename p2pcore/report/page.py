@@ -83,7 +83,7 @@ def curves(view: RunView) -> str:
 
     def caption(chart: Chart) -> str:
         if chart.constant:
-            return f"{escape(chart.title)} <span>(each the value it was logged with every time)</span>"
+            return f"{escape(chart.title)} <span>(the same value at every logged step)</span>"
         ways = {better.get(key) for key in chart.series if key not in chart.same}
         way = {True: " <span>(higher is better ↑)</span>", False: " <span>(lower is better ↓)</span>"}
         return escape(chart.title) + (way[ways.pop()] if len(ways) == 1 and None not in ways else "")
