@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_data, tiny_networks
+from conftest import L1_TERM, synthetic_data, tiny_networks
 from typer.testing import CliRunner
 
 from p2pcore.checkpoint.files import read_checkpoint
@@ -25,8 +25,7 @@ from p2pcore.engine.infer.translate import Translator
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "\n" + synthetic_data(32) + tiny_networks(discriminator="n_layers = 2\n") + """[loss]
 gan = { name = "gan" }
-l1 = { name = "l1", weight = 100.0 }
-[train]
+""" + L1_TERM + """[train]
 epochs = 6
 batch_size = 4
 num_workers = 0

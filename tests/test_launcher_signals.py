@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch.distributed
-from conftest import synthetic_data, tiny_networks
+from conftest import L1_TERM, synthetic_data, tiny_networks
 
 from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.commands.run import FORWARDED
@@ -30,8 +30,7 @@ INSTANCE_NORM = 'norm = { name = "instance", affine = true }\n'
 RECIPE = "\n" + synthetic_data(64) + tiny_networks(generator=INSTANCE_NORM + "dropout = 0.0\n",
                                                    discriminator="n_layers = 2\n" + INSTANCE_NORM) + """[loss]
 gan = { name = "gan", mode = "lsgan" }
-l1 = { name = "l1", weight = 100.0 }
-[train]
+""" + L1_TERM + """[train]
 epochs = 1000
 batch_size = 4
 num_workers = 0
