@@ -15,6 +15,8 @@ from typing import Any
 from p2pcore.errors import P2PError
 
 LOCK_FILE = ".lock"
+MARKER_FILE = ".p2p-run"  # written when p2p makes a folder a run's: only such a folder (or an empty one) is adopted
+MARKER_TEXT = "This folder is a p2p run: p2p writes and resumes it here.\n"
 RECIPE_FILE = "recipe.toml"
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
@@ -23,7 +25,7 @@ METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.html"
 LATEST_FILE = "latest.safetensors"  # the newest checkpoint (at an epoch end, a link to the epoch's file)
 BEST_FILE = "best.safetensors"  # the epoch that scored best on `[eval] best`
-RUN_ENTRIES = frozenset({LOCK_FILE, RECIPE_FILE, CHECKPOINTS, SAMPLES, METRICS_FILE, EVAL, REPORT_FILE})
+RUN_ENTRIES = frozenset({LOCK_FILE, MARKER_FILE, RECIPE_FILE, CHECKPOINTS, SAMPLES, METRICS_FILE, EVAL, REPORT_FILE})
 RUN_MARKERS = (RECIPE_FILE, METRICS_FILE, CHECKPOINTS, SAMPLES)  # any of them makes a folder a run's
 RUNS = Path("runs")  # where a run goes when no --out is given
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.([a-z]+)")
@@ -33,7 +35,7 @@ EPOCH_FILE = re.compile(r"epoch_(\d+)\.([a-z]+)")
 RESUMABLE_KEYS = frozenset({
     "train.epochs", "train.max_steps", "train.log_every", "train.sample_every", "train.sample_count",
     "train.keep_last", "train.keep_every", "train.checkpoint_steps", "train.checkpoint_minutes",
-    "train.num_workers", "train.divergence_patience",
+    "train.num_workers", "train.divergence_patience", "train.keep_optimizer",
 })
 RESUMABLE_TABLES = ("callbacks.",)
 
@@ -161,10 +163,51 @@ class RunDir:
         """Whether the folder holds anything a run writes (a run just started, or one long finished)."""
         return any((self.path / name).exists() for name in RUN_MARKERS)
 
+    def is_marked(self) -> bool:
+        """Whether p2p made this folder a run's (it holds the marker file)."""
+        return (self.path / MARKER_FILE).is_file()
+
+    def has_checkpoint(self) -> bool:
+        """Whether any checkpoint was written (temporary files of a cut-short write aside)."""
+        try:
+            return any(entry.suffix == ".safetensors" and not entry.name.startswith(".")
+                       for entry in self.checkpoints.iterdir())
+        except OSError:
+            return False
+
+    def mark(self) -> None:
+        """Write the marker that makes the folder a run p2p may adopt again (created exclusively, so a link
+        planted under its name is never followed)."""
+        try:
+            fd = os.open(self.path / MARKER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise P2PError(f"cannot write into the run directory: {exc.strerror}", file=str(self.path),
+                           hint="choose a writable --out") from None
+        try:
+            os.write(fd, MARKER_TEXT.encode())
+        finally:
+            os.close(fd)
+
+    def clear_unfinished(self) -> None:
+        """Remove what a run wrote before its first checkpoint (its log, sample grids, evaluations, report and
+        cut-short checkpoint writes), so that it starts again in place. Only p2p's own file names are touched;
+        the recipe stays (a new start writes it again)."""
+        unfinished = [self.metrics, self.path / f".{METRICS_FILE}.tmp", self.report, self.best_evaluation,
+                      *self.sample_grids().values(), *self.epoch_evaluations().values(), *self.leftovers()]
+        for path in unfinished:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        for folder in (self.samples, self.evaluations, self.checkpoints):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when nothing else is in it
+
     # -- the rules and the lock --------------------------------------------------------------------------
     def check(self, *, resume: bool) -> None:
-        """The folder must be empty, missing, or a p2p run (with `resume`, one that has a recipe to continue
-        from): nothing of the user's is ever overwritten. Checked once per object and mode."""
+        """The folder must be missing, empty, or a run p2p made (it holds the marker): nothing of the user's is
+        ever overwritten. A new run may start again in place in a run that stopped before its first
+        checkpoint; `resume` needs a run with a recipe and a checkpoint. Checked once per object and mode."""
         if self._checked is resume:
             return
         out = self.path
@@ -173,44 +216,69 @@ class RunDir:
                                                                               "if missing)")
         check_writable(out, hint="give --out a writable folder path")
         entries = set(os.listdir(out)) if out.is_dir() else set()
+        marked = MARKER_FILE in entries
+        legacy = not marked and {RECIPE_FILE, CHECKPOINTS} <= entries  # a run written before folders were marked
         if resume:
-            if RECIPE_FILE not in entries:
+            if RECIPE_FILE not in entries or not (marked or legacy):
                 raise P2PError(f"{out} holds no run to resume (no {RECIPE_FILE})", file=str(out),
                                hint="drop --resume to start a new run, or point --out at an existing run")
-        else:
-            foreign = sorted(entries - RUN_ENTRIES)
-            if foreign:
-                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-                raise P2PError(f"{out} is a folder of other files ({shown}), not a run directory", file=str(out),
-                               hint="give --out an empty or new folder, e.g. runs/<name>")
-            if entries & {RECIPE_FILE, CHECKPOINTS, METRICS_FILE}:
+            if not self.has_checkpoint():
+                self._check_unlocked()
+                raise P2PError(f"nothing to resume in {out}: its run stopped before writing its first checkpoint",
+                               file=str(out), hint=f"start it again in the same folder: {self.restart_line()}")
+        elif entries - {LOCK_FILE}:
+            foreign = sorted(entries - RUN_ENTRIES if marked else entries - {LOCK_FILE})
+            if legacy or (marked and self.has_checkpoint()):
                 raise P2PError(f"{out} already holds a run", file=str(out),
                                hint="add --resume to continue it, or choose another --out")
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                made = "the run's folder holds other files too" if marked else "not a run directory p2p made"
+                raise P2PError(f"{out} is a folder of other files ({shown}), {made}", file=str(out),
+                               hint="give --out an empty or new folder, e.g. runs/<name>; nothing in this one was "
+                                    "changed")
+            # a marked run that stopped before its first checkpoint: `claim` starts it again in place
         self._checked = resume
+
+    def restart_line(self) -> str:
+        """The command that starts this folder's run again from its own recipe."""
+        import shlex
+
+        recipe = shlex.quote(str(self.recipe)) if self.recipe.is_file() else "RECIPE"
+        return f"p2p run {recipe} --out {shlex.quote(str(self.path))}"
+
+    def _check_unlocked(self) -> None:
+        """Refuse when another process holds the folder's lock (a run still before its first checkpoint)."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._busy(fd) from None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _busy(self, fd: int) -> P2PError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        return P2PError(f"another p2p run (process {holder}) is writing to {self.path}", file=str(self.path),
+                        hint="wait for it to finish or stop it, or choose another --out")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the folder's lock for the life of a run. The operating system releases it when the process
-        ends, however it ends, so a killed run never leaves the folder locked. Nested use in the process that
-        holds it is a no-op."""
+        ends, however it ends, so a killed run never leaves the folder locked; a run that ends removes the
+        lock file. Nested use in the process that holds it is a no-op."""
         key = self.path.resolve()
         if key in _HELD:
             yield
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        path = self.lock_file
+        fd = self._locked_file()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise P2PError(f"cannot create the run's lock file: {exc.strerror}", file=str(path),
-                           hint="choose a writable --out") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-                raise P2PError(f"another p2p run (process {holder}) is writing to {self.path}", file=str(self.path),
-                               hint="wait for it to finish or stop it, or choose another --out") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             _HELD.add(key)
@@ -218,15 +286,71 @@ class RunDir:
                 yield
             finally:
                 _HELD.discard(key)
+                with contextlib.suppress(OSError):
+                    self.lock_file.unlink()  # still holding it: a process that opened it meanwhile starts over
         finally:
+            os.close(fd)
+
+    def _locked_file(self) -> int:
+        """The lock file, open and locked by this process. A file that a run ending meanwhile removed is left
+        for a new one, so two processes never hold two files of the same name."""
+        path = self.lock_file
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise P2PError(f"cannot create the run's lock file: {exc.strerror}", file=str(path),
+                               hint="choose a writable --out") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                error = self._busy(fd)
+                os.close(fd)
+                raise error from None
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            opened = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                return fd
             os.close(fd)
 
     @contextlib.contextmanager
     def claim(self, *, resume: bool) -> Iterator[RunDir]:
-        """Check the folder for a fresh or a resumed run, then hold its lock (both at most once)."""
+        """Check the folder for a fresh or a resumed run, then hold its lock and mark it as a run (all at most
+        once). A new run in a folder whose run stopped before its first checkpoint clears what that run wrote;
+        a new run that ends without a checkpoint (it failed to start, or was stopped early) leaves no output
+        behind, and no folder when it made the folder and nothing else is in it."""
         self.check(resume=resume)
-        with self.lock():
+        if self.path.resolve() in _HELD:
             yield self
+            return
+        made = [folder for folder in [self.path, *self.path.parents] if not folder.exists()]  # innermost first
+        try:
+            with self.lock():
+                if not resume:
+                    self.clear_unfinished()
+                self.mark()
+                try:
+                    yield self
+                finally:
+                    if not resume and not self.has_checkpoint():
+                        self._unstarted()
+        finally:
+            for folder in made:
+                try:
+                    folder.rmdir()  # only when nothing is left in it
+                except OSError:
+                    break
+
+    def _unstarted(self) -> None:
+        """After a new run that wrote no checkpoint: its outputs go, and the marker too when nothing but the
+        lock is left (a recipe that was written keeps the folder a run that can start again in place)."""
+        self.clear_unfinished()
+        with contextlib.suppress(OSError):
+            if set(os.listdir(self.path)) <= {MARKER_FILE, LOCK_FILE}:
+                (self.path / MARKER_FILE).unlink()
 
 
 def _epoch_name(epoch: int, suffix: str) -> str:
@@ -288,12 +412,17 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def may_change_on_resume(key: str) -> bool:
+    """Whether a recipe key (dotted) may differ in a resumed run from the run's checkpoints."""
+    return key in RESUMABLE_KEYS or key.startswith(RESUMABLE_TABLES)
+
+
 def resume_changes(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """The keys in which `given` (a resolved recipe) differs from the run's recorded one; an error
     listing both values of each key that may not change mid-run."""
     old, new = flatten(recorded), flatten(given)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k != "name")
-    refused = [k for k in differing if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_TABLES)]
+    refused = [k for k in differing if not may_change_on_resume(k)]
     if refused:
         raise P2PError(f"--resume may not change {len(refused)} key(s) of the run's recipe",
                        key=refused[0], details=[f"{k}: {old.get(k, '(absent)')!r} in the run, "

@@ -40,7 +40,7 @@ def state(path: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_from_an_epoch_continues_exactly(host, tmp_path):
     make(host, tmp_path, "whole").fit()
-    make(host, tmp_path, "again").fit()
+    make(host, tmp_path, "again", keep_optimizer=True).fit()  # epoch checkpoints to continue from
     run = tmp_path / "again"
     result = CliRunner().invoke(app, ["run", "--resume", "--out", str(run), "--quiet",
                                       "--from", str(run / "checkpoints" / "epoch_001.safetensors")])
@@ -54,7 +54,7 @@ def test_resume_from_an_epoch_continues_exactly(host, tmp_path):
 
 
 def test_resume_from_an_epoch_keeps_the_later_checkpoints(host, tmp_path):
-    make(host, tmp_path, "run").fit()
+    make(host, tmp_path, "run", keep_optimizer=True).fit()
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "--resume", "--out", str(run), "--quiet", "--set", "train.epochs=2",
                                       "--from", str(run / "checkpoints" / "epoch_001.safetensors")])

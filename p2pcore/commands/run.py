@@ -85,7 +85,7 @@ def run(recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file (wi
     source = str(recipe or run_dir.recipe)
     try:
         check_recipe_memory(parsed, host)  # before anything is allocated
-        with run_dir.lock() if main_process else contextlib.nullcontext():
+        with run_dir.claim(resume=resume) if main_process else contextlib.nullcontext():
             result = train_with_progress(parsed, host, run_dir, resume=resume, quiet=quiet or not main_process,
                                          console=console)
     except P2PError as error:
@@ -290,7 +290,16 @@ def _continues_from(run_dir: RunDir) -> str:
 
 def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path | None, host: Host,
                     from_: Path | None = None) -> tuple[Recipe, RunDir]:
-    """The run's own recipe; a recipe or --set given as well may change only what can change mid-run."""
+    """The run's own recipe; a recipe or --set given as well may change only what can change mid-run. The run
+    folder's recipe must still describe the checkpoint the run continues from (it may have been edited)."""
+    from p2pcore.checkpoint.resume_point import check_recipe_matches, check_resumable
+
+    renamed = [item for item in overrides or [] if item.split("=", 1)[0].strip().strip("'\"") == "name"]
+    if renamed:
+        raise P2PError("a resumed run keeps its name: --set name=... starts another run", key="name",
+                       details=[f"--set {renamed[0]}"],
+                       hint="drop --set name to continue the run; to train under another name, start a new run "
+                            "(without --resume) with its own --out")
     if out is None:
         first = common.load_recipe(recipe, None, host)
         out = RunDir.named(first.name or recipe.stem).path
@@ -298,7 +307,9 @@ def _resumed_recipe(recipe: Path | None, overrides: list[str] | None, out: Path 
     run_dir.check(resume=True)
     if from_ is not None:
         run_dir.resume_from = run_dir.own_checkpoint(from_)
+        check_resumable(run_dir.resume_from)
     recorded = common.load_recipe(run_dir.recipe, None, host)
+    check_recipe_matches(run_dir, recorded, host)
     if recipe is None and not overrides:
         return recorded, run_dir
     given = common.load_recipe(recipe or run_dir.recipe, overrides, host)

@@ -91,6 +91,10 @@ class TrainConfig(Section):
     sample_count: int = Field(4, ge=1, le=64, description="test images in each sample grid")
     keep_last: int = Field(3, ge=1, description="epoch checkpoints kept besides latest.safetensors")
     keep_every: int = Field(10, ge=0, description="also keep every N-th epoch's checkpoint for good (0: none)")
+    keep_optimizer: bool = Field(False, description="keep the optimiser state in every epoch checkpoint and in "
+                                 "best, so that `p2p run --resume --from` and `[init] optimizer` work from any of "
+                                 "them; off, only latest.safetensors (the checkpoint a resume continues from) keeps "
+                                 "it and the others hold weights only, about a third of the size with Adam")
     checkpoint_steps: int = Field(0, ge=0, description="also write latest.safetensors every N steps (0: off)")
     checkpoint_minutes: float = Field(10.0, ge=0, description="and at least every M minutes (0: off)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (for smoke runs)")

@@ -1,7 +1,9 @@
 """When and where a run's state is written, and where a resumed run picks it up: ``latest`` mid-epoch (every
 `checkpoint_steps` steps and every `checkpoint_minutes`), ``epoch_NNN`` at epoch ends (the last `keep_last`
 kept, plus every `keep_every`-th, and ``best`` when `[eval] best` improved), each written atomically by the
-main process with every process's random state."""
+main process with every process's random state. Only ``latest`` (an interrupt's checkpoint among them) holds the
+optimiser state unless `keep_optimizer`: the epoch files and ``best`` hold the weights and the rest of the state,
+a resume continues from ``latest``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Any
 
 import torch
 
-from p2pcore.checkpoint.files import link_checkpoint, resume_candidates, write_checkpoint
+from p2pcore.checkpoint.files import link_checkpoint, write_checkpoint
+from p2pcore.checkpoint.format import read_header
+from p2pcore.checkpoint.resume_point import WEIGHTS_ONLY_HINT, resumable, resume_candidates
 from p2pcore.checkpoint.run_state import RunState
 from p2pcore.engine.build.placement import SingleDevice
 from p2pcore.engine.evaluate.scoring import write_json
@@ -21,6 +25,8 @@ from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe
 from p2pcore.rundir import RunDir
+
+OPTIMISER_TENSORS = "optim."  # the prefix of the optimiser state's tensors in a checkpoint
 
 
 class Checkpointing:
@@ -62,15 +68,20 @@ class Checkpointing:
         self._saved(self.run_dir.latest)
 
     def save_epoch(self, *, best: bool = False) -> None:
-        """Write epoch_NNN once and make latest (and best, when this epoch improved `[eval] best`) the same
-        file (a link, else a copy), all atomically; then drop the epochs neither `keep_last` nor `keep_every`
-        keeps."""
+        """Write epoch_NNN once and make best (when this epoch improved `[eval] best`) the same file (a link,
+        else a copy), and latest too with `keep_optimizer`; without it, epoch_NNN holds no optimiser state and
+        latest is written whole beside it; all atomically. Then drop the epochs neither `keep_last` nor
+        `keep_every` keeps."""
         ranks = self._rank_states()
         if not self.placement.is_main:
             return
         target = self.run_dir.epoch_checkpoint(self.state.counters.epoch)
-        self._write(target, ranks)
-        link_checkpoint(target, self.run_dir.latest)
+        whole = self.cfg.keep_optimizer
+        self._write(target, ranks, weights_only=not whole)
+        if whole:
+            link_checkpoint(target, self.run_dir.latest)
+        else:
+            self._write(self.run_dir.latest, ranks)
         if best:
             link_checkpoint(target, self.run_dir.best)
             write_json(self.run_dir.best_evaluation, self.state.best)
@@ -90,11 +101,14 @@ class Checkpointing:
             leftover.unlink(missing_ok=True)
         chosen = self.run_dir.resume_from
         if chosen is not None:
+            if not resumable(read_header(chosen)):
+                raise P2PError(f"{chosen.name} holds the weights only, not the optimiser state a resume continues "
+                               "with", file=str(chosen), key="--from", hint=WEIGHTS_ONLY_HINT)
             self.state.restore(self.state.read(chosen), device=self.placement.device, rank=self.placement.rank,
                                world_size=self.placement.world_size)
             return
         latest = self.run_dir.latest
-        candidates = resume_candidates(self.run_dir.checkpoints)
+        candidates = resume_candidates(self.run_dir)  # weights-only epoch files are no place to continue from
         problems = [] if candidates[:1] == [latest] or not latest.exists() else [f"{latest.name} is damaged"]
         for path in candidates:
             try:
@@ -108,12 +122,19 @@ class Checkpointing:
             self.state.restore(ckpt, device=self.placement.device, rank=self.placement.rank,
                                world_size=self.placement.world_size)
             return
+        if self.run_dir.has_checkpoint():
+            problems.append("the other checkpoints hold weights only (no optimiser state to continue with)")
         raise P2PError(f"no checkpoint to resume from in {self.run_dir.checkpoints}", file=str(self.run_dir.path),
-                       details=problems, hint="drop --resume to start a new run, or point --out at an "
-                                              "existing run")
+                       details=problems, hint="start a new run elsewhere (another --out), from the newest weights "
+                                              "with [init] checkpoint = \"PATH\" if you like")
 
-    def _write(self, path: Path, ranks: list[dict[str, Any]] | None) -> None:
+    def _write(self, path: Path, ranks: list[dict[str, Any]] | None, *, weights_only: bool = False) -> None:
+        """Write the run state; `weights_only` leaves out the optimisers' state and the gradient scalers' (the
+        bulk of a checkpoint with Adam: two moments per weight), keeping the weights, averages and progress."""
         tensors, metadata = self.state.capture(self.recipe.to_toml_dict(), self.components(), ranks)
+        if weights_only:
+            tensors = {name: t for name, t in tensors.items() if not name.startswith(OPTIMISER_TENSORS)}
+            metadata = {key: value for key, value in metadata.items() if key not in ("optim", "scalers")}
         write_checkpoint(path, tensors, metadata)
 
     def _saved(self, path: Path) -> None:

@@ -235,7 +235,8 @@ class Trainer:
         per_step = self.recipe.schedule.params.per == "step"
         per_epoch = self.batches_per_epoch()
         sums = LossSums(self.device)
-        while c.epoch < cfg.epochs:
+        start = c.step
+        while c.epoch < cfg.epochs and not (cfg.max_steps and c.step >= cfg.max_steps):  # a resume may be done
             self.task.start_epoch(c.epoch, self.nets)
             self.optimisation.set_lr(c.epoch)
             order.set_position(c.epoch, c.batch * cfg.batch_size)
@@ -276,7 +277,8 @@ class Trainer:
                 continue
             break  # max_steps reached mid-epoch
         guard.sync(c, force=True)
-        self.checkpointing.save_latest()
+        if c.step != start:  # a resume at or past its end takes no step and leaves its checkpoints as they are
+            self.checkpointing.save_latest()
 
     def _logged(self, sums: LossSums) -> dict[str, float | None]:
         """The figures of a logged step (clearing the sums): loss means, learning rate, skip counters."""
