@@ -26,6 +26,10 @@ MAX_RECIPE_DEPTH = 32
 """The deepest nesting of tables, arrays and dotted key parts in a recipe."""
 MAX_EXTENDS = 32
 """The most `extends` links followed from one recipe."""
+MAX_RECIPE_INT = 2**63 - 1
+"""TOML integers are 64-bit: a recipe's integers lie in -2**63 .. 2**63 - 1 (larger ones are refused, by key)."""
+MAX_INT_DIGITS = 4300
+"""The longest integer Python reads from text (`sys.get_int_max_str_digits`); longer ones are found by hand."""
 UNSET = "unset"
 """The top-level key of a recipe (and of `--set`) that lists key paths to remove from what it extends."""
 COMPONENT_KEYS = frozenset({"task", "data", "schedule"})
@@ -170,8 +174,71 @@ def read_toml(path: Path, *, extended_by: Path | None = None) -> dict[str, Any]:
         raise P2PError(f"not valid TOML: {exc}", file=str(path), hint="fix the syntax at that line") from None
     except RecursionError:
         raise P2PError("the recipe is nested too deeply to read", file=str(path), hint=_NESTING_HINT) from None
+    except ValueError:  # an integer too long for Python to read (more than 4,300 digits)
+        raise _long_integer(text, path) from None
     _check_nesting_data(data, path)
+    check_integers(data, file=str(path))
     return data
+
+
+_LONG = "\ue000p2p-long-integer\ue000"
+_NUMBERS = re.compile(_TOML_STRINGS.pattern + r"|(?P<number>[+-]?\d[\d_]*)")
+
+
+def _huge(key: str, digits: int, file: str | None) -> P2PError:
+    return P2PError(f"an integer of {digits:,} digits: recipes hold 64-bit integers (at most {MAX_RECIPE_INT:,})",
+                    file=file, key=key if len(key) <= 120 else key[:117] + "...",
+                    hint="check the value; seeds, sizes and counts are far smaller")
+
+
+def _long_integer(text: str, path: Path) -> P2PError:
+    """The error for a TOML text whose integer of more than 4,300 digits Python will not read, naming its key:
+    the text is parsed again with each such integer replaced by a marker string, which is then looked for."""
+    long = [m for m in _NUMBERS.finditer(text) if m.group("number") and
+            sum(c.isdigit() for c in m.group("number")) > MAX_INT_DIGITS]
+    if not long:
+        return P2PError("the recipe holds a value p2p cannot read", file=str(path), hint="check its numbers")
+    digits = sum(c.isdigit() for c in long[0].group("number"))
+    marked = "".join(piece for start, m in zip([0, *(m.end() for m in long)], long, strict=False)
+                     for piece in (text[start:m.start()], f'"{_LONG}"')) + text[long[-1].end():]
+    try:
+        where = _find_value(tomllib.loads(marked), _LONG)
+    except (ValueError, RecursionError):
+        where = None
+    line = text.count("\n", 0, long[0].start()) + 1
+    return _huge(where or f"line {line}", digits, str(path))
+
+
+def _find_value(data: Any, wanted: Any) -> str | None:
+    """The dotted key path of the first value equal to `wanted` in nested tables and arrays."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        node, where = stack.pop(0)
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str) and value == wanted:
+                return ".".join((*where, str(key)))
+            if isinstance(value, Mapping | list):
+                stack.append((value, (*where, str(key))))
+    return None
+
+
+
+def check_integers(data: Any, *, file: str | None = None, prefix: str = "") -> None:
+    """Refuse integers beyond 64 bits (TOML's integers; a Python int of thousands of digits cannot even be
+    printed in an error), naming the key of the first one."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, (prefix,) if prefix else ())]
+    while stack:
+        node, where = stack.pop(0)
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, int) and not isinstance(value, bool) and not -MAX_RECIPE_INT - 1 <= value <= \
+                    MAX_RECIPE_INT:
+                digits = len(str(abs(value))) if value.bit_length() < 14_000 else \
+                    int(value.bit_length() * 0.30103) + 1  # about: str() fails past 4,300 digits
+                raise _huge(".".join((*where, str(key))), digits, file)
+            if isinstance(value, Mapping | list | tuple):
+                stack.append((value, (*where, str(key))))
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,6 +401,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except ValueError:  # an integer too long for Python to read (more than 4,300 digits)
+        raise _huge(key.strip(), sum(c.isdigit() for c in raw), None) from None
+    check_integers({key.strip(): value})
     return path, value
 
 
