@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +107,24 @@ def trained_checkpoint(out: Path, host: Host, *, size: int, generator: dict) -> 
               "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
     Trainer(validate_recipe(recipe, host), host, out).fit()
     return out / "checkpoints" / "latest.safetensors"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, host: Host) -> Path:
+    """The trained checkpoint a test module translates with: `trained_checkpoint` with the module's
+    `TRAINED` settings (`size`, `generator`), trained once per module."""
+    settings = getattr(request.module, "TRAINED", None)
+    assert settings is not None, f"{request.module.__name__} sets no TRAINED (size, generator) to train with"
+    return trained_checkpoint(tmp_path_factory.mktemp(request.module.__name__) / "run", host, **settings)
+
+
+def invoke(*args: object) -> Any:
+    """`p2p ARGS` in this process (typer's test runner), each argument as a string."""
+    from typer.testing import CliRunner
+
+    from p2pcore.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(autouse=True)

@@ -11,24 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import trained_checkpoint
+from conftest import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 import p2pcore
 from p2pcore import P2PError
-from p2pcore.cli import app
 from p2pcore.engine.infer.translate import Translator as Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, host) -> Path:
-    """Grey thermal -> colour, a ResNet generator with batch norm and dropout: the paper protocol draws."""
-    out = tmp_path_factory.mktemp("api") / "run"
-    return trained_checkpoint(out, host, size=32,
-                              generator={"name": "resnet", "n_blocks": 1, "ngf": 8, "norm": "batch", "dropout": 0.5})
+TRAINED = {"size": 32, "generator": {"name": "resnet", "n_blocks": 1, "ngf": 8, "norm": "batch", "dropout": 0.5}}
+"""The checkpoint fixture's run: grey thermal -> colour, a ResNet generator with batch norm and dropout, so
+the paper protocol draws."""
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +33,6 @@ def model(checkpoint):
 
 def picture(height: int = 20, width: int = 28, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def test_load_is_lazy_and_torch_free_until_called() -> None:

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import trained_checkpoint
+from conftest import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from p2pcore import P2PError
-from p2pcore.cli import app
 from p2pcore.engine.infer.batching import batch_mixing_layers
 from p2pcore.engine.infer.pipeline import translate_files
 from p2pcore.engine.infer.translate import Translator
@@ -22,12 +20,9 @@ from p2pcore.engine.infer.translate import Translator
 SIZES = [(20, 28), (32, 32), (20, 28), (20, 28), (32, 32), (17, 40), (20, 28), (32, 32), (20, 28)]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, host) -> Path:
-    """A U-Net with batch norm and dropout: batch statistics and random draws under the paper protocol."""
-    out = tmp_path_factory.mktemp("batches") / "run"
-    return trained_checkpoint(out, host, size=64,
-                              generator={"name": "unet", "depth": 6, "ngf": 8, "norm": "batch", "dropout": 0.5})
+TRAINED = {"size": 64, "generator": {"name": "unet", "depth": 6, "ngf": 8, "norm": "batch", "dropout": 0.5}}
+"""The checkpoint fixture's run: a U-Net with batch norm and dropout, so batch statistics and random draws
+under the paper protocol."""
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +32,6 @@ def folder(tmp_path_factory) -> Path:
     for i, size in enumerate(SIZES):
         Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(folder / f"{i:02d}.png")
     return folder
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def outputs(folder: Path) -> dict[str, np.ndarray]:
