@@ -155,6 +155,8 @@ HEADER_CASES = {
     "best value a list": (lambda m, t: m.update(best=json.dumps({"metric": "eval/psnr", "value": [1, 2]})), "best"),
     "batch 10^12": (lambda m, t: m.update(progress=json.dumps({**json.loads(m["progress"]), "batch": 10 ** 12})),
                     "progress"),
+    "epoch 10^12": (lambda m, t: m.update(progress=json.dumps({**json.loads(m["progress"]), "epoch": 10 ** 12})),
+                    "epochs done"),
     "5000-digit integer": (lambda m, t: m.update(step="9" * 5000), "digits"),
     "long recipe string": (lambda m, t: m.update(recipe=json.dumps({**json.loads(m["recipe"]),
                                                                     "name": "x" * (MAX_STRING_CHARS + 1)})),

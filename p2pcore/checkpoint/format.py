@@ -73,9 +73,11 @@ class Progress(Record):
     skipped_steps: NonNegative
 
     @model_validator(mode="after")
-    def _batch_within_steps(self) -> Progress:
+    def _within_steps(self) -> Progress:
         if self.batch > self.step:  # each batch of the epoch so far was one step
             raise ValueError(f"batch {self.batch} of the epoch is past the {self.step} steps taken in all")
+        if self.epoch > self.step:  # each epoch done took a step at least
+            raise ValueError(f"{self.epoch} epochs done in {self.step} steps")
         return self
 
 
