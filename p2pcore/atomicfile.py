@@ -6,7 +6,8 @@ written, flushed, fsynced, given ordinary permissions (``0o666`` less the umask)
 A reader never sees half a file, a failed write leaves the old target as it was and no temporary file behind,
 and an OS error (a full disk, a read-only file system, no permission) becomes a :class:`P2PError` naming
 the file. A writer that needs a path rather than bytes (Pillow, an adapter's ``write_output``) gets one
-inside a private folder (``mkdtemp``, mode 0700) made beside the target, under the target's own name.
+inside a private folder (``mkdtemp``, mode 0700) made beside the target, under the target's own name. A file
+that must not replace anything (a study participant's results) is linked to its name only if nothing is there.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def write_error(exc: OSError, target: str | Path, *, what: str = "the file", hin
 def write_bytes_atomically(target: str | Path, data: bytes | bytearray | memoryview, *, what: str = "the file",
                            hint: str | None = None) -> Path:
     """Write `data` as `target`, whole or not at all (see the module's docstring); return the target."""
-    return _write_stream(Path(target), lambda file: file.write(data), what=what, hint=hint)
+    target = Path(target)
+    _write_stream(target, lambda file: file.write(data), what=what, hint=hint)
+    return target
 
 
 def write_text_atomically(target: str | Path, text: str, *, encoding: str = "utf-8", what: str = "the file",
@@ -116,7 +119,8 @@ def link_atomically(source: str | Path, target: str | Path, *, what: str = "the 
             raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
         if tmp is None:
             with source.open("rb") as original:
-                return _write_stream(target, lambda file: shutil.copyfileobj(original, file), what=what, hint=hint)
+                _write_stream(target, lambda file: shutil.copyfileobj(original, file), what=what, hint=hint)
+            return target
         os.replace(tmp, target)
         tmp = None
     except OSError as exc:
@@ -145,9 +149,19 @@ def check_folder_writable(folder: str | Path, *, what: str = "the output", hint:
     Path(name).unlink(missing_ok=True)
 
 
-def _write_stream(target: Path, fill: Callable[[BinaryIO], object], *, what: str, hint: str | None) -> Path:
+def create_atomically(target: str | Path, data: bytes | bytearray | memoryview, *, what: str = "the file",
+                      hint: str | None = None) -> bool:
+    """Write `data` as a new file `target`, whole or not at all, never replacing anything: False (and nothing
+    written) when something, a link included, is already there. Two writers racing for one name never
+    share it."""
+    return _write_stream(Path(target), lambda file: file.write(data), what=what, hint=hint, new=True)
+
+
+def _write_stream(target: Path, fill: Callable[[BinaryIO], object], *, what: str, hint: str | None,
+                  new: bool = False) -> bool:
     """Create the temporary file exclusively beside `target`, let `fill` write it, then fsync, chmod and
-    rename it over `target`; on any failure the temporary file is removed."""
+    rename it over `target` (with `new`, link it to `target` only if nothing is there: False otherwise); on
+    any failure the temporary file is removed."""
     tmp: str | None = None
     try:
         _make_parent(target)
@@ -157,15 +171,21 @@ def _write_stream(target: Path, fill: Callable[[BinaryIO], object], *, what: str
             file.flush()
             os.fchmod(file.fileno(), _file_mode())  # mkstemp makes 0600 files; outputs are ordinary files
             os.fsync(file.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        if new:
+            try:
+                os.link(tmp, target)  # fails on anything already at `target`
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, target)
+            tmp = None
     except OSError as exc:
         raise write_error(exc, target, what=what, hint=hint) from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     _fsync_folder(target.parent)
-    return target
+    return True
 
 
 def _make_parent(target: Path) -> None:

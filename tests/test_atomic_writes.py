@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from p2pcore import atomicfile
 from p2pcore.atomicfile import (
     check_folder_writable,
+    create_atomically,
     link_atomically,
     write_atomically,
     write_bytes_atomically,
@@ -171,6 +172,19 @@ def test_a_copy_stands_in_where_hard_links_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "link", no_links)
     link_atomically(source, tmp_path / "b.bin")
     assert (tmp_path / "b.bin").read_bytes() == b"data" and not leftovers(tmp_path)
+
+
+def test_a_new_file_never_replaces_anything_a_link_included(tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    plant(tmp_path, ["taken"], victim)
+    assert not create_atomically(tmp_path / "taken", b"new")
+    assert create_atomically(tmp_path / "free", b"new") and not create_atomically(tmp_path / "free", b"other")
+    assert victim.read_bytes() == b"precious" and (tmp_path / "free").read_bytes() == b"new"
+    fail_fsync(monkeypatch, errno.ENOSPC, str(tmp_path))
+    with pytest.raises(P2PError, match="No space left"):
+        create_atomically(tmp_path / "full", b"new")
+    assert not (tmp_path / "full").exists() and not leftovers(tmp_path)
 
 
 @pytest.mark.parametrize("kind", WRITERS)

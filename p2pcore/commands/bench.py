@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import SetOption, console, plain, renamed
 from p2pcore.errors import P2PError
@@ -57,12 +58,7 @@ def bench(recipe: Annotated[Path, typer.Argument(help="recipe TOML file")],
                                          warmup=warmup, rounds=rounds)
     show(result)
     if out:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        except OSError as exc:
-            raise P2PError(f"cannot write the figures: {exc.strerror}", file=str(out),
-                           hint="choose a writable file") from None
+        write_text_atomically(out, json.dumps(result.to_json(), indent=2) + "\n", what="the figures")
         console.print(f"wrote {plain(out)}", highlight=False)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import JsonOption, SetOption, console, plain
 
@@ -144,8 +145,6 @@ def _refuse_existing(recipe: Path) -> None:
 
 def _write_block(recipe: Path, block: str, overwrite: bool) -> None:
     """The `[data.align]` block written into the recipe file, the rest of the file kept; atomically."""
-    import os
-    import tempfile
     import tomllib
 
     from p2pcore.errors import P2PError
@@ -165,14 +164,7 @@ def _write_block(recipe: Path, block: str, overwrite: bool) -> None:
     else:
         text = text + ("" if text.endswith("\n") or not text else "\n") + "\n" + block
     tomllib.loads(text)  # what is written must parse
-    handle, temp = tempfile.mkstemp(dir=recipe.parent, prefix=f".{recipe.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, recipe)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(recipe, text, what="the recipe", hint="the recipe is unchanged")
 
 
 def _toml_value(value: Any) -> str:

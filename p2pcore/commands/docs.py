@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import console
-from p2pcore.errors import P2PError
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +38,7 @@ def docs(out: Annotated[Path, typer.Option("--out", help="the folder of the page
             raise typer.Exit(1)
         console.print(f"[green]current[/green]: {', '.join(str(out / name) for name in generated)}", highlight=False)
         return
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in outdated:
-            (out / name).write_text(generated[name], encoding="utf-8")
-    except OSError as exc:
-        raise P2PError(f"cannot write the pages: {exc.strerror}", file=str(exc.filename or out),
-                       hint="choose a writable folder with --out") from None
+    for name in outdated:
+        write_text_atomically(out / name, generated[name], what="the page", hint="choose a writable folder with --out")
     console.print(f"wrote {', '.join(str(out / name) for name in outdated) or 'nothing (all current)'}",
                   highlight=False)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.commands import common
 from p2pcore.commands.common import console, plain, renamed
 from p2pcore.errors import P2PError
@@ -39,10 +40,5 @@ def schema(out: Annotated[Path | None, typer.Option("--out", "-o", help="write i
         return
     if output.is_dir():
         raise P2PError("the output is a folder", file=str(output), hint="give a file path, e.g. recipe.schema.json")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
-    except OSError as exc:
-        raise P2PError(f"cannot write the schema: {exc.strerror}", file=str(output),
-                       hint="choose a writable folder") from None
+    write_text_atomically(output, text + "\n", what="the schema")
     console.print(f"wrote {plain(output)}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import tomli_w
 
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.errors import P2PError
 from p2pcore.kinds import NAMES, get_kind
 from p2pcore.scaffold.template import Template, template_for
@@ -136,12 +137,10 @@ def scaffold_plugin(name: str, kind: str, parent: Path) -> Path:
     check_target(target)
     module = module_name(name)
     written = files(name, module, kind)
-    try:
-        for relative, text in written.items():
-            path = target / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise P2PError(f"cannot write {target}: {exc.strerror or exc}", key="--dir",
-                       hint="choose a folder you can write to") from None
+    for relative, text in written.items():
+        try:
+            write_text_atomically(target / relative, text, what=f"the package {target.name}",
+                                  hint="choose a folder you can write to")
+        except P2PError as error:
+            raise P2PError(error.message, file=error.file, key="--dir", hint=error.hint) from None
     return target

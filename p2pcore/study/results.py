@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any
 
+from p2pcore.atomicfile import create_atomically, write_text_atomically
 from p2pcore.errors import P2PError
 
 MAX_RESULT_BYTES = 16 * 1024 * 1024  # a session of thousands of trials is well under a megabyte
@@ -25,50 +24,28 @@ FORMAT = "p2p-study-session"
 VERSION = 1
 
 
-def _temporary(folder: Path, text: str) -> Path:
-    """`text` in a new file beside its destination, flushed to disk."""
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".study-", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    return Path(name)
-
-
 def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=1) + "\n"
 
 
 def write_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace `path` with `data` in one step."""
-    tmp = _temporary(path.parent, _dumps(data))
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Replace `path` with `data` in one step (a :class:`P2PError` when it cannot be written: the old file
+    stays)."""
+    write_text_atomically(path, _dumps(data), what="the session's results")
 
 
 def create_numbered(out: Path, data: Mapping[str, Any]) -> tuple[Path, int]:
     """Write `data` to the first free `<stem>-NNN<suffix>` beside `out`; the file and its number.
 
-    Linking a complete temporary file to the name creates it only if it does not exist, so two
-    sessions (or two servers writing to the same folder) never share a file and no file is ever empty.
+    A complete file is linked to the name only if nothing is there, so two sessions (or two servers writing
+    to the same folder) never share a file and no file is ever empty.
     """
-    folder = out.parent
-    folder.mkdir(parents=True, exist_ok=True)
     for number in count(1):
-        path = folder / f"{out.stem}-{number:03d}{out.suffix or '.json'}"
-        if path.exists():
+        path = out.parent / f"{out.stem}-{number:03d}{out.suffix or '.json'}"
+        if path.exists() or path.is_symlink():
             continue
-        tmp = _temporary(folder, _dumps({**data, "participant": number}))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            continue
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path, number
+        if create_atomically(path, _dumps({**data, "participant": number}).encode(), what="the session's results"):
+            return path, number
     raise AssertionError("unreachable")
 
 

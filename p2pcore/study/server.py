@@ -169,8 +169,8 @@ class StudyServer:
         with self._lock:
             try:
                 path, number = create_numbered(self.out, record)
-            except OSError as exc:
-                self.on_event(f"cannot create a result file beside {self.out}: {exc.strerror}")
+            except P2PError as exc:
+                self.on_event(f"cannot create a result file beside {self.out}: {exc.message}")
                 raise _Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "the session could not be saved") from None
             record["participant"] = number
             plan = make_plan(self.pairs.names, trials=s.trials, practice=s.practice,
@@ -218,9 +218,9 @@ class StudyServer:
                 record["finished"] = _now()
             try:
                 write_atomic(session.path, record)
-            except OSError as exc:
+            except P2PError as exc:
                 session.answers.pop()
-                self.on_event(f"cannot save {session.path}: {exc.strerror}")
+                self.on_event(f"cannot save {session.path}: {exc.message}")
                 raise _Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "the answer could not be saved") from None
             reply = self._reply(session, index)
             if session.complete:

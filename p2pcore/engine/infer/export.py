@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from p2pcore.atomicfile import write_atomically
 from p2pcore.engine.build.trained import TrainedRun, open_trained
 from p2pcore.engine.infer.protocols import Protocol
 from p2pcore.errors import P2PError
@@ -92,20 +93,21 @@ def export(checkpoint: str | Path, output: str | Path, host: Host, fmt: Format,
     paper = protocol == "paper"
     with torch.no_grad(), warnings.catch_warnings(), run.in_protocol():  # the graph records the protocol's modes
         warnings.simplefilter("ignore")
-        try:
+        def write(path: Path) -> None:
             if fmt == "onnx":
                 axes = {0: "batch", 2: "height", 3: "width"}
                 mode = torch.onnx.TrainingMode.TRAINING if paper else torch.onnx.TrainingMode.EVAL
-                torch.onnx.export(model, (example,), str(output), input_names=["a"], output_names=["b"],
+                torch.onnx.export(model, (example,), str(path), input_names=["a"], output_names=["b"],
                                   dynamic_axes={"a": axes, "b": axes}, opset_version=17, dynamo=False,
                                   training=mode, do_constant_folding=not paper)
-                _record(output, {"size_multiple": str(multiple), "protocol": protocol})
+                _record(path, {"size_multiple": str(multiple), "protocol": protocol})
             else:  # a traced dropout draws anew at every call, so the trace is not checked against a rerun
                 traced = torch.jit.trace(model, example, check_trace=not paper)
-                torch.jit.save(traced, str(output), _extra_files={"size_multiple": str(multiple),
-                                                                  "protocol": protocol})
-        except OSError as exc:
-            raise P2PError(f"cannot write the export: {exc.strerror}", file=str(output)) from None
+                torch.jit.save(traced, str(path), _extra_files={"size_multiple": str(multiple),
+                                                                "protocol": protocol})
+
+        try:
+            write_atomically(output, write, what="the export")
         except ImportError as exc:  # a part of the ONNX tool chain that _require_onnx does not probe
             raise P2PError(f"export to {fmt} needs a package that is not installed: {exc}",
                            hint=f"install it with `{ONNX_INSTALL}`, or export TorchScript (--format torchscript, "
