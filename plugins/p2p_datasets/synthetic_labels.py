@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from p2pcore.api import DataReport, P2PError
+from p2pcore.api import DataReport, P2PError, write_atomically
 
 from .imagefiles import read_image, write_image
 from .labelmaps import display, read_label_maps
@@ -155,12 +155,11 @@ class SyntheticLabels(RenderedAdapter):
             label, inst, photo = render(self.params.size, self.params.seed, split, i)
             city = folder / "gtFine" / split / "synthetic"
             leftimg = folder / "leftImg8bit" / split / "synthetic"
-            city.mkdir(parents=True, exist_ok=True)
-            leftimg.mkdir(parents=True, exist_ok=True)
             stem = f"synthetic_{i:06d}_000019"
-            Image.fromarray(label.astype(np.uint8)).save(city / f"{stem}_gtFine_labelIds.png")
-            Image.fromarray(inst.astype(np.uint16)).save(city / f"{stem}_gtFine_instanceIds.png")
-            Image.fromarray((photo * 255).round().astype(np.uint8)).save(leftimg / f"{stem}_leftImg8bit.png")
+            for array, path in ((label.astype(np.uint8), city / f"{stem}_gtFine_labelIds.png"),
+                                (inst.astype(np.uint16), city / f"{stem}_gtFine_instanceIds.png"),
+                                ((photo * 255).round().astype(np.uint8), leftimg / f"{stem}_leftImg8bit.png")):
+                write_atomically(path, Image.fromarray(array).save, what="the scene")
             written.append(city / f"{stem}_gtFine_labelIds.png")
         return written
 
