@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from p2pcore.api.callbacks import Callback, RunInfo
+from p2pcore.atomicfile import write_text_atomically
 from p2pcore.checkpoint.run_state import Counters, RunState
 from p2pcore.engine.build.assemble import assemble
 from p2pcore.engine.build.data import EpochOrder, raise_carried
@@ -206,7 +207,8 @@ class Trainer:
         if resume:
             self.checkpointing.resume()
         if self.placement.is_main:
-            self.run_dir.recipe.write_text(tomli_w.dumps(self.recipe.to_toml_dict()))
+            write_text_atomically(self.run_dir.recipe, tomli_w.dumps(self.recipe.to_toml_dict()),
+                                  what="the run's recipe")
         order = self.data.order()
         loader = self.data.loader(order)
         samples = self.data.sample_batch()
