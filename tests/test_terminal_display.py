@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from p2pcore.api.callbacks import RunInfo
-from p2pcore.progress import TrainingProgress, summary_lines
+from p2pcore.progress import TrainingProgress, end_of_run, summary_lines
 from p2pcore.progress.files import FilesPerSecond, FilesRemaining
 from p2pcore.progress.layout import duration, figure_lines, groups, number, status_line
 from p2pcore.progress.training import StepClock
@@ -172,10 +172,22 @@ def test_summary_names_report_checkpoints_and_next_command(tmp_path: Path) -> No
     assert str(run.report) in lines["report"]
     assert lines["best"] == "checkpoints/best.safetensors: epoch 6, chosen by eval/l1 0.2260"
     assert lines["latest"] == "checkpoints/latest.safetensors: epoch 8, step 800"
-    assert lines["next"] == f"p2p translate {run.best} INPUT_DIR OUTPUT_DIR"
+    assert lines["next"] == f"p2p translate {run.best} IN_DIR OUT_DIR"
     plain = dict(summary_lines(fake_run(tmp_path / "no_best", best=False), steps=1, epochs=1))
     assert "best" not in plain and plain["next"].startswith(f"p2p translate {tmp_path / 'no_best'}/checkpoints/latest")
     assert plain["done"].startswith("1 epoch, 1 step in")
+
+
+def test_summary_fits_80_columns_where_it_can(tmp_path: Path) -> None:
+    run = fake_run(tmp_path / "q", best=True)
+    run.best_evaluation.write_text(json.dumps({"metric": "eval/a2b/lab_histogram_intersection/L", "value": 0.5,
+                                               "epoch": 3}))
+    console = Console(width=WIDTH, file=io.StringIO(), color_system=None)
+    end_of_run(console, run, type("Result", (), {"steps": 40, "epochs": 4})())
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[2:4] == ["  best    checkpoints/best.safetensors: epoch 3",
+                          "          chosen by eval/a2b/lab_histogram_intersection/L 0.5000"]
+    assert lines[-1] == f"  p2p translate {run.best} IN_DIR OUT_DIR" and lines[-2] == "next:"
 
 
 TMUX_RECIPE = """task = {{ name = "cyclegan", pool_size = 0 }}
@@ -243,7 +255,7 @@ def test_cyclegan_run_in_an_80_column_terminal(tmp_path: Path) -> None:
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
     assert finished.exists() and finished.read_text().strip() == "0", screen
-    lines = screen.splitlines()
+    lines = screen.rstrip().splitlines()
     status = [line for line in lines if line.startswith("epoch ")]
     assert len(status) == 1 and STATUS.match(status[0]) and " 4/4 " in status[0], screen
     at = lines.index(status[0])
@@ -254,8 +266,9 @@ def test_cyclegan_run_in_an_80_column_terminal(tmp_path: Path) -> None:
     assert any(line.startswith("  epoch 2 eval/a2b: lab_histogram_intersection ") for line in lines), screen
     assert f"done: 2 epochs, 4 steps in {out}" in lines, screen
     assert f"  report  {out}/report.html (open it in a browser)" in lines, screen
-    assert any(re.match(r"  best    checkpoints/best\.safetensors: epoch \d, chosen by "
-                        r"eval/a2b/lab_histogram_intersection \d\.\d{4}$", line) for line in lines), screen
+    at = next(at for at, line in enumerate(lines) if line.startswith("  best    "))  # two lines at 80 columns
+    assert re.match(r"  best    checkpoints/best\.safetensors: epoch \d$", lines[at]), screen
+    assert re.match(r" {10}chosen by eval/a2b/lab_histogram_intersection \d\.\d{4}$", lines[at + 1]), screen
     assert "  latest  checkpoints/latest.safetensors: epoch 2, step 4" in lines, screen
-    assert f"next: p2p translate {out}/checkpoints/best.safetensors INPUT_DIR OUTPUT_DIR" in lines, screen
+    assert lines[-2:] == ["next:", f"  p2p translate {out}/checkpoints/best.safetensors IN_DIR OUT_DIR"], screen
     assert "Traceback" not in screen

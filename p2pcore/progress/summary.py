@@ -45,7 +45,7 @@ def summary_lines(run_dir: RunDir, *, steps: int, epochs: int) -> list[tuple[str
     if run_dir.latest.exists():
         lines.append(("latest", f"{run_dir.relative(run_dir.latest)}: epoch {epochs}, step {steps}"))
     use = run_dir.best if best is not None else run_dir.latest
-    lines.append(("next", f"p2p translate {_arg(use)} INPUT_DIR OUTPUT_DIR"))
+    lines.append(("next", f"p2p translate {_arg(use)} IN_DIR OUT_DIR"))
     return lines
 
 
@@ -54,11 +54,22 @@ def _arg(path: Path) -> str:
 
 
 def end_of_run(console: Console, run_dir: RunDir, result: Any) -> None:
-    """Print the summary of a finished run (`result`: the trainer's, with its steps and epochs). Lines are not
-    broken: a narrow terminal wraps them, and a command copied from it still runs."""
+    """Print the summary of a finished run (`result`: the trainer's, with its steps and epochs) for the
+    console's width: a line too long breaks where it says two things (the best checkpoint and the figure that
+    chose it; `next:` and its command); a path or a command is never broken by a newline, so one copied from
+    the terminal still runs."""
+    width = console.width
     for label, text in summary_lines(run_dir, steps=result.steps, epochs=result.epochs):
         if label in ("done", "next"):
-            line = Text(f"{label}: ", style="green" if label == "done" else "bold") + Text(text)
+            head = Text(f"{label}: ", style="green" if label == "done" else "bold")
+            if label == "next" and len(head) + len(text) > width:
+                console.print(Text(f"{label}:", style="bold"))
+                head = Text("  ")
         else:
-            line = Text(f"  {label:<7} ", style="bold") + Text(text)
-        console.print(line, soft_wrap=True)
+            head = Text(f"  {label:<7} ", style="bold")
+        first, cut, rest = text.partition(", chosen by ") if label == "best" else (text, "", "")
+        if cut and len(head) + len(text) > width:
+            console.print(head + Text(first), soft_wrap=True)
+            console.print(Text(" " * len(head) + cut.lstrip(", ") + rest), soft_wrap=True)
+        else:
+            console.print(head + Text(text), soft_wrap=True)
