@@ -43,8 +43,8 @@ def write_error(exc: OSError, target: str | Path, *, what: str = "the file", hin
     """An OS error while writing `target`, as a one-screen error: the reason, the file, and what to do (the
     errno's advice, then `hint`, which says what was kept)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    advice = "; ".join(part for part in (_HINTS.get(exc.errno or 0), hint) if part) or \
-        "check the free space and the permissions of the folder"
+    generic = "check the free space and the permissions of the folder" if exc.errno else None  # else an encoder's
+    advice = "; ".join(part for part in (_HINTS.get(exc.errno or 0), hint) if part) or generic
     return P2PError(f"cannot write {what}: {reason}", file=str(target), hint=advice)
 
 
