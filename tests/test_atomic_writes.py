@@ -364,6 +364,17 @@ def test_eval_out_that_cannot_be_written_is_refused_before_scoring(tmp_path, tra
     assert scored == [] and not out.exists()
 
 
+def test_a_full_disk_at_the_epochs_figures_keeps_the_epochs_checkpoint(tmp_path, host, monkeypatch):
+    run = tmp_path / "run"
+    fail_fsync(monkeypatch, errno.ENOSPC, "/eval/")
+    with pytest.raises(P2PError, match="cannot write the evaluation: No space left") as caught:
+        Trainer(validate_recipe({**RECIPE, "eval": {"metrics": ["psnr"]}}, host), host, run).fit()
+    assert caught.value.file == str(run / "eval" / "epoch_001.json")
+    assert "epoch_001.safetensors is written" in caught.value.hint
+    assert read_checkpoint(run / "checkpoints" / "epoch_001.safetensors").metadata["epoch"] == 1
+    assert not (run / "eval" / "epoch_001.json").exists() and not leftovers(run)
+
+
 # -- whole runs: exit 2 and one screen, nothing lost -----------------------------------------------------------
 
 def failing_p2p(tmp_path: Path, args: list[str], mark: str, code: str) -> subprocess.CompletedProcess:

@@ -101,7 +101,10 @@ class EpochEnd:
         figures.update(found)
         self.figures.update(found)
         if self.placement.is_main:
-            result.write(self.run_dir.evaluation(c.epoch))
+            try:
+                result.write(self.run_dir.evaluation(c.epoch))
+            except P2PError as error:  # the figures cannot be saved (a full disk): the epoch's training is kept
+                raise self._kept(error) from None
         self.callbacks.on_evaluation(c.epoch, logged(result.figures))
         return self._track_best(result)
 
