@@ -8,7 +8,7 @@ from typing import Any
 from p2pcore.api.losses import LossParams, Tensors
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
-from p2pcore.testing.support import build, check_finite_scalar, resolve_reading
+from p2pcore.testing.support import build_with_methods, check_finite_scalar, resolve_reading
 
 SIDES = ("generator_loss", "discriminator_loss")
 
@@ -32,10 +32,8 @@ def check_loss(host: Host, name: str, *, tensors: Mapping[str, Any] | Callable[[
 
     what = f"loss {name!r}"
     _, reads = resolve_reading(host, "loss", name, params, LossParams, "tensor")
-    term = build(host, "loss", name, params)
-    for side in SIDES:
-        assert callable(getattr(term, side, None)), \
-            f"{what}: its term has no {side}; subclass p2pcore.api.LossTerm (which returns None for both)"
+    term = build_with_methods(host, "loss", name, params, SIDES,
+                              "its term has no {}; subclass p2pcore.api.LossTerm (which returns None for both)")
     torch.manual_seed(0)
     given = tensors if callable(tensors) else (lambda n: tensors[n]) if tensors is not None else None
     values = {n: given(n) if given is not None and (callable(tensors) or n in tensors) else _image(shape)

@@ -8,7 +8,7 @@ from typing import Any
 
 from p2pcore.api.schedules import ScheduleParams
 from p2pcore.plugins import Host
-from p2pcore.testing.support import build, resolve_reading
+from p2pcore.testing.support import build, build_with_methods, resolve_reading
 
 METHODS = ("factor", "observe", "state_dict", "load_state_dict")
 
@@ -40,10 +40,8 @@ def check_schedule(host: Host, name: str, *, epochs: int = 12, **params: Any) ->
     factors from there on (a resumed run continues exactly). Returns the schedule."""
     what = f"schedule {name!r}"
     resolved, reads = resolve_reading(host, "schedule", name, params, ScheduleParams, "figure")
-    schedule = build(host, "schedule", name, params)
-    for method in METHODS:
-        assert callable(getattr(schedule, method, None)), \
-            f"{what}: it has no {method}(); subclass p2pcore.api.Schedule"
+    schedule = build_with_methods(host, "schedule", name, params, METHODS,
+                                  "it has no {}(); subclass p2pcore.api.Schedule")
     resumed = None
     for epoch in range(epochs):
         if epoch == epochs // 2:  # resume halfway: a fresh schedule from the state a checkpoint holds

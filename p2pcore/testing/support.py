@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from p2pcore.errors import P2PError
@@ -19,6 +20,16 @@ def build(host: Host, kind: str, name: str, params: dict[str, Any], **channels: 
     except P2PError as exc:
         raise AssertionError(f"{kind} {name!r} did not build from {spec_of(name, params)}: {exc.message}"
                              + (f" ({exc.hint})" if exc.hint else "")) from exc
+
+
+def build_with_methods(host: Host, kind: str, name: str, params: dict[str, Any], methods: Sequence[str],
+                       missing: str) -> Any:
+    """Build a component and check that it has each of `methods`; `missing`, given the method's name (``{}``),
+    says what one without it must do (``"it has no {}(); subclass p2pcore.api.Schedule"``)."""
+    component = build(host, kind, name, params)
+    for method in methods:
+        assert callable(getattr(component, method, None)), f"{kind} {name!r}: {missing.format(method)}"
+    return component
 
 
 def resolve(host: Host, kind: str, name: str, params: dict[str, Any]) -> Any:
