@@ -138,6 +138,11 @@ def test_fitting_scales_with_the_pixels(checkpoint, host):
     assert fitting.need(400, 400) == pytest.approx(4 * fitting.need(200, 200), rel=0.05)
     assert not fitting.worth_probing(64, 64) and fitting.worth_probing(1000, 1000)
 
+    def broken(side: int) -> int:
+        raise ValueError("this generator cannot run at the probe's size")
+
+    assert Fitting(broken, 4, torch.device("cpu")).tiles_for(20000, 20000) is None  # no estimate: untiled
+
 
 def test_translate_tiles_an_image_that_would_not_fit_with_a_note(checkpoint, host, tmp_path, monkeypatch):
     monkeypatch.setenv(BUDGET_VARIABLE, "4M")

@@ -140,7 +140,12 @@ class Fitting:
     def bytes_per_pixel(self) -> float:
         if self.per_pixel is None:
             side = self.probe_side()
-            self.per_pixel = self.measure(side) / (side * side) * SAFETY
+            try:
+                self.per_pixel = self.measure(side) / (side * side) * SAFETY
+            except Exception as error:  # noqa: BLE001 - a generator the probe cannot run: no estimate
+                if allocation_failure(error):
+                    raise
+                self.per_pixel = 0.0
         return self.per_pixel
 
     def probe_side(self) -> int:
@@ -156,11 +161,11 @@ class Fitting:
         return int(self.bytes_per_pixel() * padded * images)
 
     def tiles_for(self, height: int, width: int, images: int = 1) -> tuple[Tiling, str] | None:
-        """None when an untiled pass fits; else the tiling that does and why, in words; a P2PError when
-        not even the smallest tile fits."""
+        """None when an untiled pass fits (or the probe could not run); else the tiling that does and why, in
+        words; a P2PError when not even the smallest tile fits."""
         need = self.need(height, width, images)
         free, source = available_memory(self.device)
-        if need <= free:
+        if need <= free or not self.bytes_per_pixel():
             return None
         room = free / 2 / self.bytes_per_pixel() / max(1, images)
         side = min(LARGEST_TILE, int(math.isqrt(max(0, int(room))) // self.multiple * self.multiple))

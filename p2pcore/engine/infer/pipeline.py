@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from p2pcore.engine.infer.fitting import Fitting, allocation_failure, fitting_of, out_of_memory
+from p2pcore.engine.infer.tiling import Tiling
 from p2pcore.engine.infer.translate import Translator
 from p2pcore.errors import P2PError
 
@@ -104,17 +105,9 @@ class _Run:
         translator = self.translator
         height, width = translator.sizing.model_size(*group[0][1].shape[-2:])
         tiled = None
-        if translator.tiling is None and self.fitting.worth_probing(height, width):
-            found = self.fitting.tiles_for(height, width, min(len(group), translator.per_forward()))
-            if found is not None:
-                tiled, why = found
-                if (height, width) not in self.noted:
-                    self.noted.add((height, width))
-                    self.on_note(f"{self.jobs[group[0][0]][0].name}: {why}: translated in {tiled.size} px tiles "
-                                 f"(so are other images of this size; --tile SIZE chooses the size)")
         try:
-            if tiled is not None:
-                translator.tiling = tiled
+            if translator.tiling is None and self.fitting.worth_probing(height, width):
+                tiled = self.tiled(group, height, width)
             return translator.translate_many([image for _, image in group])
         except Exception as error:
             if not allocation_failure(error):
@@ -124,6 +117,18 @@ class _Run:
         finally:
             if tiled is not None:
                 translator.tiling = None
+
+    def tiled(self, group: list[tuple[int, torch.Tensor]], height: int, width: int) -> Tiling | None:
+        """Tile the translator for this group where an untiled pass would not fit (said once per size)."""
+        found = self.fitting.tiles_for(height, width, min(len(group), self.translator.per_forward()))
+        if found is None:
+            return None
+        self.translator.tiling, why = found
+        if (height, width) not in self.noted:
+            self.noted.add((height, width))
+            self.on_note(f"{self.jobs[group[0][0]][0].name}: {why}: translated in {found[0].size} px tiles (so "
+                         "are other images of this size; --tile SIZE chooses the size)")
+        return found[0]
 
     def reap(self, *, wait: bool = False, keep: int | None = None) -> None:
         """Account for finished writes in file order: all of them with `wait`; with `keep`, wait until at
