@@ -3,10 +3,11 @@
 Trains a tiny pix2pix run (32 px, 4 images, 2 steps), then writes variants of its checkpoint that are wrong
 in one way each (tensor shapes and dtypes, missing tensors, optimiser hyperparameters and values, huge
 strings and integers in the metadata, sparse files declaring huge tensors, truncated files) and runs each
-through ``p2p inspect``, ``p2p translate``, ``p2p export``, ``p2p eval`` and ``p2p run --resume`` in a
-subprocess under ``ulimit -v 8000000``. Every outcome is counted: a clean refusal (exit 2, no traceback), a
-traceback, a signal, or a silent success (exit 0 on a bad file). The good checkpoint is run too, and must
-succeed everywhere. Usage::
+through ``p2p inspect``, ``p2p translate``, ``p2p export``, ``p2p eval`` and ``p2p run --resume`` in a worker
+process under ``ulimit -v 8000000`` (one per command, or with ``--isolated`` one per command and file; a
+worker killed by a signal is charged with its file and replaced). Every outcome is counted: a clean refusal
+(exit 2, no traceback), a traceback, a signal, or a silent success (exit 0 on a bad file). The good
+checkpoint is run too, and must succeed everywhere. Usage::
 
     python benchmarks/probe_checkpoints.py [--work DIR] [--jobs 2] [--only NAME ...] [--commands inspect ...]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -292,24 +294,91 @@ def outcome(returncode: int, output: str) -> str:
     return "exit 2" if returncode == 2 else f"exit {returncode}"
 
 
-def run_one(case: str, name: str, ckpt: Path, case_dir: Path, base: Path) -> tuple[str, str, str, float, str]:
+def prepare(name: str, ckpt: Path, case_dir: Path, base: Path) -> None:
+    shutil.rmtree(case_dir, ignore_errors=True)
+    case_dir.mkdir(parents=True)
     if name == "resume":  # a run folder whose only checkpoint is the crafted one
         run = case_dir / "run"
         shutil.copytree(base / "run", run, ignore=shutil.ignore_patterns("*.safetensors", "eval", "samples"))
         (run / "checkpoints").mkdir(exist_ok=True)
-        shutil.copyfile(ckpt, run / "checkpoints" / "latest.safetensors")
+        os.link(ckpt, run / "checkpoints" / "latest.safetensors")  # never a copy: a sparse file would fill the disk
+
+
+def run_isolated(case: str, name: str, ckpt: Path, case_dir: Path, base: Path) -> tuple[str, str, str, float, str]:
+    """One command on one file in a process of its own."""
+    prepare(name, ckpt, case_dir, base)
     args = " ".join(f"'{a}'" for a in command(name, ckpt, case_dir, base))
     start = time.monotonic()
     proc = subprocess.run(["bash", "-c", f"ulimit -v {MEMORY_KB}; exec {args}"], capture_output=True, text=True,
                           timeout=600, env={**_env(), "COLUMNS": "120"})
     output = proc.stdout + proc.stderr
-    last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")
-    return case, name, outcome(proc.returncode, output), time.monotonic() - start, last[:110]
+    return case, name, outcome(proc.returncode, output), time.monotonic() - start, _last(output)
+
+
+def run_batched(name: str, jobs: list[tuple[str, Path, Path]], base: Path) -> list[tuple[str, str, str, float, str]]:
+    """One command on many files in a worker process (the interpreter and torch are loaded once): a worker that
+    dies by a signal is charged with the file it was on, and a new one goes on from the next."""
+    results: list[tuple[str, str, str, float, str]] = []
+    todo = list(jobs)
+    while todo:
+        for _, ckpt, case_dir in todo:
+            prepare(name, ckpt, case_dir, base)
+        listing = base.parent / f"worker_{name}.json"
+        listing.write_text(json.dumps([[case, str(ckpt), str(case_dir)] for case, ckpt, case_dir in todo]))
+        proc = subprocess.run(["bash", "-c", f"ulimit -v {MEMORY_KB}; exec '{sys.executable}' '{__file__}' "
+                               f"--worker {name} '{base}' '{listing}'"], capture_output=True, text=True,
+                              timeout=3000, env={**_env(), "COLUMNS": "120"})
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        done = {line["case"] for line in lines if "outcome" in line}
+        results += [(line["case"], name, line["outcome"], line["seconds"], line["last"]) for line in lines
+                    if "outcome" in line]
+        rest = [job for job in todo if job[0] not in done]
+        if rest and proc.returncode != 0:  # the worker died on the first file it did not finish
+            results.append((rest[0][0], name, outcome(proc.returncode, proc.stderr), 0.0, _last(proc.stderr)))
+            rest = rest[1:]
+        todo = rest
+    return results
+
+
+def worker(name: str, base: Path, listing: Path) -> None:
+    """Run `name` on each listed file in this process, as `p2p` would (errors rendered, exit codes), printing
+    one JSON line per file."""
+    import contextlib
+    import io
+    import traceback
+
+    from p2pcore.cli import app
+    from p2pcore.commands import common
+    from p2pcore.commands.common import render_error
+    from p2pcore.errors import P2PError
+
+    common.host().manager.hook.p2p_add_commands(app=app)
+    for case, ckpt, case_dir in json.loads(listing.read_text()):
+        args = command(name, Path(ckpt), Path(case_dir), base)[3:]
+        text = io.StringIO()
+        start = time.monotonic()
+        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+            try:
+                app(args=args, prog_name="p2p")
+                code = 0
+            except P2PError as error:
+                render_error(error)
+                code = 2
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+            except BaseException:  # noqa: BLE001 - what the probe counts
+                traceback.print_exc(file=text)
+                code = 1
+        output = text.getvalue()
+        print(json.dumps({"case": case, "outcome": outcome(code, output), "seconds": time.monotonic() - start,
+                          "last": _last(output)}), flush=True)
+
+
+def _last(output: str) -> str:
+    return next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")[:110]
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
@@ -371,17 +440,27 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names")
     parser.add_argument("--commands", nargs="*", default=list(COMMANDS), choices=COMMANDS)
     parser.add_argument("--json", type=Path, help="write every outcome here")
+    parser.add_argument("--isolated", action="store_true", help="a process per command and file (slow: torch is "
+                                                                 "loaded each time); by default a worker process "
+                                                                 "per command goes through the files")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="probe_checkpoints."))
     try:
         base = make_base(work)
         files = craft(base, work, args.only)
-        jobs = [(case, name, path, path.parent / name) for case, path in files.items() for name in args.commands]
-        for *_, case_dir in jobs:
-            shutil.rmtree(case_dir, ignore_errors=True)
-            case_dir.mkdir(parents=True)
         with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(lambda job: run_one(*job, base), jobs))
+            if args.isolated:
+                jobs = [(case, name, path, path.parent / name) for case, path in files.items()
+                        for name in args.commands]
+                results = list(pool.map(lambda job: run_isolated(*job, base), jobs))
+            else:
+                batches = pool.map(lambda name: run_batched(name, [(case, path, path.parent / name) for case, path
+                                                                   in files.items()], base), args.commands)
+                results = [result for batch in batches for result in batch]
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -47,7 +47,7 @@ MAX_METADATA_BYTES = 1024 * 1024  # one metadata value's JSON text
 MAX_STRING_CHARS = 65536  # one string inside a metadata value (a recipe's path, a task's text)
 MAX_INT_DIGITS = 40  # one integer in the header (Python refuses to convert beyond 4300 digits)
 MAX_TENSOR_BYTES = 4 * 1024 ** 3  # one tensor: the largest network's largest weight is ~40 MB
-MAX_BODY_BYTES = 16 * 1024 ** 3  # all tensors: pix2pixHD's networks, moments and average are ~4 GB
+MAX_BODY_BYTES = 16 * 1024 ** 3  # all tensors: pix2pixHD's networks, Adam moments and average are ~3 GB
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 DAMAGED = "the file is damaged (truncated or altered); use another checkpoint (runs keep the previous epochs)"
@@ -55,7 +55,6 @@ FOREIGN = "not a checkpoint written by p2p; reference .pth files are converted w
 
 NonNegative = Annotated[int, Strict(), Field(ge=0, le=1 << 62)]
 Word = Annotated[int, Strict(), Field(ge=0, lt=1 << 32)]
-Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
 
