@@ -30,6 +30,7 @@ DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", to
           torch.bool: "BOOL"}
 TASK_DTYPES = FLOATS | {"I64", "I32"}
 MAX_CUDA_STATE = 4096  # bytes of one CUDA generator's state (16 today)
+MISMATCH = "the recipe does not match its tensors"
 OTHER = "the file is damaged or was made for another recipe; use another checkpoint of this run"
 
 
@@ -95,21 +96,22 @@ def check_layout(header: Header, layout: Layout) -> None:
                 what = f"is stored as {entry.dtype}" if layout.task_state else "is there, but this task keeps no state"
                 raise P2PError(f"task state {name!r} {what}", file=file, key=f"tensors.{name}", hint=OTHER)
         elif name not in layout.tensors:
-            raise P2PError(f"tensor {name!r} is not one this recipe builds", file=file, key=f"tensors.{name}",
-                           hint=OTHER)
+            raise P2PError(f"{MISMATCH}: tensor {name!r} is not one this recipe builds", file=file,
+                           key=f"tensors.{name}", hint=OTHER)
         else:
             want = layout.tensors[name]
             if tuple(entry.shape) != want.shape or entry.dtype != want.dtype:
-                raise P2PError(f"tensor {name!r} is {entry.dtype} {list(entry.shape)}; this recipe builds "
-                               f"{want.dtype} {list(want.shape)}", file=file, key=f"tensors.{name}", hint=OTHER)
+                raise P2PError(f"{MISMATCH}: tensor {name!r} is {entry.dtype} {list(entry.shape)}; this recipe "
+                               f"builds {want.dtype} {list(want.shape)}", file=file, key=f"tensors.{name}",
+                               hint=OTHER)
     if header.meta.task_state and not layout.task_state:
         raise P2PError("the checkpoint holds task state, but this task keeps none", file=file, key="task_state",
                        hint=OTHER)
     for group, names in layout.groups.items():
         missing = [name for name in names if name not in header.tensors]
         if missing and (len(missing) < len(names) or group in layout.required):
-            raise P2PError(f"tensor {missing[0]!r} is missing ({len(missing)} of {len(names)} of {group})", file=file,
-                           key=f"tensors.{missing[0]}", hint=OTHER)
+            raise P2PError(f"{MISMATCH}: tensor {missing[0]!r} is missing ({len(missing)} of {len(names)} of "
+                           f"{group})", file=file, key=f"tensors.{missing[0]}", hint=OTHER)
     _optimiser_metadata(header, layout)
 
 
