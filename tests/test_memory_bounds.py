@@ -161,6 +161,26 @@ def test_translate_tiles_an_image_that_would_not_fit_with_a_note(checkpoint, hos
     assert result.exit_code == 0 and "note: big.png" in result.output, result.output
 
 
+def test_an_allocation_that_fails_is_tried_again_in_smaller_tiles(checkpoint, host, tmp_path):
+    translator = Translator(checkpoint, host, device="cpu", protocol="eval")
+    forward, seen = translator.forward, []
+
+    def limited(image: torch.Tensor) -> torch.Tensor:  # no pass of more than 128 x 128 pixels fits
+        seen.append(tuple(image.shape[-2:]))
+        if image.shape[-2] * image.shape[-1] > 128 * 128:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+        return forward(image)
+
+    translator.forward = limited
+    notes: list[str] = []
+    source = big_input(tmp_path / "big.png")
+    outcome = translate_files(translator, [(source, tmp_path / "out.png")], on_note=notes.append)
+    assert outcome.written == 1 and Image.open(tmp_path / "out.png").size == (420, 300)
+    assert notes == ["big.png: out of memory untiled: trying 208 px tiles",
+                     "big.png: out of memory in 208 px tiles: trying 104 px tiles"], notes
+    assert max(h * w for h, w in seen[-4:]) <= 104 * 104 and translator.tiling is None
+
+
 @pytest.mark.parametrize("failure", [RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: "
                                                   "can't allocate memory: you tried to allocate 987654321 bytes."),
                                      torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),

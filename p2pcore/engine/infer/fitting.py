@@ -2,14 +2,18 @@
 
 A fully convolutional generator's activations grow with the pixels it is given. They are measured once
 per translator on a probe: one real forward pass of a small image (the protocol's mode, its precision,
-no gradients), with forward hooks following the module outputs alive at each moment; the peak, per
-probe pixel, scales to an image (times a safety factor for temporaries inside layers). Available memory
+no gradients), with forward hooks following the module outputs alive at each moment, plus the columns a
+transposed convolution unfolds while it runs (its input's pixels x its output channels x its kernel:
+four times its output for the usual 4 x 4, stride-2 up-convolution); the peak, per probe pixel, scales
+to an image (times a safety factor for other temporaries inside layers). Available memory
 is the device's: on the CPU what the system reports available, bounded by an address-space limit
 (``ulimit -v``) less what the process already maps; on CUDA the device's free memory. The environment
 variable `P2P_MEMORY_BUDGET` (`p2pcore.recipe.memory`) caps it.
 
 An image whose untiled pass would not fit is translated in tiles (`p2pcore.engine.infer.tiling`) of the
-largest side whose pass takes at most half of what is available (1024 at most).
+largest side whose pass takes at most half of what is available (1024 at most). Where an allocation fails
+all the same (temporaries the probe does not see, an address-space limit counting reservations), the
+pass is tried again in tiles of half the side, down to the smallest.
 """
 
 from __future__ import annotations
@@ -99,6 +103,17 @@ def _tensors(value: object) -> Iterator[torch.Tensor]:
             yield from _tensors(item)
 
 
+def _workspace(module: nn.Module, inputs: object) -> int:
+    """Bytes a layer unfolds while it runs beyond its output: a transposed convolution's columns."""
+    if not isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return 0
+    given = next(_tensors(inputs), None)
+    if given is None:
+        return 0
+    pixels = given.numel() // max(1, given.shape[1]) if given.dim() > 2 else given.numel()
+    return pixels * module.out_channels // module.groups * math.prod(module.kernel_size) * given.element_size()
+
+
 def peak_activations(forward: Callable[[torch.Tensor], torch.Tensor], nets: Iterable[nn.Module],
                      probe: torch.Tensor) -> int:
     """The most bytes of module outputs (and the input) alive at once during `forward(probe)`."""
@@ -116,6 +131,7 @@ def peak_activations(forward: Callable[[torch.Tensor], torch.Tensor], nets: Iter
     def hook(module: nn.Module, inputs: object, output: object) -> None:
         for tensor in _tensors(output):
             seen(tensor)
+        peak[0] = max(peak[0], sum(live.values()) + _workspace(module, inputs))
 
     handles = [module.register_forward_hook(hook) for net in nets for module in net.modules()]
     try:
@@ -159,6 +175,14 @@ class Fitting:
         """Bytes an untiled pass of `images` images of height x width is expected to take."""
         padded = math.ceil(height / self.multiple) * self.multiple * math.ceil(width / self.multiple) * self.multiple
         return int(self.bytes_per_pixel() * padded * images)
+
+    def smaller(self, height: int, width: int, tiling: Tiling | None) -> Tiling | None:
+        """After a failed allocation: half the tile's side (the largest tile under the image's longer side
+        when it was untiled), or None when that would be under the smallest tile."""
+        longest = max(math.ceil(height / self.multiple), math.ceil(width / self.multiple)) * self.multiple
+        side = min(LARGEST_TILE, longest // 2) if tiling is None else tiling.size // 2
+        side = side // self.multiple * self.multiple
+        return Tiling.checked(side, None, self.multiple) if side >= 2 * self.multiple else None
 
     def tiles_for(self, height: int, width: int, images: int = 1) -> tuple[Tiling, str] | None:
         """None when an untiled pass fits (or the probe could not run); else the tiling that does and why, in

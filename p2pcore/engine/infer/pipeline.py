@@ -100,35 +100,51 @@ class _Run:
                                                                    source=source)))
 
     def translated(self, group: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
-        """The group's translations: in tiles that fit where an untiled pass would not; an allocation that
-        fails becomes a P2PError."""
+        """The group's translations: in tiles that fit where an untiled pass would not, in smaller ones after
+        an allocation fails (unless --tile chose them); a failure that tiling cannot help is a P2PError."""
         translator = self.translator
         height, width = translator.sizing.model_size(*group[0][1].shape[-2:])
-        tiled = None
+        chosen = translator.tiling  # --tile, which is never changed
         try:
-            if translator.tiling is None and self.fitting.worth_probing(height, width):
-                tiled = self.tiled(group, height, width)
-            return translator.translate_many([image for _, image in group])
+            tiling = self.tiled(group, height, width) if chosen is None and self.fitting.worth_probing(height,
+                                                                                                        width) else None
+            while True:
+                translator.tiling = tiling or chosen
+                try:
+                    return translator.translate_many([image for _, image in group])
+                except Exception as error:
+                    retry = chosen is None and allocation_failure(error) and self.fitting.worth_probing(height, width)
+                    smaller = self.fitting.smaller(height, width, tiling) if retry else None
+                    if smaller is None:
+                        raise
+                self._free()
+                self.on_note(f"{self.jobs[group[0][0]][0].name}: out of memory "
+                             f"{f'in {tiling.size} px tiles' if tiling else 'untiled'}: trying {smaller.size} px tiles")
+                tiling = smaller
         except Exception as error:
             if not allocation_failure(error):
                 raise
             used = translator.tiling.size if translator.tiling is not None else None
             raise out_of_memory(height, width, tiled=used) from None
         finally:
-            if tiled is not None:
-                translator.tiling = None
+            translator.tiling = chosen
+
+    def _free(self) -> None:
+        """Give back what the failed pass's allocator cached before the next try."""
+        if self.translator.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def tiled(self, group: list[tuple[int, torch.Tensor]], height: int, width: int) -> Tiling | None:
-        """Tile the translator for this group where an untiled pass would not fit (said once per size)."""
+        """The tiling for this group where an untiled pass would not fit (said once per size)."""
         found = self.fitting.tiles_for(height, width, min(len(group), self.translator.per_forward()))
         if found is None:
             return None
-        self.translator.tiling, why = found
+        tiling, why = found
         if (height, width) not in self.noted:
             self.noted.add((height, width))
-            self.on_note(f"{self.jobs[group[0][0]][0].name}: {why}: translated in {found[0].size} px tiles (so "
+            self.on_note(f"{self.jobs[group[0][0]][0].name}: {why}: translated in {tiling.size} px tiles (so "
                          "are other images of this size; --tile SIZE chooses the size)")
-        return found[0]
+        return tiling
 
     def reap(self, *, wait: bool = False, keep: int | None = None) -> None:
         """Account for finished writes in file order: all of them with `wait`; with `keep`, wait until at
