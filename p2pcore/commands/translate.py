@@ -21,11 +21,9 @@ from p2pcore.commands.common import (
 )
 from p2pcore.errors import P2PError
 
-TileOption = Annotated[int | None, typer.Option(help="translate images larger than SIZE x SIZE as overlapping tiles "
-                                                 "blended together: memory bounded by the tile; SIZE a multiple "
-                                                 "of the generator's size multiple. Without it, an image whose "
-                                                 "untiled pass would not fit in memory is tiled all the same, "
-                                                 "with a note", metavar="SIZE")]
+TILE_HELP = ("translate images larger than SIZE x SIZE as overlapping tiles blended together: memory bounded by the "
+             "tile; SIZE a multiple of the generator's size multiple")
+TileOption = Annotated[int | None, typer.Option(help=TILE_HELP, metavar="SIZE")]
 OverlapOption = Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by neighbouring "
                                                         "tiles, less than SIZE/2 (default SIZE/8)", metavar="PX")]
 
@@ -54,7 +52,9 @@ def translate(checkpoint: Annotated[Path, typer.Argument(help="a p2p checkpoint 
                                                       "under the paper protocol, a random style); there each "
                                                       "image has its own pass, seeded alike, so outputs are the "
                                                       "same for any batch size")] = 8,
-              tile: TileOption = None,
+              tile: Annotated[int | None, typer.Option(help=f"{TILE_HELP}. Without it, an image whose untiled pass "
+                                                 "would not fit in memory is tiled all the same, with a note",
+                                                 metavar="SIZE")] = None,
               overlap: OverlapOption = None,
               workers: Annotated[int | None, typer.Option(min=1, help="threads reading and writing files "
                                                           "while the networks run (default: up to 4)")] = None,
