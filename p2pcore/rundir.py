@@ -217,12 +217,13 @@ class RunDir:
         check_writable(out, hint="give --out a writable folder path")
         entries = set(os.listdir(out)) if out.is_dir() else set()
         marked = MARKER_FILE in entries
-        legacy = not marked and {RECIPE_FILE, CHECKPOINTS} <= entries  # a run written before folders were marked
+        # a run written before p2p marked its folders: its recipe, and its checkpoints or log
+        legacy = not marked and RECIPE_FILE in entries and bool(entries & {CHECKPOINTS, METRICS_FILE})
         if resume:
             if RECIPE_FILE not in entries or not (marked or legacy):
                 raise P2PError(f"{out} holds no run to resume (no {RECIPE_FILE})", file=str(out),
                                hint="drop --resume to start a new run, or point --out at an existing run")
-            if not self.has_checkpoint():
+            if marked and not self.has_checkpoint():
                 self._check_unlocked()
                 raise P2PError(f"nothing to resume in {out}: its run stopped before writing its first checkpoint",
                                file=str(out), hint=f"start it again in the same folder: {self.restart_line()}")
