@@ -34,7 +34,7 @@ def check_consistency(tensors: Mapping[str, Any], optim: Mapping[str, Any], *, f
     moments: dict[str, dict[int, dict[str, Any]]] = {}
     for name, entry in tensors.items():
         prefix, _, rest = name.partition(".")
-        if prefix not in PREFIXES or (prefix != "rng" and "." not in rest) or not rest:
+        if prefix not in PREFIXES or not rest or (prefix in ("net", "ema", "optim") and "." not in rest):
             raise _refuse(f"tensor {name!r} is not one p2p writes (net., ema., optim., task. or rng.)", name, file)
         if prefix in ("net", "ema"):
             _network_tensor(name, entry, tensors, file)
