@@ -21,7 +21,7 @@ from pydantic import (
 
 hookimpl = pluggy.HookimplMarker("p2p")
 
-API_VERSION = "1.6"
+API_VERSION = "1.7"
 """The version of the contract between p2p and its plugins: this module and the hooks of
 :mod:`p2pcore.hookspecs`. The major number changes when something a plugin may rely on changes shape
 or goes away, the minor one when something is added. A plugin declares the versions it supports in its
@@ -42,7 +42,10 @@ generators' feature-tap contract (:class:`~p2pcore.api.networks.Tap`, ``taps()``
 whole recipe (``TaskParams.check_recipe`` with :class:`~p2pcore.api.tasks.RecipeView`) and its default loss
 terms (``TaskParams.default_loss``), and says that a task receives the underlying modules under ``--nproc``.
 1.6 added the alignment helpers for adapters (:class:`~p2pcore.alignment.Alignment`: a camera pair's
-registration read from a ``[data.align]`` block, warped and cropped to the common field of view)."""
+registration read from a ``[data.align]`` block, warped and cropped to the common field of view). 1.7 added a
+dataset's declared item count (``DatasetParams.item_count`` returning :class:`~p2pcore.api.data.ItemCount`, from
+which ``p2p validate`` estimates the data's memory) and the atomic file writers (``write_bytes_atomically``,
+``write_text_atomically``, ``write_atomically``, ``check_folder_writable``)."""
 
 
 class Checked(BaseModel):
