@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from p2pcore import Host, load_host
+# A terminal width inherited from the runner (pytest-xdist's workers set COLUMNS=80) would fix the width of
+# consoles created at import; each test that cares sets its own.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # processes side by side: one thread each (and each p2p they start)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from p2pcore import Host, load_host  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ROOT = Path(__file__).resolve().parents[1]

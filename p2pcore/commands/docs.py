@@ -32,9 +32,9 @@ def docs(out: Annotated[Path, typer.Option("--out", help="the folder of the page
     outdated = stale(out, generated)
     if check:
         for name in outdated:
-            console.print(f"[red]stale[/red]: {out / name}", highlight=False)
+            console.print(f"[red]stale[/red]: {out / name}", highlight=False, soft_wrap=True)  # a path stays whole
         if outdated:
-            console.print(f"regenerate them: p2p docs --out {out}", highlight=False)
+            console.print(f"regenerate them: p2p docs --out {out}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         console.print(f"[green]current[/green]: {', '.join(str(out / name) for name in generated)}", highlight=False)
         return
