@@ -126,7 +126,8 @@ class Registry:
         hint = f"did you mean {guess!r}? " if guess else ""
         raise P2PError(f"unknown {kind} {name!r}", details=self.unloaded,
                        hint=f"{hint}available: {', '.join(self.names(kind)) or '(none)'}; "
-                            f"see `p2p list {kind}`")
+                            f"see `p2p list {kind}`; a component of another plugin needs that package installed "
+                            "(the recipes in examples/p2p-example/recipes: `pip install -e examples/p2p-example`)")
 
     def search(self, kind: str | None = None, pattern: str | None = None) -> list[ComponentSpec]:
         """Components of `kind` (or every kind) whose name matches a shell-style wildcard."""
