@@ -30,11 +30,10 @@ def optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict
 HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
 
 
-def optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
-                        meta: Mapping[str, Any]) -> None:
-    """Put a player's saved state into its optimiser: the moments and steps, and the hyperparameters of each
-    parameter group (range-checked when the header was read). The implementation's flags (fused, foreach,
-    capturable, ...) stay the optimiser's own: they belong to this process's device, not to the run."""
+def optimizer_state_from_flat(name: str, tensors: Mapping[str, torch.Tensor],
+                              meta: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """A player's saved optimiser state by parameter index (``optim.<name>.<index>.<key>`` tensors and the
+    metadata's scalars), as `torch.optim.Optimizer.load_state_dict` takes it."""
     prefix = f"optim.{name}."
     state: dict[int, dict[str, Any]] = {}
     for full, value in tensors.items():
@@ -43,6 +42,15 @@ def optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, tensors: Ma
             state.setdefault(int(index), {})[key] = value
     for index, entry in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entry)
+    return state
+
+
+def optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
+                        meta: Mapping[str, Any]) -> None:
+    """Put a player's saved state into its optimiser: the moments and steps, and the hyperparameters of each
+    parameter group (range-checked when the header was read). The implementation's flags (fused, foreach,
+    capturable, ...) stay the optimiser's own: they belong to this process's device, not to the run."""
+    state = optimizer_state_from_flat(name, tensors, meta)
     own = optimizer.state_dict()["param_groups"]
     saved = meta["param_groups"]
     if len(saved) != len(own):

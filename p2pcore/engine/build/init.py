@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from p2pcore.checkpoint.state import optimizer_state_from_flat
 from p2pcore.errors import P2PError
 from p2pcore.recipe import InitConfig
 
@@ -95,27 +96,13 @@ def load_pretrained_optimizers(optimizers: dict[str, torch.optim.Optimizer], con
             raise P2PError(f"the checkpoint holds no optimiser state for player {player!r}",
                            file=config.checkpoint, key="init.checkpoint",
                            hint=f"it holds {', '.join(sorted(saved))}; set init.optimizer = false")
-        state = _player_state(ckpt.tensors, saved[player], player)
+        state = optimizer_state_from_flat(player, ckpt.tensors, saved[player])
         own = optimizer.state_dict()
         params = [p for group in optimizer.param_groups for p in group["params"]]
         _check_fits(player, state, params, config.checkpoint)
         optimizer.load_state_dict({"state": state, "param_groups": own["param_groups"]})
         loaded.append(f"optimiser {player}")
     return loaded
-
-
-def _player_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
-                  player: str) -> dict[int, dict[str, Any]]:
-    """One player's optimiser state by parameter index, from a checkpoint's tensors and metadata."""
-    prefix = f"optim.{player}."
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix):
-            index, key = name[len(prefix):].split(".", 1)
-            state.setdefault(int(index), {})[key] = value
-    for index, entry in meta.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(entry)
-    return state
 
 
 def _check_fits(player: str, state: Mapping[int, Mapping[str, Any]], params: list[torch.nn.Parameter],
