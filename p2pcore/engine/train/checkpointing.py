@@ -63,7 +63,7 @@ class Checkpointing:
         ranks = self._rank_states()
         if not self.placement.is_main:
             return
-        self._write(self.run_dir.latest, ranks)
+        write_checkpoint(self.run_dir.latest, *self._capture(ranks))
         self._last_save = time.monotonic()
         self._saved(self.run_dir.latest)
 
@@ -76,12 +76,13 @@ class Checkpointing:
         if not self.placement.is_main:
             return
         target = self.run_dir.epoch_checkpoint(self.state.counters.epoch)
-        whole = self.cfg.keep_optimizer
-        self._write(target, ranks, weights_only=not whole)
-        if whole:
+        tensors, metadata = self._capture(ranks)
+        if self.cfg.keep_optimizer:
+            write_checkpoint(target, tensors, metadata)
             link_checkpoint(target, self.run_dir.latest)
         else:
-            self._write(self.run_dir.latest, ranks)
+            write_checkpoint(target, *_weights_only(tensors, metadata))
+            write_checkpoint(self.run_dir.latest, tensors, metadata)
         if best:
             link_checkpoint(target, self.run_dir.best)
             write_json(self.run_dir.best_evaluation, self.state.best)
@@ -128,14 +129,9 @@ class Checkpointing:
                        details=problems, hint="start a new run elsewhere (another --out), from the newest weights "
                                               "with [init] checkpoint = \"PATH\" if you like")
 
-    def _write(self, path: Path, ranks: list[dict[str, Any]] | None, *, weights_only: bool = False) -> None:
-        """Write the run state; `weights_only` leaves out the optimisers' state and the gradient scalers' (the
-        bulk of a checkpoint with Adam: two moments per weight), keeping the weights, averages and progress."""
-        tensors, metadata = self.state.capture(self.recipe.to_toml_dict(), self.components(), ranks)
-        if weights_only:
-            tensors = {name: t for name, t in tensors.items() if not name.startswith(OPTIMISER_TENSORS)}
-            metadata = {key: value for key, value in metadata.items() if key not in ("optim", "scalers")}
-        write_checkpoint(path, tensors, metadata)
+    def _capture(self, ranks: list[dict[str, Any]] | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The run state as a checkpoint's tensors and metadata (captured once per save, whatever is written)."""
+        return self.state.capture(self.recipe.to_toml_dict(), self.components(), ranks)
 
     def _saved(self, path: Path) -> None:
         c = self.state.counters
@@ -150,3 +146,11 @@ class Checkpointing:
         if self.placement.device.type == "cuda":
             own["cuda"] = torch.cuda.get_rng_state(self.placement.device)
         return self.placement.gather(own)
+
+
+def _weights_only(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> tuple[dict[str, torch.Tensor],
+                                                                                       dict[str, Any]]:
+    """A checkpoint without the optimisers' state and the gradient scalers' (the bulk of a checkpoint with Adam:
+    two moments per weight), keeping the weights, averages and progress."""
+    return ({name: t for name, t in tensors.items() if not name.startswith(OPTIMISER_TENSORS)},
+            {key: value for key, value in metadata.items() if key not in ("optim", "scalers")})
