@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from p2pcore.commands import common
 from p2pcore.commands.common import console, plain
 
 
@@ -22,4 +23,4 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (runs/<
     """
     from p2pcore.report import write_report
 
-    console.print(f"wrote {plain(str(write_report(run_dir)))}", highlight=False)
+    console.print(f"wrote {plain(str(write_report(run_dir, common.host())))}", highlight=False)

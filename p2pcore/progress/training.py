@@ -143,7 +143,7 @@ def train_with_progress(recipe: Recipe, host: Host, out_dir: Path | RunDir, *, r
     from p2pcore.engine.train.trainer import Trainer
     from p2pcore.report.refresh import ReportRefresh
 
-    trainer = Trainer(recipe, host, out_dir, callbacks=[TrainingProgress(console, disable=quiet), ReportRefresh()])
+    trainer = Trainer(recipe, host, out_dir, callbacks=[TrainingProgress(console, disable=quiet), ReportRefresh(host)])
     if not quiet:
         console.print(trainer.summary())
     return trainer.fit(resume=resume)

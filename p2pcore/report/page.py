@@ -15,7 +15,7 @@ from p2pcore.report.charts import Chart
 from p2pcore.report.numbers import figure, number
 from p2pcore.report.runlog import RunLog
 from p2pcore.report.sources import Components, Evaluations, Recipe
-from p2pcore.report.visuals import GridColumns, grid_columns
+from p2pcore.report.visuals import GridColumns
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunView:
     evaluations: Evaluations
     components: Components
     recipe: Recipe
+    columns: GridColumns
 
 
 def _section(title: str, body: str, anchor: str) -> str:
@@ -114,7 +115,7 @@ def _caption(grid: GridColumns) -> str:
 def samples(view: RunView) -> str:
     if not view.frames:
         return _section("Sample grids", '<p class="note">no sample grids yet (samples/)</p>', "samples")
-    grid = grid_columns(view.recipe.values)
+    grid = view.columns
     frames = [{"epoch": epoch, "src": quote(path)} for epoch, path in view.frames]
     last = frames[-1]
     controls = (f'<div class="slider"><label for="epoch-slider">epoch</label>'

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from p2pcore.api.callbacks import Callback, RunInfo
 from p2pcore.errors import P2PError
+from p2pcore.plugins import Host
 from p2pcore.report import write_report
 from p2pcore.rundir import RunDir
 
@@ -17,7 +18,8 @@ class ReportRefresh(Callback):
     components) and when the run finishes. A page that cannot be written is a warning, never the end of
     training."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: Host | None = None) -> None:
+        self.host = host
         self.run: RunDir | None = None
         self.due = False
 
@@ -40,6 +42,6 @@ class ReportRefresh(Callback):
         if self.run is None:
             return
         try:
-            write_report(self.run)
+            write_report(self.run, self.host)
         except P2PError as error:
             warnings.warn(f"report.html not refreshed: {error.message}", stacklevel=2)
