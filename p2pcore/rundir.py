@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from p2pcore.atomicfile import create_atomically
 from p2pcore.errors import P2PError
 
 LOCK_FILE = ".lock"
@@ -177,18 +178,9 @@ class RunDir:
 
     def mark(self) -> None:
         """Write the marker that makes the folder a run p2p may adopt again (created exclusively, so a link
-        planted under its name is never followed)."""
-        try:
-            fd = os.open(self.path / MARKER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise P2PError(f"cannot write into the run directory: {exc.strerror}", file=str(self.path),
-                           hint="choose a writable --out") from None
-        try:
-            os.write(fd, MARKER_TEXT.encode())
-        finally:
-            os.close(fd)
+        planted under its name is never followed); a marker already there stays."""
+        create_atomically(self.path / MARKER_FILE, MARKER_TEXT.encode(), what="the run directory's marker",
+                          hint="choose a writable --out")
 
     def clear_unfinished(self) -> None:
         """Remove what a run wrote before its first checkpoint (its log, sample grids, evaluations, report and
