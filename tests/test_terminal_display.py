@@ -190,6 +190,28 @@ def test_summary_fits_80_columns_where_it_can(tmp_path: Path) -> None:
     assert lines[-1] == f"  p2p translate {run.best} IN_DIR OUT_DIR" and lines[-2] == "next:"
 
 
+ANSI_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+def test_display_ends_its_last_line_before_the_summary(tmp_path: Path, terminal: bool) -> None:
+    """Piped to a file or redrawn in a terminal, the display's last line ends before the summary's `done:`,
+    with no blank line between them."""
+    console = Console(width=WIDTH, file=io.StringIO(), force_terminal=terminal, color_system=None)
+    display = TrainingProgress(console)
+    display.on_run_start(run_info(epochs=1, steps_per_epoch=2))
+    display.on_step(1, 0.5, {})
+    display.on_step(2, 1.0, {"G/gan": 0.5, "D/gan": 0.25})
+    display.on_evaluation(1, {"eval/l1": 0.1609, "eval/psnr": 18.59})
+    display.on_run_end("finished")
+    end_of_run(console, fake_run(tmp_path / "q", best=False), type("Result", (), {"steps": 2, "epochs": 1})())
+    written = ANSI_CONTROL.sub("", console.file.getvalue())  # type: ignore[attr-defined]
+    before, done, _ = written.partition("done: 1 epoch, 2 steps in ")
+    assert done and before.endswith("  epoch 1 eval: l1 0.1609  psnr 18.59\n") and not before.endswith("\n\n"), written
+    if not terminal:
+        assert before.count("epoch 1.00/1 ") == 1, written  # a file gets the display once, at the run's end
+
+
 TMUX_RECIPE = """task = {{ name = "cyclegan", pool_size = 0 }}
 [data]
 name = "synthetic_thermal"

@@ -64,6 +64,7 @@ class TrainingProgress(Callback):
     def __init__(self, console: Console, *, disable: bool = False) -> None:
         self.console, self.disable = console, disable
         self.live: Live | None = None
+        self.shown = False  # whether the display is on (redrawn live, or printed once at the run's end)
         self.lock = threading.Lock()
         self.clock = StepClock()
         self.epochs = self.total = self.step = 0
@@ -77,7 +78,8 @@ class TrainingProgress(Callback):
         self.total = min(total, max_steps) if max_steps else total
         self.epochs, self.step = run.epochs, run.start_step
         self.epoch = float(run.start_epoch) if run.resumed else None
-        if not self.disable:
+        self.shown = not self.disable
+        if self.shown and (self.console.is_terminal or self.console.is_jupyter):
             self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
             self.live.start()
 
@@ -95,9 +97,18 @@ class TrainingProgress(Callback):
         self._ended(epoch, figures)
 
     def on_run_end(self, status: str) -> None:
+        """Leave the display's final state on the console, its last line ended, for what is printed next.
+
+        Only a terminal (or a notebook) is redrawn live. To any other console (a file, a pipe) Live writes
+        nothing until it stops, and then its last render without the newline that ends the last line (it adds
+        that newline for a terminal only), so the next print would run on from it: there the display is
+        printed once, here, as whole lines."""
         if self.live is not None:
             self.live.stop()
             self.live = None
+        elif self.shown:
+            self.console.print(self)
+        self.shown = False
 
     def _ended(self, epoch: int, figures: Mapping[str, float | None]) -> None:
         if not figures:
