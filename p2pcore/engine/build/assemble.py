@@ -63,13 +63,16 @@ def check_direction(spec: TaskSpec, direction: str | None, task: str) -> str:
 
 
 def assemble(recipe: Recipe, host: Host, *, direction: str | None = None,
-             roles: Iterable[str] | None = None) -> Assembly:
+             roles: Iterable[str] | None = None, adapter: Any = None) -> Assembly:
     """Everything a recipe names, built. With `direction` (or `roles`), only what that translation (or
     those roles) run, without loss terms; otherwise what training needs: the required roles, the roles
-    the loss terms' tensors need and those of every direction (for sample grids)."""
+    the loss terms' tensors need and those of every direction (for sample grids). `adapter` is the recipe's
+    dataset adapter where the caller built it already (a trained run's opener builds it once, off the meta
+    device, for its shape checks and its networks); otherwise it is built here."""
     spec = task_spec(recipe)
     task = host.build("task", recipe.task, key="task")
-    adapter = host.build("dataset", recipe.data, key="data")
+    if adapter is None:
+        adapter = host.build("dataset", recipe.data, key="data")
     terms: list[Term] = []
     own: set[str] = set()  # the task's own networks this run needs
     if roles is not None:

@@ -5,8 +5,9 @@ checkpoint header -> its components checked installed -> its recipe validated as
 loss terms and metrics) -> every tensor of the file compared with what that recipe builds (its networks,
 their averages and optimiser state, on the meta device) before any is read -> the networks of a direction or
 of named roles, built and loaded (the weight average where the file keeps one, else the last weights)
--> on the device, with the dataset adapter and the test-time protocol they run under. What each caller
-does beyond that (styles, tiling, metrics, tracing) stays with the caller.
+-> on the device, with the dataset adapter and the test-time protocol they run under. The adapter is built
+once, with the recipe validated, and serves the comparisons and the networks alike. What each caller does
+beyond that (styles, tiling, metrics, tracing) stays with the caller.
 """
 
 from __future__ import annotations
@@ -88,11 +89,13 @@ class TrainedRun:
 @dataclass
 class TrainedCheckpoint:
     """A checkpoint read, its components found installed and its recipe validated for inference: what a
-    caller may consult (its `[eval]`, its directions) before choosing the networks to :meth:`open`."""
+    caller may consult (its `[eval]`, its directions) before choosing the networks to :meth:`open`. `adapter`
+    is the recipe's dataset adapter, built once: the networks opened are built for it and run with it."""
 
     checkpoint: Checkpoint
     recipe: Recipe
     host: Host
+    adapter: Any
 
     @property
     def file(self) -> str:
@@ -117,9 +120,9 @@ class TrainedCheckpoint:
                     raise P2PError(f"the checkpoint's recipe has no model.{role}", key=f"model.{role}",
                                    hint=f"its networks: {', '.join(self.recipe.model)}")
             with torch.device("meta"):  # shapes only: a recipe that disagrees with the tensors allocates nothing
-                check_shapes(assemble(self.recipe, self.host, direction=direction, roles=roles).nets,
-                             self.checkpoint)
-            run = assemble(self.recipe, self.host, direction=direction, roles=roles)
+                check_shapes(assemble(self.recipe, self.host, direction=direction, roles=roles,
+                                      adapter=self.adapter).nets, self.checkpoint)
+            run = assemble(self.recipe, self.host, direction=direction, roles=roles, adapter=self.adapter)
         except P2PError as exc:
             raise exc.with_location(file=self.file) from None
         for role, net in run.nets.items():
@@ -155,15 +158,17 @@ def open_checkpoint(checkpoint: str | Path, host: Host, *, data: Mapping[str, An
         recorded["data"] = dict(data) if replaced else {**recorded["data"], **data}
     try:
         recipe = validate_recipe(recorded, host, inference=True)
-        layout = file_layout(recipe, host, header)
+        adapter = host.build("dataset", recipe.data, key="data")  # off the meta device: the run reads with it
+        layout = file_layout(recipe, host, header, adapter)
     except P2PError as exc:
         raise exc.with_location(file=file) from None
-    return TrainedCheckpoint(read_checked(header, layout), recipe, host)
+    return TrainedCheckpoint(read_checked(header, layout), recipe, host, adapter)
 
 
-def file_layout(recipe: Recipe, host: Host, header: Header) -> Layout:
-    """What the recipe builds for the roles the file holds, on the meta device: their networks (and averages)
-    and the optimiser state of each player training them, as training writes it."""
+def file_layout(recipe: Recipe, host: Host, header: Header, adapter: Any) -> Layout:
+    """What the recipe builds for the roles the file holds, on the meta device, with the recipe's dataset
+    `adapter`: their networks (and averages) and the optimiser state of each player training them, as training
+    writes it."""
     spec = task_spec(recipe)
     held = sorted({name.split(".")[1] for name in header.tensors if name.startswith(("net.", "ema."))})
     unknown = [role for role in held if role not in spec.roles and role not in spec.own]
@@ -173,7 +178,7 @@ def file_layout(recipe: Recipe, host: Host, header: Header) -> Layout:
                                                                       "another checkpoint")
     roles = [role for role in held if role in spec.roles]
     with torch.device("meta"):  # shapes only: nothing is allocated
-        run = assemble(recipe, host, roles=roles)
+        run = assemble(recipe, host, roles=roles, adapter=adapter)
         nets = dict(run.nets)
         own = {role for role in held if role in spec.own}
         if own:
