@@ -90,6 +90,19 @@ def test_the_opener_rebuilds_a_direction_with_the_checkpoint_weights(checkpoint,
     assert run.nets["generator"].training  # the protocol is entered for a while, never left behind
 
 
+
+def test_the_opener_builds_the_dataset_adapter_once(checkpoint, extended, monkeypatch):
+    built: list[str] = []
+    build = type(extended).build
+
+    def counting(self, kind, *args, **kwargs):
+        built.append(kind)
+        return build(self, kind, *args, **kwargs)
+
+    monkeypatch.setattr(type(extended), "build", counting)
+    run = open_trained(checkpoint, extended, protocol="eval")
+    assert built.count("dataset") == 1 and run.adapter is not None, built
+
 def test_every_path_opens_it_where_the_plugin_is_installed(checkpoint, extended, tmp_path):
     translator = Translator(checkpoint, extended, device="cpu", protocol="eval")
     assert translator(torch.zeros(1, 32, 32)).shape == (3, 32, 32)
