@@ -25,7 +25,8 @@ QUICKSTART = ROOT / "recipes" / "quickstart_cyclegan.toml"
 
 def tiny(host, **train) -> dict:
     data = load_recipe(QUICKSTART, host).to_toml_dict()
-    data["data"].update(train_count=24, test_count=2)
+    data["data"].update(size=32, train_count=24, test_count=2)
+    data["translate"].update(load_size=32)
     for role in ("generator_ab", "generator_ba"):
         data["model"][role].update(ngf=8, n_blocks=1)
     for role in ("discriminator_a", "discriminator_b"):

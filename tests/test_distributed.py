@@ -113,7 +113,8 @@ def test_a_batch_that_does_not_split_is_refused(runs):
 AFFINE = '{ name = "instance", affine = true }'
 MULTI_NETWORK = {  # tasks that train several networks, each under its own data-parallel wrapper
     "cyclegan": ("quickstart_cyclegan.toml", [
-        "task.pool_size=0", "data.train_count=16", "eval.metrics=[]",  # a history pool draws per process
+        "task.pool_size=0", "data.size=32", "data.train_count=16",  # a history pool draws per process
+        "eval.metrics=[]", "unset=eval.best",
         *(f"model.{g}.{k}" for g in ("generator_ab", "generator_ba")
           for k in ("n_blocks=1", "ngf=8", f"norm={AFFINE}")),
         *(f"model.{d}.{k}" for d in ("discriminator_a", "discriminator_b") for k in ("ndf=8", f"norm={AFFINE}"))]),
