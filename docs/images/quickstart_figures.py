@@ -3,9 +3,10 @@
     p2p run recipes/quickstart.toml
     python docs/images/quickstart_figures.py runs/quickstart docs/images
 
-writes `quickstart_curve.png` (the held-out eval/l1 and eval/psnr against the epoch, one panel each,
-from RUN/metrics.jsonl) and `quickstart_samples.png` (the sample grid of the first and the last epoch
-side by side, from RUN/samples/, enlarged 2x without smoothing).
+writes `NAME_curve.png` (the held-out figures the run logs against the epoch, one panel each, from
+RUN/metrics.jsonl: L1 and PSNR for pix2pix and pix2pixHD, the colour histogram intersection for CycleGAN)
+and `NAME_samples.png` (the sample grid of the first and the last epoch side by side, from RUN/samples/,
+enlarged 2x without smoothing), NAME being the run folder's name (`quickstart`, `quickstart_cyclegan`, ...).
 """
 
 from __future__ import annotations
@@ -20,19 +21,27 @@ WIDTH, HEIGHT, MARGIN = 420, 260, (58, 16, 24, 44)  # panel size; left, top, rig
 INK, GRID, LINE = (40, 40, 40), (225, 225, 225), (31, 119, 180)
 
 
-def evaluations(run: Path) -> list[dict]:
-    """The evaluation lines of a run's metrics.jsonl, in order (a half-written last line is left out)."""
+# the figures drawn, where the run logs them: (key, title, unit)
+PANELS = (("eval/l1", "held-out L1", "lower is better, images in [-1, 1]"),
+          ("eval/psnr", "held-out PSNR", "dB, higher is better"),
+          ("eval/a2b/lab_histogram_intersection", "held-out colour histograms", "intersection"))
+
+
+def evaluations(run: Path) -> tuple[list[dict], list[tuple[str, str, str]]]:
+    """The evaluation lines of a run's metrics.jsonl, in order (a half-written last line is left out), and
+    the panels they have figures for."""
     rows = []
     for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if "eval/l1" in row:
+        if any(key in row for key, _, _ in PANELS):
             rows.append(row)
     if not rows:
-        raise SystemExit(f"{run}/metrics.jsonl has no eval/l1 lines: is it a quickstart run?")
-    return rows
+        raise SystemExit(f"{run}/metrics.jsonl has none of {', '.join(k for k, _, _ in PANELS)}: is it a "
+                         "quickstart run?")
+    return rows, [spec for spec in PANELS if all(spec[0] in row for row in rows)]
 
 
 def panel(epochs: list[float], values: list[float], title: str, unit: str) -> Image.Image:
@@ -76,16 +85,16 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a finished quickstart run directory")
     parser.add_argument("out", type=Path, help="folder for the two PNG files")
     args = parser.parse_args()
-    rows = evaluations(args.run)
+    rows, specs = evaluations(args.run)
     epochs = [float(r["epoch"]) for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
+    name = args.run.resolve().name
 
-    panels = [panel(epochs, [r["eval/l1"] for r in rows], "held-out L1", "lower is better, images in [-1, 1]"),
-              panel(epochs, [r["eval/psnr"] for r in rows], "held-out PSNR", "dB, higher is better")]
+    panels = [panel(epochs, [r[key] for r in rows], title, unit) for key, title, unit in specs]
     curve = Image.new("RGB", (WIDTH * len(panels), HEIGHT), "white")
     for i, p in enumerate(panels):
         curve.paste(p, (i * WIDTH, 0))
-    curve.save(args.out / "quickstart_curve.png", optimize=True)
+    curve.save(args.out / f"{name}_curve.png", optimize=True)
 
     grids = sorted((args.run / "samples").glob("epoch_*.png"))
     first, last = (Image.open(grids[i]).convert("RGB") for i in (0, -1))
@@ -93,9 +102,9 @@ def main() -> None:
     both = Image.new("RGB", (first.width + last.width + gap, max(first.height, last.height)), "white")
     both.paste(first, (0, 0))
     both.paste(last, (first.width + gap, 0))
-    both.resize((both.width * 2, both.height * 2), Image.NEAREST).save(args.out / "quickstart_samples.png",
+    both.resize((both.width * 2, both.height * 2), Image.NEAREST).save(args.out / f"{name}_samples.png",
                                                                        optimize=True)
-    print(f"{args.out / 'quickstart_curve.png'}, {args.out / 'quickstart_samples.png'} "
+    print(f"{args.out / f'{name}_curve.png'}, {args.out / f'{name}_samples.png'} "
           f"(from {grids[0].name} and {grids[-1].name})")
 
 
