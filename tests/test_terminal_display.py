@@ -212,6 +212,27 @@ def test_display_ends_its_last_line_before_the_summary(tmp_path: Path, terminal:
         assert before.count("epoch 1.00/1 ") == 1, written  # a file gets the display once, at the run's end
 
 
+def test_a_log_file_gets_the_display_once_per_epoch(tmp_path: Path) -> None:
+    """Piped to a job's log, each epoch's display (its steps, losses and evaluation) is written when the next
+    epoch starts, so a long run shows its progress without redrawing anything."""
+    console = Console(width=WIDTH, file=io.StringIO(), color_system=None)
+    display = TrainingProgress(console)
+    display.on_run_start(run_info(epochs=2, steps_per_epoch=2))
+    display.on_step(2, 1.0, {"G/gan": 0.5})
+    display.on_epoch_end(1, {"G/gan": 0.5})
+    assert console.file.getvalue() == ""  # type: ignore[attr-defined]  # the evaluation may still come
+    display.on_evaluation(1, {"eval/l1": 0.25})
+    display.on_step(3, 1.5, {"G/gan": 0.4})
+    first = console.file.getvalue()  # type: ignore[attr-defined]
+    assert first.startswith("epoch 1.00/2 ") and " 2/4 " in first.splitlines()[0], first  # as epoch 1 ended
+    assert first.count("eval: l1 0.2500") == 1 and "gan 0.4000" not in first and first.endswith("\n"), first
+    display.on_step(4, 2.0, {"G/gan": 0.3})
+    display.on_evaluation(2, {"eval/l1": 0.2})
+    display.on_run_end("finished")
+    written = console.file.getvalue()  # type: ignore[attr-defined]
+    assert written.startswith(first) and written.count("eval: l1 0.2500") == 1, written
+    assert written.count("eval: l1 0.2000") == 1 and written.endswith("\n"), written
+
 TMUX_RECIPE = """task = {{ name = "cyclegan", pool_size = 0 }}
 [data]
 name = "synthetic_thermal"

@@ -1,6 +1,7 @@
 """The training display, as a callback: a status line (epoch, bar, steps, rate, ETA) and below it the latest
 loss terms and the latest epoch end's figures, each group on lines of its own, laid out for the terminal's
-width at every refresh."""
+width at every refresh. Written to a file or a pipe (a job's log), where nothing can be redrawn, the display
+is printed as whole lines once per epoch, when the next epoch's first step is taken, and at the run's end."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ class StepClock:
         (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
         return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
+    def latest(self) -> float | None:
+        """When the latest step was marked."""
+        return self.marks[-1][0] if self.marks else None
+
     def eta(self, remaining: int, now: float | None = None) -> float | None:
         """Seconds to go for `remaining` steps at the current rate, counted down since the latest step."""
         rate = self.rate()
@@ -64,7 +69,8 @@ class TrainingProgress(Callback):
     def __init__(self, console: Console, *, disable: bool = False) -> None:
         self.console, self.disable = console, disable
         self.live: Live | None = None
-        self.shown = False  # whether the display is on (redrawn live, or printed once at the run's end)
+        self.shown = False  # whether the display is on (redrawn live, or printed epoch by epoch)
+        self.printed = -1  # not live: the latest epoch whose display was printed
         self.lock = threading.Lock()
         self.clock = StepClock()
         self.epochs = self.total = self.step = 0
@@ -85,6 +91,11 @@ class TrainingProgress(Callback):
 
     def on_step(self, step: int, epoch: float, figures: Mapping[str, float | None]) -> None:
         with self.lock:
+            ended = self.ended[0] if self.ended is not None else None
+        if self.shown and self.live is None and ended is not None and ended > self.printed and epoch > ended:
+            self.printed = ended  # the next epoch has begun: the ended one's figures (evaluation too) are all in
+            self.console.print(self)  # as that epoch ended, before this step's figures
+        with self.lock:
             self.step, self.epoch = step, epoch
             self.clock.mark(step)
             if figures:
@@ -102,7 +113,7 @@ class TrainingProgress(Callback):
         Only a terminal (or a notebook) is redrawn live. To any other console (a file, a pipe) Live writes
         nothing until it stops, and then its last render without the newline that ends the last line (it adds
         that newline for a terminal only), so the next print would run on from it: there the display is
-        printed once, here, as whole lines."""
+        printed as whole lines, epoch by epoch and here."""
         if self.live is not None:
             self.live.stop()
             self.live = None
@@ -121,7 +132,9 @@ class TrainingProgress(Callback):
         """The display at `width` columns."""
         with self.lock:
             step, epoch, losses, ended = self.step, self.epoch, dict(self.losses), self.ended
-            rate, eta = self.clock.rate(), self.clock.eta(max(0, self.total - step))
+            # printed to a log rather than redrawn, the display is a snapshot as of the latest step
+            now = self.clock.latest() if self.live is None else None
+            rate, eta = self.clock.rate(), self.clock.eta(max(0, self.total - step), now=now)
         status = status_line(step=step, total=self.total, rate=rate, eta=eta, width=width, epoch=epoch,
                              epochs=self.epochs)
         first = Text(status.text)
