@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch.distributed
 from conftest import L1_TERM, synthetic_data, tiny_networks
 
 from p2pcore.checkpoint.files import read_checkpoint
-from p2pcore.commands.run import FORWARDED
+from p2pcore.commands.run import FORWARDED, LAUNCHER
 from p2pcore.rundir import RunDir
 
 pytestmark = [
@@ -142,3 +143,30 @@ def test_a_killed_launcher_leaves_no_process_training(tmp_path):
     assert code == -signal.SIGKILL
     assert "interrupted: the latest checkpoint is in" in stderr  # the processes said it themselves
     run.assert_intact()
+
+
+LAUNCHED = """
+import os, signal, sys, time
+from p2pcore.commands import run
+signal.signal(signal.SIGTERM, lambda *_: print("launcher alive:", run._launcher_alive(), flush=True) or sys.exit(0))
+run._follow_launcher()
+print("following", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_launcher_whose_first_thread_ended_is_taken_for_gone(tmp_path):
+    """The kernel signals a launched process when the thread that started it ends; until the launcher's last
+    thread has ended, the process's parent is still the launcher. Ending, it cannot report for the process."""
+    (tmp_path / "launched.py").write_text(LAUNCHED)
+    launcher = textwrap.dedent(f"""
+        import ctypes, os, subprocess, sys, threading, time
+        threading.Thread(target=time.sleep, args=(3,)).start()  # a thread that outlives the first
+        child = subprocess.Popen([sys.executable, {str(tmp_path / "launched.py")!r}], stdout=subprocess.PIPE,
+                                 text=True, env={{**os.environ, {LAUNCHER!r}: str(os.getpid())}})
+        print(child.stdout.readline().strip(), flush=True)
+        threading.Thread(target=lambda: print(child.stdout.read().strip(), flush=True)).start()
+        ctypes.CDLL(None).pthread_exit(None)  # the first thread ends; the process lives on in the others
+    """)
+    done = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.stdout.split("\n")[:2] == ["following", "launcher alive: False"], done.stdout + done.stderr

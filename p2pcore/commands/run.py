@@ -31,6 +31,7 @@ FORWARDED = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM}
 if hasattr(signal, "SIGHUP"):
     FORWARDED[signal.SIGHUP] = signal.SIGTERM
 STOP_GRACE_S = 30  # after a process ended badly: how long the others may take to stop before they are killed
+_LAUNCHER_ENDING: list[bool] = []  # in a launched process: holds True once the kernel said its launcher is ending
 
 
 def register(app: typer.Typer) -> None:
@@ -246,7 +247,9 @@ def _follow_launcher() -> None:
     on alone, writing checkpoints and holding the run's lock. On Linux the kernel signals the launcher's end
     (SIGUSR1, PR_SET_PDEATHSIG), which becomes one SIGTERM: training stops at the next log step with a
     checkpoint. It signals once for each thread of the launcher that ends, so later ones are ignored (a second
-    SIGTERM would stop the process at once)."""
+    SIGTERM would stop the process at once). The first signal comes when the thread that started this process
+    ends, which only happens as the launcher ends; until its last thread has ended this process's parent is
+    still the launcher, so that signal, not the parent's id, is what says the launcher is gone."""
     launcher = os.environ.get(LAUNCHER)
     if not launcher or not sys.platform.startswith("linux"):
         return
@@ -254,6 +257,7 @@ def _follow_launcher() -> None:
 
     def launcher_ended(signum: int, frame: object) -> None:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        _LAUNCHER_ENDING.append(True)
         os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGUSR1, launcher_ended)
@@ -264,7 +268,7 @@ def _follow_launcher() -> None:
 
 def _launcher_alive() -> bool:
     """Whether this process was started by `p2p run --nproc`, which is still there to report for it."""
-    return os.environ.get(LAUNCHER) == str(os.getppid())
+    return not _LAUNCHER_ENDING and os.environ.get(LAUNCHER) == str(os.getppid())
 
 
 def _lost_peer(error: BaseException) -> bool:
