@@ -188,11 +188,14 @@ def logged(figures: Mapping[str, float | None]) -> dict[str, float | None]:
     return {k: None if v is None else round(v, DECIMALS) for k, v in figures.items()}
 
 
-def step_figures(losses: Mapping[str, float], *, lr: float, skipped_files: int,
+def step_figures(losses: Mapping[str, float], *, rates: Mapping[str, float], skipped_files: int,
                  skipped_steps: int) -> dict[str, float | None]:
-    """The figures of a logged step: each side's terms averaged since the last logged step, the learning rate
-    and the skip counters."""
-    return {**logged(losses), LR: lr, SKIPPED[0]: skipped_files, SKIPPED[1]: skipped_steps}
+    """The figures of a logged step: each side's terms averaged since the last logged step, the learning
+    rates and the skip counters. `rates` are each player's, the first player's first: it is ``lr``, and a
+    player learning at another rate (a discriminator at twice the generator's) adds ``lr/<player>``."""
+    (_, first), *others = rates.items()
+    own = {f"{LR}{SEPARATOR}{player}": rate for player, rate in others if rate != first}
+    return {**logged(losses), LR: first, **own, SKIPPED[0]: skipped_files, SKIPPED[1]: skipped_steps}
 
 
 def record(step: int, epoch: float, figures: Mapping[str, float | None], *,

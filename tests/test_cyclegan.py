@@ -73,6 +73,7 @@ def test_cyclegan_trains_and_the_cycle_loss_falls(host, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [x for x in lines if "G/cycle_a" in x]
     assert {"G/gan_a", "G/gan_b", "D/gan_a", "D/gan_b", "G/cycle_b"} <= set(steps[0])
+    assert steps[0]["lr/discriminator"] == pytest.approx(4 * steps[0]["lr"])  # the recipe's D learns at 4x G's rate
     first = steps[0]["G/cycle_a"] + steps[0]["G/cycle_b"]
     last = steps[-1]["G/cycle_a"] + steps[-1]["G/cycle_b"]
     assert last < 0.7 * first, (first, last)

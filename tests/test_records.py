@@ -13,6 +13,7 @@ from p2pcore.records import (
     parse_key,
     sample_figures,
     sample_key,
+    step_figures,
     term_key,
     total_key,
 )
@@ -59,3 +60,13 @@ def test_the_recipe_figures_are_the_keys_of_this_module(host):
                               "depth": 5}}, "eval": {"metrics": ["l1"]}}, host)
     assert set(eval_figures(paired, task_spec(paired))) == {eval_key("l1")}
     assert sample_figures(task_spec(paired)) == {"a2b": sample_key()}
+
+
+def test_a_logged_step_names_each_players_rate_where_it_differs():
+    shared = step_figures({"G/gan": 1.0}, rates={"generator": 2e-4, "discriminator": 2e-4}, skipped_files=0,
+                          skipped_steps=0)
+    assert shared == {"G/gan": 1.0, "lr": 2e-4, "skipped_files": 0, "skipped_steps": 0}
+    own = step_figures({}, rates={"generator": 2e-4, "discriminator": 8e-4, "encoder": 2e-4}, skipped_files=0,
+                       skipped_steps=0)
+    assert own["lr"] == 2e-4 and own["lr/discriminator"] == 8e-4 and "lr/encoder" not in own
+    assert parse_key("lr/discriminator") == KeyParts("lr", "discriminator") and not is_term("lr/discriminator")

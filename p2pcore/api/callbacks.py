@@ -35,8 +35,9 @@ class Callback:
     between steps, in this order: ``on_run_start``; ``on_step`` after each step; at each epoch end
     ``on_epoch_end``, then ``on_evaluation`` where ``[eval]`` runs; ``on_checkpoint`` after each checkpoint
     written; ``on_run_end``. Every method is optional. `figures` are plain floats keyed and rounded as the run's
-    ``metrics.jsonl`` logs them (``G/l1``, ``lr``, ``samples/l1``, ``eval/psnr``, ``eval/<metric>/<part>``); the
-    run's own log is written through these same calls. Epochs count from 1 (epoch 1 ends after the first pass
+    ``metrics.jsonl`` logs them (``G/l1``, ``lr``, ``samples/l1``, ``eval/psnr``, ``eval/<metric>/<part>``; ``lr``
+    is the first player's rate, ``lr/<player>`` that of each player learning at another); the run's own log is
+    written through these same calls. Epochs count from 1 (epoch 1 ends after the first pass
     over the data). A callback must not change the run: it observes. One that raises stops the run with an
     error naming it; the checkpoints already written stay as they are, so the run can be resumed."""
 

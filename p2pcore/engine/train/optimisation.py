@@ -69,6 +69,6 @@ class Optimisation:
                 group["lr"] = lr
 
     @property
-    def lr(self) -> float:
-        """The learning rate the log shows: the first optimiser's."""
-        return next(iter(self.optimizers.values())).param_groups[0]["lr"]
+    def rates(self) -> dict[str, float]:
+        """Each player's learning rate now, in the order of the players (the first is the log's ``lr``)."""
+        return {player: optimizer.param_groups[0]["lr"] for player, optimizer in self.optimizers.items()}

@@ -288,5 +288,5 @@ class Trainer:
         sums.clear()
         self.figures.update(means)
         c = self.state.counters
-        return step_figures(means, lr=self.optimisation.lr, skipped_files=c.skipped_files,
+        return step_figures(means, rates=self.optimisation.rates, skipped_files=c.skipped_files,
                             skipped_steps=c.skipped_steps)
