@@ -139,10 +139,7 @@ def evaluation(view: RunView) -> str:
     if len(columns) == 2 and columns[0].get("epoch") == columns[1].get("epoch"):
         columns = columns[:1]
     keys = list(dict.fromkeys(k for e in columns for k in e["metrics"]))
-    higher: dict[str, Any] = {}
-    for e in reversed(columns):
-        if isinstance(e.get("higher_is_better"), dict):
-            higher.update(e["higher_is_better"])
+    higher = _directions(found)
     head = ["figure", "better"]
     for e in columns:
         roles = [r for r, other in (("latest", found.latest), ("best checkpoint", found.at_best))
