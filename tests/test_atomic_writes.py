@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomli_w
 import torch
+from conftest import invoke, trained_checkpoint
 from PIL import Image
-from typer.testing import CliRunner
 
 from p2pcore import atomicfile
 from p2pcore.atomicfile import (
@@ -32,7 +33,6 @@ from p2pcore.atomicfile import (
     write_text_atomically,
 )
 from p2pcore.checkpoint.files import link_checkpoint, read_checkpoint, write_checkpoint
-from p2pcore.cli import app
 from p2pcore.engine.evaluate.grids import save_grid
 from p2pcore.engine.evaluate.scoring import write_json
 from p2pcore.engine.train.trainer import Trainer
@@ -46,23 +46,6 @@ LINUX = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds a d
 RECIPE = {"name": "atomic", "data": {"name": "synthetic_thermal", "size": 32, "train_count": 4, "test_count": 1},
           "model": {"generator": {"name": "unet", "depth": 5, "ngf": 8}},
           "loss": {"l1": {"name": "l1"}}, "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
-RECIPE_TOML = """name = "atomic"
-[data]
-name = "synthetic_thermal"
-size = 32
-train_count = 4
-test_count = 1
-[model.generator]
-name = "unet"
-depth = 5
-ngf = 8
-[loss]
-l1 = { name = "l1" }
-[train]
-epochs = 1
-batch_size = 4
-num_workers = 0
-"""
 
 # Run in a `p2p` process (through PYTHONPATH): fsync of a file whose path holds P2P_FAULT_PATH raises the
 # errno P2P_FAULT_ERRNO names, as a disk that fills while the file is written does.
@@ -85,7 +68,7 @@ os.fsync = _failing
 def trained(tmp_path_factory, host) -> Path:
     """A finished one-epoch run: checkpoints, a sample grid, the metrics log."""
     out = tmp_path_factory.mktemp("atomic") / "run"
-    Trainer(validate_recipe(RECIPE, host), host, out).fit()
+    trained_checkpoint(out, host, size=32, generator=RECIPE["model"]["generator"])
     return out
 
 
@@ -121,6 +104,18 @@ def fail_fsync(monkeypatch: pytest.MonkeyPatch, code: int, where: str = "") -> N
         real(fd)
 
     monkeypatch.setattr(os, "fsync", failing)
+
+
+def refuse_temporary_files(monkeypatch: pytest.MonkeyPatch, under: Path) -> None:
+    """tempfile.mkstemp raises EROFS in folders under `under`, as a read-only file system does."""
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if str(dir).startswith(str(under)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
 
 
 # -- the writer ------------------------------------------------------------------------------------------------
@@ -248,14 +243,7 @@ def test_a_folder_is_checked_writable_without_leaving_anything(tmp_path, monkeyp
     (tmp_path / "file").write_text("x")
     with pytest.raises(P2PError, match="is a file"):
         check_folder_writable(tmp_path / "file" / "below")
-    real = tempfile.mkstemp
-
-    def read_only(*args, dir=None, **kwargs):
-        if str(dir).startswith(str(tmp_path)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    refuse_temporary_files(monkeypatch, tmp_path)
     with pytest.raises(P2PError, match="Read-only") as caught:
         check_folder_writable(tmp_path / "out", what="the evaluation")
     assert caught.value.file == str(tmp_path / "out") and "read-only" in caught.value.hint
@@ -299,8 +287,7 @@ def test_translate_never_writes_through_a_link_at_a_temporary_name(tmp_path, tra
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 28), dtype=np.uint8)).save(source)
     out = tmp_path / "out"
     plant(out, predictable(out / "x.png"), victim)
-    result = CliRunner().invoke(app, ["translate", str(trained / "checkpoints" / "latest.safetensors"),
-                                      str(source), str(out / "x.png")])
+    result = invoke("translate", trained / "checkpoints" / "latest.safetensors", source, out / "x.png")
     assert result.exit_code == 0, result.output
     assert victim.read_bytes() == b"precious"
     assert not (out / "x.png").is_symlink() and Image.open(out / "x.png").size == (28, 20)
@@ -347,17 +334,9 @@ def test_eval_out_that_cannot_be_written_is_refused_before_scoring(tmp_path, tra
 
     scored: list[object] = []
     monkeypatch.setattr(scoring, "evaluate_checkpoint", lambda *args, **kwargs: scored.append(args))
-    real = tempfile.mkstemp
     out = tmp_path / "figures"
-
-    def read_only(*args, dir=None, **kwargs):
-        if str(dir).startswith(str(tmp_path)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    result = CliRunner().invoke(app, ["eval", str(trained / "checkpoints" / "latest.safetensors"), "--metric",
-                                      "psnr", "--out", str(out)])
+    refuse_temporary_files(monkeypatch, tmp_path)
+    result = invoke("eval", trained / "checkpoints" / "latest.safetensors", "--metric", "psnr", "--out", out)
     assert isinstance(result.exception, P2PError), result.output
     assert "cannot write the evaluation: Read-only file system" in result.exception.message
     assert result.exception.file == str(out) and "--out" in result.exception.hint
@@ -406,7 +385,7 @@ def test_resume_on_a_full_disk_ends_with_exit_2_and_keeps_the_log(tmp_path, trai
 @LINUX
 def test_a_full_disk_at_the_sample_grid_keeps_the_epochs_checkpoint(tmp_path):
     recipe = tmp_path / "atomic.toml"
-    recipe.write_text(RECIPE_TOML)
+    recipe.write_text(tomli_w.dumps(RECIPE))
     run = tmp_path / "run"
     done = failing_p2p(tmp_path, ["run", str(recipe), "--out", str(run), "--quiet"], "/samples/", "ENOSPC")
     assert done.returncode == 2, done.stderr
