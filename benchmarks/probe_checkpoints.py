@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from p2pcore.checkpoint.format import DTYPE_BYTES
+
 RECIPE = """[data]
 name = "synthetic_thermal"
 size = 32
@@ -46,13 +48,11 @@ n_layers = 2
 gan = { name = "gan" }
 l1 = { name = "l1", weight = 100.0 }
 [train]
-epochs = EPOCHS
+epochs = 1
 batch_size = 2
 num_workers = 0
 """
 MEMORY_KB = 8_000_000
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 GiB = 1024 ** 3
 
 
@@ -388,7 +388,7 @@ def make_base(work: Path) -> Path:
     if (base / "run" / "checkpoints" / "latest.safetensors").exists():
         return base
     base.mkdir(parents=True, exist_ok=True)
-    (base / "tiny.toml").write_text(RECIPE.replace("EPOCHS", "1"))
+    (base / "tiny.toml").write_text(RECIPE)
     subprocess.run([sys.executable, "-m", "p2pcore", "run", str(base / "tiny.toml"), "--out", str(base / "run"),
                     "--quiet"], check=True, capture_output=True)
     recipe = base / "run" / "recipe.toml"
