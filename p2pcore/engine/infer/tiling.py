@@ -49,14 +49,17 @@ class Tiling:
                            hint=f"use --tile {2 * multiple} or more, or --overlap 0")
         return cls(size, overlap, multiple)
 
+    @staticmethod
+    def needs_tile(size: int | None, overlap: int | None) -> None:
+        """Refuse --overlap without --tile: checkable before the generator (and its size multiple) is opened."""
+        if size is None and overlap is not None:
+            raise P2PError("--overlap needs --tile", key="--overlap", hint="add --tile SIZE, e.g. --tile 512")
+
     @classmethod
     def asked(cls, size: int | None, overlap: int | None, multiple: int) -> Tiling | None:
         """The tiling a command's --tile and --overlap ask for (None without --tile): translate's and eval's."""
-        if size is None:
-            if overlap is not None:
-                raise P2PError("--overlap needs --tile", key="--overlap", hint="add --tile SIZE, e.g. --tile 512")
-            return None
-        return cls.checked(size, overlap, multiple)
+        cls.needs_tile(size, overlap)
+        return None if size is None else cls.checked(size, overlap, multiple)
 
     def describe(self) -> str:
         """The tiling in words, for a summary."""

@@ -58,8 +58,7 @@ class Translator:
         if batch_size < 1:
             raise P2PError(f"--batch-size {batch_size} is not a positive number", key="--batch-size",
                            hint="e.g. --batch-size 8")
-        if overlap is not None and tile is None:
-            raise P2PError("--overlap needs --tile", key="--overlap", hint="add --tile SIZE, e.g. --tile 512")
+        Tiling.needs_tile(tile, overlap)  # refused before the checkpoint is opened
         if tile is not None and style == "random":
             raise P2PError("a random style is drawn per forward pass, so tiles would disagree", key="--tile",
                            hint="use --style cluster:K, the same in every tile, or translate untiled")
@@ -74,7 +73,7 @@ class Translator:
         self.protocol = protocol
         self.seed = seed
         self.multiple = run.size_multiple()
-        self.tiling = Tiling.checked(tile, overlap, self.multiple) if tile is not None else None
+        self.tiling = Tiling.asked(tile, overlap, self.multiple)
         self.sizing = chosen_sizing(run, load_size=load_size, scale_width=scale_width,
                                 keep_model_size=keep_model_size, multiple=self.multiple)
         self.batch_size = batch_size
