@@ -3,7 +3,6 @@ that chose it), the latest, and the command to run next."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from p2pcore.progress.layout import number
+from p2pcore.report.sources import read_json_object
 from p2pcore.rundir import RunDir
 
 
@@ -19,11 +19,8 @@ def _best(run_dir: RunDir) -> dict[str, Any] | None:
     """`eval/best.json` when it and `best.safetensors` are there: the figure, its value and epoch."""
     if not run_dir.best.exists():
         return None
-    try:
-        found = json.loads(run_dir.best_evaluation.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+    found = read_json_object(run_dir.best_evaluation)
+    return {} if found is None else found
 
 
 def _plural(count: int, word: str) -> str:

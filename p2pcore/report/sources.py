@@ -58,7 +58,9 @@ def sample_frames(run: RunDir) -> list[tuple[int, str]]:
     return [(epoch, run.relative(path)) for epoch, path in run.sample_grids().items()]
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when it is missing, unreadable, half-written or not an object (a run's
+    files are read while training still writes them)."""
     try:
         value = json.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -67,13 +69,13 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 def _evaluation(path: Path) -> dict[str, Any] | None:
-    value = _json(path)
+    value = read_json_object(path)
     return value if value is not None and isinstance(value.get("metrics"), dict) else None
 
 
 def read_evaluations(run: RunDir) -> Evaluations:
     files = run.epoch_evaluations()
-    found = Evaluations(best=_json(run.best_evaluation))
+    found = Evaluations(best=read_json_object(run.best_evaluation))
     for epoch in reversed(files):
         found.latest = _evaluation(files[epoch])
         if found.latest is not None:
