@@ -1,4 +1,4 @@
-"""What every command shares, declared once: the `--set`, `--json`, `--protocol` and test-time size options, the
+"""What every command shares, declared once: the `--set`, `--json`, `--protocol`, test-time size and tiling options, the
 one plugin host per process (honouring P2P_STRICT_PLUGINS), the consoles, `plain` for text that comes from files,
 error rendering and recipe loading with overrides.
 
@@ -34,6 +34,13 @@ ScaleWidthOption = Annotated[int | None, typer.Option(
 KeepModelSizeOption = Annotated[bool, typer.Option(
     "--keep-model-size", help="with --load-size or --scale-width: keep outputs at the model's size; by default "
     "they are resized back to each input's size (bicubic for images, nearest for label maps)")]
+
+# tiled translation, shared by translate and eval (p2pcore.engine.infer.tiling)
+TILE_HELP = ("translate images larger than SIZE x SIZE as overlapping tiles blended together: memory bounded by the "
+             "tile; SIZE a multiple of the generator's size multiple")
+TileOption = Annotated[int | None, typer.Option(help=TILE_HELP, metavar="SIZE")]
+OverlapOption = Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by neighbouring "
+                                                        "tiles, less than SIZE/2 (default SIZE/8)", metavar="PX")]
 
 # the test-time protocol, one switch for translate, eval and export (p2pcore.engine.infer.protocols)
 ProtocolOption = Annotated[Literal["paper", "eval"], typer.Option(

@@ -14,8 +14,7 @@ from rich.table import Table
 
 from p2pcore.atomicfile import check_folder_writable, write_text_atomically
 from p2pcore.commands import common
-from p2pcore.commands.common import console, plain, protocol_of
-from p2pcore.commands.translate import OverlapOption, TileOption
+from p2pcore.commands.common import OverlapOption, TileOption, console, plain, protocol_of
 from p2pcore.errors import P2PError
 from p2pcore.rundir import RunDir
 

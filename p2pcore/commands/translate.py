@@ -10,8 +10,10 @@ import typer
 
 from p2pcore.commands import common
 from p2pcore.commands.common import (
+    TILE_HELP,
     KeepModelSizeOption,
     LoadSizeOption,
+    OverlapOption,
     ProtocolOption,
     ScaleWidthOption,
     console,
@@ -20,12 +22,6 @@ from p2pcore.commands.common import (
     render_error,
 )
 from p2pcore.errors import P2PError
-
-TILE_HELP = ("translate images larger than SIZE x SIZE as overlapping tiles blended together: memory bounded by the "
-             "tile; SIZE a multiple of the generator's size multiple")
-TileOption = Annotated[int | None, typer.Option(help=TILE_HELP, metavar="SIZE")]
-OverlapOption = Annotated[int | None, typer.Option(help="with --tile: at least PX pixels shared by neighbouring "
-                                                        "tiles, less than SIZE/2 (default SIZE/8)", metavar="PX")]
 
 
 def register(app: typer.Typer) -> None:
