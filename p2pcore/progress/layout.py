@@ -68,14 +68,12 @@ class StatusLine:
 
 
 def status_line(*, step: int, total: int, rate: float | None, eta: float | None, width: int,
-                epoch: float | None = None, epochs: int | None = None, unit: str = "it",
-                label: str | None = None) -> StatusLine:
+                epoch: float | None = None, epochs: int | None = None) -> StatusLine:
     """`epoch 2.50/8 ━━━━━──── 140/400  12.3 it/s  ETA 0:00:21` in `width` columns: the steps, the rate and
-    the ETA always; the bar and the epoch (or `label`) where they fit."""
+    the ETA always; the bar and the epoch where they fit."""
     steps = f"{step}/{total}"
-    right = f"{steps}  {speed(rate, unit)}  ETA {duration(eta)}"
-    if label is None and epochs is not None:
-        label = f"epoch {'-' if epoch is None else f'{epoch:.2f}'}/{epochs}"
+    right = f"{steps}  {speed(rate)}  ETA {duration(eta)}"
+    label = None if epochs is None else f"epoch {'-' if epoch is None else f'{epoch:.2f}'}/{epochs}"
     for left in ([label] if label else []) + [""]:
         prefix = f"{left} " if left else ""
         room = width - len(prefix) - len(right) - 1
