@@ -15,8 +15,7 @@ from typing import Any
 import torch
 
 from p2pcore.checkpoint.files import link_checkpoint, write_checkpoint
-from p2pcore.checkpoint.format import read_header
-from p2pcore.checkpoint.resume_point import WEIGHTS_ONLY_HINT, resumable, resume_candidates
+from p2pcore.checkpoint.resume_point import check_resumable, resume_candidates
 from p2pcore.checkpoint.run_state import RunState
 from p2pcore.engine.build.placement import SingleDevice
 from p2pcore.engine.evaluate.scoring import write_json
@@ -102,9 +101,7 @@ class Checkpointing:
             leftover.unlink(missing_ok=True)
         chosen = self.run_dir.resume_from
         if chosen is not None:
-            if not resumable(read_header(chosen)):
-                raise P2PError(f"{chosen.name} holds the weights only, not the optimiser state a resume continues "
-                               "with", file=str(chosen), key="--from", hint=WEIGHTS_ONLY_HINT)
+            check_resumable(chosen)
             self.state.restore(self.state.read(chosen), device=self.placement.device, rank=self.placement.rank,
                                world_size=self.placement.world_size)
             return
