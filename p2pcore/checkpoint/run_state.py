@@ -19,7 +19,7 @@ from p2pcore.api.tasks import Task
 from p2pcore.checkpoint import state as flat
 from p2pcore.checkpoint.files import Checkpoint, load_network
 from p2pcore.checkpoint.format import checkpoint_metadata, read_header
-from p2pcore.checkpoint.layout import Layout, check_layout, check_values, read_checked, run_layout
+from p2pcore.checkpoint.layout import Layout, check_values, read_checked, run_layout
 from p2pcore.errors import P2PError
 
 
@@ -100,8 +100,9 @@ class RunState:
         return tensors, metadata
 
     def restore(self, ckpt: Checkpoint, *, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
-        """Put the run back where a checkpoint left it; state that does not fit is a one-screen error. A process
-        of a data-parallel run (`rank` of `world_size`) takes back its own random state."""
+        """Put the run back where a checkpoint left it; state that does not fit is a one-screen error. `ckpt`
+        comes from :meth:`read`, which checked its layout against this run's; its values are checked here. A
+        process of a data-parallel run (`rank` of `world_size`) takes back its own random state."""
         file = str(ckpt.path)
         meta = ckpt.metadata
         for name in ("progress", "optim", "rng"):
@@ -109,8 +110,7 @@ class RunState:
                 raise P2PError(f"the checkpoint holds no {name} state to resume from", file=file, key=name,
                                hint="it holds weights only (e.g. from `p2p import`); start a new run with "
                                     "init.checkpoint pointing at it")
-        check_layout(ckpt.header, self.layout())  # all of it before any of it is put back
-        check_values(ckpt)
+        check_values(ckpt)  # all of it before any of it is put back
         self._check_position(ckpt)
         rng = ckpt.tensors.get("rng.torch")
         if rng is None or rng.shape != torch.get_rng_state().shape or rng.dtype != torch.uint8:
