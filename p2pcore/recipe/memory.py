@@ -39,6 +39,10 @@ class Budget:
     bytes: int | None  # None: no check
     source: str
 
+    def fits(self, total: int) -> bool:
+        """Whether `total` bytes may be asked for (always, where there is no budget)."""
+        return self.bytes is None or total <= self.bytes
+
 
 @dataclass(frozen=True)
 class Need:
@@ -121,7 +125,7 @@ def check_needs(needs: Iterable[Need], budget: Budget | None = None, *, command:
     needs = sorted(needs, key=lambda n: n.bytes, reverse=True)
     budget = memory_budget() if budget is None else budget
     total = sum(n.bytes for n in needs)
-    if budget.bytes is None or total <= budget.bytes:
+    if budget.fits(total):
         return
     top = needs[0]
     raise P2PError(f"{top.key} = {top.value} needs about {format_bytes(top.bytes)} of memory for {top.what}, "

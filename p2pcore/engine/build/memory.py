@@ -5,7 +5,8 @@ million filters costs nothing) and its parameters counted: each trains with its 
 and the two moments of Adam, 16 bytes a parameter in fp32 (buffers 4). The recipe key that drives a
 network's size is found the same way: each integer option the recipe sets is put back to its default
 and the network counted again; the option whose default shrinks it most is the one named. Together with
-the data's needs (`p2pcore.recipe.memory`) the figure is checked against the memory budget.
+the data's needs (`p2pcore.recipe.memory`) the figure is checked against the memory budget; as naming the
+keys builds each network once more per option, they are named only for a recipe that does not fit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from p2pcore.engine.build.assemble import image_channels
 from p2pcore.errors import P2PError
 from p2pcore.plugins import Host
 from p2pcore.recipe import Recipe, task_spec
-from p2pcore.recipe.memory import Need, check_needs, data_needs
+from p2pcore.recipe.memory import Need, check_needs, data_needs, memory_budget
 
 TRAINED_BYTES = 16  # a trained fp32 parameter: the weight, its gradient, Adam's two moments
 BUFFER_BYTES = 4
@@ -69,20 +70,22 @@ def _driver(recipe: Recipe, host: Host, role: str, channels: Mapping[str, int], 
     return best[1:]
 
 
-def network_needs(recipe: Recipe, host: Host) -> list[Need]:
-    """What the networks of the recipe's roles hold while training, each naming the key that drives it."""
+def _networks(recipe: Recipe, host: Host) -> tuple[dict[str, nn.Module], Mapping[str, int]]:
+    """The networks of the recipe's roles built on the meta device (none where a plugin cannot build
+    there), and the data's image channels they were built for."""
     spec = task_spec(recipe)
     adapter = host.build("dataset", recipe.data, key="data")
     channels = image_channels(adapter)
     roles = frozenset(role for role in recipe.model if role in spec.roles)
-    nets = _built(recipe, host, recipe.model, channels, roles)
-    if not nets:
-        return []
+    nets = _built(recipe, host, recipe.model, channels, roles) or {}
+    return {role: net for role, net in nets.items() if role in recipe.model}, channels
+
+
+def _needs(recipe: Recipe, host: Host, nets: Mapping[str, nn.Module], channels: Mapping[str, int]) -> list[Need]:
+    """What each network holds while training, naming the key that drives it."""
     needs = []
     for role, net in nets.items():
         size = _count(net)
-        if role not in recipe.model:
-            continue
         key, value, hint = _driver(recipe, host, role, channels, size)
         parameters = sum(p.numel() for p in net.parameters())
         needs.append(Need(size, key, value, f"the {role}'s {parameters:.3g} parameters with their gradients and "
@@ -90,7 +93,20 @@ def network_needs(recipe: Recipe, host: Host) -> list[Need]:
     return needs
 
 
+def network_needs(recipe: Recipe, host: Host) -> list[Need]:
+    """What the networks of the recipe's roles hold while training, each naming the key that drives it."""
+    return _needs(recipe, host, *_networks(recipe, host))
+
+
 def check_recipe_memory(recipe: Recipe, host: Host, *, command: str = "p2p run") -> None:
     """Refuse a recipe whose data and networks together pass the memory budget, before anything is
-    allocated (`p2p run` at its start, `p2p validate --memory`)."""
-    check_needs([*data_needs(recipe), *network_needs(recipe, host)], command=command)
+    allocated (`p2p run` at its start, `p2p validate --memory`). The networks are built once to count
+    them; the keys that drive them are looked for only when the recipe does not fit."""
+    budget = memory_budget()
+    if budget.bytes is None:
+        return
+    data = data_needs(recipe)
+    nets, channels = _networks(recipe, host)
+    if budget.fits(sum(need.bytes for need in data) + sum(_count(net) for net in nets.values())):
+        return
+    check_needs([*data, *_needs(recipe, host, nets, channels)], budget, command=command)
