@@ -70,21 +70,18 @@ ADAPTERS: tuple[tuple[str, type[DatasetParams], str, tuple[str, ...], str], ...]
 with a builder that imports the adapter's module (and torch) only when a recipe asks for it."""
 
 
-def adapter_builder(name: str, where: str, summary: str) -> Callable[[DatasetParams, BuildContext], Any]:
-    """The builder of dataset `name`: the adapter class `where` ("module.Class" in this package) made from
-    the parameters."""
+def adapter_builder(where: str) -> Callable[[DatasetParams, BuildContext], Any]:
+    """The builder of the adapter class `where` ("module.Class" in this package), made from the parameters."""
     module, adapter = where.rsplit(".", 1)
 
     def build(params: DatasetParams, ctx: BuildContext) -> Any:
         return getattr(import_module(f"{__name__}.{module}"), adapter)(params)
 
-    build.__doc__ = summary
-    build.__qualname__ = build.__name__ = f"build_{name}"
     return build
 
 
 @hookimpl
 def p2p_register_datasets(register: Any) -> None:
     for name, params, where, aliases, summary in ADAPTERS:
-        register(name, adapter_builder(name, where, summary), params=params, aliases=aliases)
+        register(name, adapter_builder(where), params=params, aliases=aliases, summary=summary)
     register("pix2pixhd_folders", build_hd_folders, params=HDFoldersParams)
