@@ -221,7 +221,8 @@ def out_of_memory(height: int, width: int, *, tiled: int | None, option: str = "
 
 def fitting_of(translator: Translator) -> Fitting:
     """The fitting of a translator's passes, measured (on first need) by a probe pass of its own networks
-    in its protocol and precision, leaving the random generators as they were."""
+    in its protocol and precision, leaving the random generators as they were; the translator keeps one
+    (`Translator.fitting`), so the probe runs once however many runs of files it translates."""
 
     def measure(side: int) -> int:
         probe = torch.zeros(1, translator.in_channels, side, side, device=translator.device)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from p2pcore.engine.infer.fitting import Fitting, allocation_failure, fitting_of, out_of_memory
+from p2pcore.engine.infer.fitting import Fitting, allocation_failure, out_of_memory
 from p2pcore.engine.infer.tiling import Tiling
 from p2pcore.engine.infer.translate import Translator
 from p2pcore.errors import P2PError
@@ -105,13 +105,13 @@ class _Run:
         translator = self.translator
         height, width = translator.sizing.model_size(*group[0][1].shape[-2:])
         chosen = translator.tiling  # --tile, which is never changed
+        tiling: Tiling | None = None  # the one that fits, tried in its place when --tile is not given
         try:
             tiling = self.tiled(group, height, width) if chosen is None and self.fitting.worth_probing(height,
                                                                                                         width) else None
             while True:
-                translator.tiling = tiling or chosen
                 try:
-                    return translator.translate_many([image for _, image in group])
+                    return translator.translate_many([image for _, image in group], tiling)
                 except Exception as error:
                     retry = chosen is None and allocation_failure(error) and self.fitting.worth_probing(height, width)
                     smaller = self.fitting.smaller(height, width, tiling) if retry else None
@@ -124,10 +124,8 @@ class _Run:
         except Exception as error:
             if not allocation_failure(error):
                 raise
-            used = translator.tiling.size if translator.tiling is not None else None
-            raise out_of_memory(height, width, tiled=used) from None
-        finally:
-            translator.tiling = chosen
+            used = tiling or chosen
+            raise out_of_memory(height, width, tiled=used.size if used is not None else None) from None
 
     def _free(self) -> None:
         """Give back what the failed pass's allocator cached before the next try."""
@@ -169,7 +167,7 @@ def translate_files(translator: Translator, jobs: Sequence[Job], *, fail_fast: b
     start = time.perf_counter()
     readers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-read")
     writers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-write")
-    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers, fitting_of(translator), on_note)
+    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers, translator.fitting, on_note)
     groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
     try:
         try:

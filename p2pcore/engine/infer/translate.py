@@ -13,6 +13,7 @@ from p2pcore.checkpoint.format import file_identity
 from p2pcore.engine.build.device import autocast, resolve_device
 from p2pcore.engine.build.trained import TrainedRun, open_trained
 from p2pcore.engine.infer.batching import batch_mixing_layers, drew, rng_state
+from p2pcore.engine.infer.fitting import fitting_of
 from p2pcore.engine.infer.protocols import Protocol, translate_image
 from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.engine.infer.tiling import Tiling, translate_tiled
@@ -89,6 +90,7 @@ class Translator:
         labels = label_keys(run.adapter)
         self.input_is_labels, self.output_is_labels = self.input_key in labels, self.output_key in labels
         self.metadata = run.checkpoint.metadata
+        self.fitting = fitting_of(self)  # whether an untiled pass fits: probed once, on first need
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """N x C x H x W (sides multiples of `multiple`) to the translated batch."""
@@ -125,27 +127,29 @@ class Translator:
         return out.float().cpu()
 
     @torch.no_grad()
-    def translate_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def translate_many(self, images: Sequence[torch.Tensor], tiling: Tiling | None = None) -> list[torch.Tensor]:
         """Same-size C x H x W images in [-1, 1] to their translations (C' x H x W, CPU): at the model's
         size (the test-time size, else their own) and back to theirs unless the model's size is kept. Each
-        image's output is what it would be alone: where batching could change it, each has its own pass."""
+        image's output is what it would be alone: where batching could change it, each has its own pass.
+        `tiling` (the one that fits, chosen per image size) stands in for --tile's where given."""
+        tiling = tiling or self.tiling
         height, width = images[0].shape[-2:]
         size = self.sizing.model_size(height, width)
         if size == (height, width):
-            return self._translate_many(images)
-        outs = self._translate_many([resize(image, size, nearest=self.input_is_labels) for image in images])
+            return self._translate_many(images, tiling)
+        outs = self._translate_many([resize(image, size, nearest=self.input_is_labels) for image in images], tiling)
         if self.sizing.keep_model_size:
             return outs
         return [resize(out, (height, width), nearest=self.output_is_labels) for out in outs]
 
-    def _translate_many(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def _translate_many(self, images: Sequence[torch.Tensor], tiling: Tiling | None) -> list[torch.Tensor]:
         outs: list[torch.Tensor] = []
         with self.run.in_protocol():
             height, width = images[0].shape[-2:]
-            if self.tiling is not None and not self.tiling.fits(height, width):
+            if tiling is not None and not tiling.fits(height, width):
                 for image in images:
                     torch.manual_seed(self.seed)
-                    outs.append(translate_tiled(image, self._pass, self.tiling, self.per_forward))
+                    outs.append(translate_tiled(image, self._pass, tiling, self.per_forward))
                 return outs
             while len(outs) < len(images):
                 torch.manual_seed(self.seed)
