@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from p2pcore.engine.build.device import autocast
-from p2pcore.engine.infer.tiling import Tiling
+from p2pcore.engine.infer.tiling import Tiling, round_up
 from p2pcore.errors import P2PError
 from p2pcore.recipe.memory import BUDGET_VARIABLE, format_bytes, machine_memory, parse_bytes
 
@@ -68,13 +68,21 @@ def available_memory(device: torch.device) -> tuple[int, str]:
     return found, source
 
 
-def _system_available() -> int:
+def _proc_bytes(path: str, field: str) -> int | None:
+    """A `Field: N kB` line of a /proc file, in bytes (Linux; None where the file or the line is missing)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _system_available() -> int:
+    found = _proc_bytes("/proc/meminfo", "MemAvailable")
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (AttributeError, ValueError, OSError):
@@ -83,13 +91,7 @@ def _system_available() -> int:
 
 def _mapped() -> int:
     """The address space this process maps already (Linux; 0 where unknown)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _proc_bytes("/proc/self/status", "VmSize") or 0
 
 
 def _tensors(value: object) -> Iterator[torch.Tensor]:
@@ -165,7 +167,7 @@ class Fitting:
         return self.per_pixel
 
     def probe_side(self) -> int:
-        return math.ceil(PROBE_SIDE / self.multiple) * self.multiple
+        return round_up(PROBE_SIDE, self.multiple)
 
     def worth_probing(self, height: int, width: int) -> bool:
         """Whether an image is large enough to ask: a smaller one costs little more than the probe itself."""
@@ -173,13 +175,13 @@ class Fitting:
 
     def need(self, height: int, width: int, images: int = 1) -> int:
         """Bytes an untiled pass of `images` images of height x width is expected to take."""
-        padded = math.ceil(height / self.multiple) * self.multiple * math.ceil(width / self.multiple) * self.multiple
+        padded = round_up(height, self.multiple) * round_up(width, self.multiple)
         return int(self.bytes_per_pixel() * padded * images)
 
     def smaller(self, height: int, width: int, tiling: Tiling | None) -> Tiling | None:
         """After a failed allocation: half the tile's side (the largest tile under the image's longer side
         when it was untiled), or None when that would be under the smallest tile."""
-        longest = max(math.ceil(height / self.multiple), math.ceil(width / self.multiple)) * self.multiple
+        longest = max(round_up(height, self.multiple), round_up(width, self.multiple))
         side = min(LARGEST_TILE, longest // 2) if tiling is None else tiling.size // 2
         side = side // self.multiple * self.multiple
         return Tiling.checked(side, None, self.multiple) if side >= 2 * self.multiple else None

@@ -77,10 +77,11 @@ class Tiling:
 
     def fits(self, height: int, width: int) -> bool:
         """Whether one tile holds the whole (padded) image, so tiling would change nothing."""
-        return _round_up(height, self.multiple) <= self.size and _round_up(width, self.multiple) <= self.size
+        return round_up(height, self.multiple) <= self.size and round_up(width, self.multiple) <= self.size
 
 
-def _round_up(length: int, multiple: int) -> int:
+def round_up(length: int, multiple: int) -> int:
+    """`length` rounded up to a multiple of `multiple` (a generator's size multiple)."""
     return -(-length // multiple) * multiple
 
 
@@ -124,7 +125,7 @@ def translate_tiled(image: torch.Tensor, forward: Forward, tiling: Tiling,
     tiles at a time (asked before each pass), and blend the tiles into C' x H x W on the device `forward`
     gives its results on."""
     height, width = image.shape[-2:]
-    padded_h, padded_w = _round_up(height, tiling.multiple), _round_up(width, tiling.multiple)
+    padded_h, padded_w = round_up(height, tiling.multiple), round_up(width, tiling.multiple)
     padded = _pad(image, padded_h, padded_w)
     span_h, span_w = min(tiling.size, padded_h), min(tiling.size, padded_w)
     rows, cols = (tile_starts(padded_h, tiling.size, tiling.step), tile_starts(padded_w, tiling.size, tiling.step))
