@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -123,6 +125,20 @@ def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     settings = getattr(request.module, "TRAINED", None)
     assert settings is not None, f"{request.module.__name__} sets no TRAINED (size, generator) to train with"
     return trained_checkpoint(tmp_path_factory.mktemp(request.module.__name__) / "run", host, **settings)
+
+
+def split_safetensors(blob: bytes) -> tuple[dict, bytes]:
+    """A safetensors file's bytes as its JSON header (`__metadata__` included) and its body: for tests that craft
+    damaged checkpoints."""
+    (length,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8:8 + length]), blob[8 + length:]
+
+
+def join_safetensors(header: dict, body: bytes) -> bytes:
+    """A safetensors file's bytes from its JSON header and body, the header padded to 8 bytes as the format asks."""
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
 
 
 def invoke(*args: object) -> Any:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import join_safetensors, split_safetensors
 
 from p2pcore.checkpoint import layout
-from p2pcore.checkpoint.format import MAX_BODY_BYTES, MAX_STRING_CHARS, read_header
+from p2pcore.checkpoint.format import DTYPE_BYTES, MAX_BODY_BYTES, MAX_STRING_CHARS, read_header
 from p2pcore.engine.build.trained import open_trained
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.errors import P2PError
@@ -29,7 +30,6 @@ RECIPE = {"data": {"name": "synthetic_thermal", "size": 32, "train_count": 4, "t
                     "discriminator": {"name": "patch", "ndf": 8, "n_layers": 2}},
           "loss": {"gan": {"name": "gan"}, "l1": {"name": "l1", "weight": 100.0}},
           "train": {"epochs": 2, "batch_size": 2, "num_workers": 0, "device": "cpu"}}
-SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "U16": 2, "F16": 2, "I32": 4, "F32": 4, "I64": 8, "U64": 8}
 Tensors = dict[str, tuple[str, list[int], bytes]]
 
 
@@ -43,10 +43,7 @@ def run(tmp_path_factory, host) -> Path:
 
 
 def parts(path: Path) -> tuple[dict[str, str], Tensors]:
-    blob = path.read_bytes()
-    (length,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + length])
-    body = blob[8 + length:]
+    header, body = split_safetensors(path.read_bytes())
     meta = header.pop("__metadata__")
     return meta, {n: (e["dtype"], e["shape"], body[e["data_offsets"][0]:e["data_offsets"][1]])
                   for n, e in header.items()}
@@ -60,15 +57,14 @@ def write(path: Path, meta: dict[str, str], tensors: Tensors, sparse: dict[str, 
         offset += len(blob)
     written = offset
     for name, (dtype, shape) in sparse.items():
-        size = math.prod(shape) * SIZES[dtype]
+        size = math.prod(shape) * DTYPE_BYTES[dtype]
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
+    data = join_safetensors(header, b"".join(blob for _, _, blob in tensors.values()))
     with path.open("wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blob for _, _, blob in tensors.values()))
+        f.write(data)
         if offset > written:
-            f.truncate(8 + len(text) + offset)  # sparse: declared, never written
+            f.truncate(len(data) + offset - written)  # sparse: declared, never written
     return path
 
 
@@ -85,7 +81,7 @@ def weight(tensors: Tensors, prefix: str = "net.generator.") -> str:
 
 def reshaped(entry: tuple[str, list[int], bytes], shape: list[int]) -> tuple[str, list[int], bytes]:
     dtype, _, blob = entry
-    size = math.prod(shape) * SIZES[dtype]
+    size = math.prod(shape) * DTYPE_BYTES[dtype]
     return dtype, shape, (blob * (size // max(len(blob), 1) + 1))[:size]
 
 
@@ -127,7 +123,7 @@ def _grown(meta, t):
 def stored_as(dtype: str) -> Callable[[dict, Tensors], None]:
     def change(meta, t):
         name = weight(t)
-        t[name] = (dtype, t[name][1], bytes(math.prod(t[name][1]) * SIZES[dtype]))
+        t[name] = (dtype, t[name][1], bytes(math.prod(t[name][1]) * DTYPE_BYTES[dtype]))
     return change
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from conftest import join_safetensors, split_safetensors
 from PIL import Image
 
 from p2pcore.engine.train.trainer import Trainer
@@ -24,17 +25,6 @@ HERE = Path(__file__).resolve().parent
 VALUES = {"string": "x", "integer": 7, "negative": -5, "float": 2.5, "boolean": True, "null": None, "array": [],
           "object": {}}
 NEEDED = {"format", "format_version", "recipe", "step", "progress", "optim", "rng"}  # what resume cannot do without
-
-
-def split(blob: bytes) -> tuple[dict, bytes]:
-    (length,) = struct.unpack("<Q", blob[:8])
-    return json.loads(blob[8:8 + length]), blob[8 + length:]
-
-
-def join(header: dict, body: bytes) -> bytes:
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + body
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +39,7 @@ def damage(tmp_path_factory, host) -> dict:
     Trainer(validate_recipe(recipe, host, default_name="t"), host, run).fit()
     Image.new("L", (24, 20), 128).save(run / "input.png")
     blob = (run / "checkpoints" / "latest.safetensors").read_bytes()
-    header, body = split(blob)
+    header, body = split_safetensors(blob)
     cases = root / "cases"
     cases.mkdir()
     rng = random.Random(7)
@@ -64,7 +54,7 @@ def damage(tmp_path_factory, host) -> dict:
             changed["__metadata__"] = {**meta, key: value if key in ("format", "format_version") and
                                        isinstance(value, str) else json.dumps(value)}
             name = f"field_{key}_{kind}.safetensors"
-            (cases / name).write_bytes(join(changed, body))
+            (cases / name).write_bytes(join_safetensors(changed, body))
             if key in NEEDED:
                 expected_2.add(name)
     progress = json.loads(meta["progress"])
@@ -72,7 +62,7 @@ def damage(tmp_path_factory, host) -> dict:
         for kind in ("string", "negative", "float"):
             changed = dict(header)
             changed["__metadata__"] = {**meta, "progress": json.dumps({**progress, field: VALUES[kind]})}
-            (cases / f"progress_{field}_{kind}.safetensors").write_bytes(join(changed, body))
+            (cases / f"progress_{field}_{kind}.safetensors").write_bytes(join_safetensors(changed, body))
             expected_2.add(f"progress_{field}_{kind}.safetensors")
     crafted = {
         "unknown_progress_key": {"progress": json.dumps({**progress, "extra": 1})},
@@ -86,14 +76,14 @@ def damage(tmp_path_factory, host) -> dict:
     for name, change in crafted.items():
         changed = dict(header)
         changed["__metadata__"] = {**meta, **change}
-        (cases / f"crafted_{name}.safetensors").write_bytes(join(changed, body))
+        (cases / f"crafted_{name}.safetensors").write_bytes(join_safetensors(changed, body))
         if name != "huge_ngf":  # a resume builds from the run's own recipe, which fits the tensors
             expected_2.add(f"crafted_{name}.safetensors")
     first = next(k for k in header if k != "__metadata__")
     for name, entry in {"negative_shape": {"shape": [-1, 4]}, "huge_shape": {"shape": [1 << 30, 1 << 30]},
                         "dtype": {"dtype": "Q99"}}.items():
         changed = {**header, first: {**header[first], **entry}}
-        (cases / f"tensor_{name}.safetensors").write_bytes(join(changed, body))
+        (cases / f"tensor_{name}.safetensors").write_bytes(join_safetensors(changed, body))
         expected_2.add(f"tensor_{name}.safetensors")
     for i in range(10):
         cut = rng.randrange(1, len(blob) - 1)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import join_safetensors, split_safetensors
 from PIL import Image
 
 from p2pcore.commands.common import plain
@@ -27,13 +27,9 @@ RECIPE = {"data": {"name": "synthetic_thermal", "size": 32, "train_count": 2, "t
 
 def craft(source: Path, target: Path, change) -> Path:
     """`source` with its header's metadata changed by `change(meta)`, the tensors as they were."""
-    blob = source.read_bytes()
-    (length,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + length])
+    header, body = split_safetensors(source.read_bytes())
     change(header["__metadata__"])
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    target.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + length:])
+    target.write_bytes(join_safetensors(header, body))
     return target
 
 
