@@ -29,9 +29,15 @@ def by_key(error: BaseException) -> dict[str | None, P2PError]:
     return {mistake.key: mistake for mistake in error.mistakes}
 
 
-def test_a_misspelt_key_and_an_unknown_generator_are_reported_together(host, tmp_path: Path) -> None:
-    recipe = tmp_path / "typos.toml"
+def typos_recipe(folder: Path) -> Path:
+    """typos.toml in `folder`: the quickstart with a misspelt train key and an unknown generator."""
+    recipe = folder / "typos.toml"
     recipe.write_text(f'extends = "{QUICKSTART}"\n[train]\nbatchsize = 4\n[model.generator]\nname = "unett"\n')
+    return recipe
+
+
+def test_a_misspelt_key_and_an_unknown_generator_are_reported_together(host, tmp_path: Path) -> None:
+    recipe = typos_recipe(tmp_path)
     with pytest.raises(P2PError) as caught:
         load_recipe(recipe, host)
     found = by_key(caught.value)
@@ -87,8 +93,7 @@ def test_each_mistake_is_placed_in_the_file_that_wrote_it(host, tmp_path: Path) 
 
 
 def test_p2p_validate_lists_every_mistake_on_one_screen(tmp_path: Path) -> None:
-    recipe = tmp_path / "typos.toml"
-    recipe.write_text(f'extends = "{QUICKSTART}"\n[train]\nbatchsize = 4\n[model.generator]\nname = "unett"\n')
+    recipe = typos_recipe(tmp_path)
     done = p2p("validate", recipe)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "2 mistakes in the recipe" in done.stderr and f"file: {recipe}" in done.stderr
