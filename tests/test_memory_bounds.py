@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import invoke
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ from p2pcore.engine.infer.translate import Translator
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 from p2pcore.recipe.memory import BUDGET_VARIABLE, Budget, check_needs, data_needs, format_bytes, parse_bytes
+from p2pcore.testing.recipes import merged
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "quickstart.toml"
@@ -36,15 +38,8 @@ SMALL = {"data": {"name": "synthetic_thermal", "size": 32, "train_count": 4, "te
 
 
 def recipe_with(host, **changes) -> object:
-    data = {key: dict(value) if isinstance(value, dict) else value for key, value in SMALL.items()}
-    data["model"] = {role: dict(table) for role, table in SMALL["model"].items()}
-    for dotted, value in changes.items():
-        *path, last = dotted.split("__")
-        table = data
-        for part in path:
-            table = table[part]
-        table[last] = value
-    return validate_recipe(data, host)
+    """SMALL with `changes` merged in table by table, validated."""
+    return validate_recipe(merged(SMALL, changes), host)
 
 
 def test_budget_parsing_and_units():
@@ -57,7 +52,7 @@ def test_budget_parsing_and_units():
 
 
 def test_a_huge_item_count_is_refused_naming_its_key(host):
-    recipe = recipe_with(host, data__train_count=100_000_000_000)
+    recipe = recipe_with(host, data={"train_count": 100_000_000_000})
     with pytest.raises(P2PError) as caught:
         check_needs(data_needs(recipe), Budget(64 * 10**9, "a test budget"))
     error = caught.value
@@ -68,14 +63,14 @@ def test_a_huge_item_count_is_refused_naming_its_key(host):
 
 
 def test_a_huge_batch_is_refused_naming_its_key(host):
-    recipe = recipe_with(host, train__batch_size=10**9)
+    recipe = recipe_with(host, train={"batch_size": 10**9})
     with pytest.raises(P2PError) as caught:
         check_needs(data_needs(recipe), Budget(64 * 10**9, "a test budget"))
     assert caught.value.key == "train.batch_size"
 
 
 def test_a_huge_network_is_counted_on_the_meta_device_and_refused_naming_its_width(host):
-    recipe = recipe_with(host, model__discriminator__ndf=1_000_000)
+    recipe = recipe_with(host, model={"discriminator": {"ndf": 1_000_000}})
     needs = {need.key: need for need in network_needs(recipe, host)}
     assert needs["model.discriminator.ndf"].bytes > 10**15  # petabytes: nothing of it was allocated
     assert needs["model.generator"].bytes < 10**7
@@ -104,14 +99,12 @@ def test_validate_refuses_huge_data_without_torch(tmp_path):
 
 def test_validate_memory_and_run_refuse_a_huge_network_before_allocating(tmp_path, monkeypatch):
     monkeypatch.setenv(BUDGET_VARIABLE, "64G")
-    result = CliRunner().invoke(app, ["validate", str(QUICKSTART), "--set", "model.discriminator.ndf=1000000",
-                                      "--memory"])
+    result = invoke("validate", QUICKSTART, "--set", "model.discriminator.ndf=1000000", "--memory")
     assert isinstance(result.exception, P2PError), result.output
     assert result.exception.key == "model.discriminator.ndf" and result.exception.file == str(QUICKSTART)
-    plain = CliRunner().invoke(app, ["validate", str(QUICKSTART), "--set", "model.discriminator.ndf=1000000"])
+    plain = invoke("validate", QUICKSTART, "--set", "model.discriminator.ndf=1000000")
     assert plain.exit_code == 0, plain.output  # the networks are counted with --memory (it imports torch)
-    run = CliRunner().invoke(app, ["run", str(QUICKSTART), "--set", "model.discriminator.ndf=1000000", "--out",
-                                   str(tmp_path / "run"), "--quiet"])
+    run = invoke("run", QUICKSTART, "--set", "model.discriminator.ndf=1000000", "--out", tmp_path / "run", "--quiet")
     assert isinstance(run.exception, P2PError) and run.exception.key == "model.discriminator.ndf", run.output
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -224,7 +217,7 @@ def test_eval_tiles_large_items_and_scores_them_alike(checkpoint, host):
 
 
 def test_eval_tile_options_are_checked(checkpoint):
-    bad = CliRunner().invoke(app, ["eval", str(checkpoint), "--metric", "psnr", "--overlap", "8"])
+    bad = invoke("eval", checkpoint, "--metric", "psnr", "--overlap", "8")
     assert isinstance(bad.exception, P2PError) and bad.exception.key == "--overlap", bad.output
-    folders = CliRunner().invoke(app, ["eval", "--pred", ".", "--real", ".", "--tile", "64"])
+    folders = invoke("eval", "--pred", ".", "--real", ".", "--tile", "64")
     assert isinstance(folders.exception, P2PError) and folders.exception.key == "--tile"
