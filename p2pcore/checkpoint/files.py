@@ -17,9 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from p2pcore.atomicfile import link_atomically, write_bytes_atomically
-from p2pcore.checkpoint.format import DAMAGED, FORMAT, FORMAT_VERSION, Header, read_header
+from p2pcore.checkpoint.format import DAMAGED, FORMAT, FORMAT_VERSION, Header, by_step, read_header
 from p2pcore.errors import P2PError
-from p2pcore.rundir import LATEST_FILE
 
 KEPT = "the previous checkpoint is intact"
 
@@ -84,22 +83,7 @@ def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, rol
     net.load_state_dict(state)
 
 
-def resume_candidates(directory: Path) -> list[Path]:
-    """Checkpoints whose headers read cleanly, newest step first; `latest` first among equals (at an
-    epoch end it is the epoch file itself). Only headers are read, checked against the file size."""
-    if not directory.is_dir():
-        return []
-    found = []
-    for path in directory.glob("*.safetensors"):
-        try:
-            step = read_header(path).meta.step
-        except P2PError:
-            continue
-        found.append((-step, path.name != LATEST_FILE, path.name, path))
-    return [path for *_, path in sorted(found)]
-
-
 def latest_valid_checkpoint(directory: Path) -> Path | None:
     """The checkpoint with the highest step among those whose headers read cleanly."""
-    candidates = resume_candidates(directory)
+    candidates = by_step(directory)
     return candidates[0] if candidates else None

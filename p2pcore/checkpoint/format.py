@@ -27,7 +27,7 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 
 from p2pcore.checkpoint.consistency import check_consistency
 from p2pcore.errors import P2PError
+from p2pcore.rundir import LATEST_FILE
 from p2pcore.version import __version__
 
 FORMAT = "p2p.checkpoint"
@@ -301,6 +302,27 @@ def read_header(path: str | Path) -> Header:
 
 class _TooLong(ValueError):
     """An integer or a string in a header past its limit."""
+
+
+def by_step(directory: Path, keep: Callable[[Header], bool] | None = None) -> list[Path]:
+    """The checkpoints of `directory` whose headers read cleanly (and that `keep` accepts), newest step first,
+    ``latest`` first among equals (at an epoch end it is the newest state). Only headers are read, each
+    checked against its file's size."""
+    if not directory.is_dir():
+        return []
+    try:
+        paths = list(directory.glob("*.safetensors"))
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        try:
+            header = read_header(path)
+        except P2PError:
+            continue
+        if keep is None or keep(header):
+            found.append((-header.meta.step, path.name != LATEST_FILE, path.name, path))
+    return [path for *_, path in sorted(found)]
 
 
 def _bounded_int(text: str) -> int:

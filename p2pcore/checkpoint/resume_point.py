@@ -9,10 +9,10 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2pcore.checkpoint.format import Header, read_header
+from p2pcore.checkpoint.format import Header, by_step, read_header
 from p2pcore.errors import P2PError
 from p2pcore.recipe import Recipe, validate_recipe
-from p2pcore.rundir import LATEST_FILE, RESUMABLE_KEYS, RunDir, flatten, may_change_on_resume
+from p2pcore.rundir import RESUMABLE_KEYS, RunDir, flatten, may_change_on_resume
 
 if TYPE_CHECKING:
     from p2pcore.plugins import Host
@@ -32,19 +32,7 @@ def resume_candidates(run_dir: RunDir) -> list[Path]:
     """The run's checkpoints a resume can continue from, newest step first, ``latest`` first among equals (at an
     epoch end it is the newest state); those whose headers do not read, and those with weights only, are left
     out."""
-    try:
-        paths = list(run_dir.checkpoints.glob("*.safetensors"))
-    except OSError:
-        return []
-    found = []
-    for path in paths:
-        try:
-            header = read_header(path)
-        except P2PError:
-            continue
-        if resumable(header):
-            found.append((-header.meta.step, path.name != LATEST_FILE, path.name, path))
-    return [path for *_, path in sorted(found)]
+    return by_step(run_dir.checkpoints, keep=resumable)
 
 
 def resume_point(run_dir: RunDir) -> Path | None:
