@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from p2pcore import P2PError
 from p2pcore.checkpoint.files import read_checkpoint, write_checkpoint
-from p2pcore.cli import app
 from p2pcore.engine.evaluate.scoring import evaluate_checkpoint
 from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.engine.infer.translate import Translator
@@ -49,10 +48,6 @@ def grey(path: Path, size: tuple[int, int] = (20, 28)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8)).save(path)
     return path
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def seen_sizes(translator: Translator) -> list[tuple[int, int]]:

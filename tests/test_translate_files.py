@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from p2pcore import P2PError
 from p2pcore.checkpoint.files import read_checkpoint, write_checkpoint
-from p2pcore.cli import app
 from p2pcore.engine.train.trainer import Trainer
 from p2pcore.recipe import validate_recipe
 
@@ -33,10 +32,6 @@ def grey(path: Path, size: tuple[int, int] = (20, 28)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)).save(path)
     return path
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def test_existing_outputs_need_overwrite(checkpoint, tmp_path):
