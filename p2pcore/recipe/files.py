@@ -14,7 +14,8 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ class _NotARecipeFile(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+def _shown_key(key: str) -> str:
+    """A key path as an error names it: at most 120 characters, so a pathological one stays on one screen."""
+    return key if len(key) <= 120 else key[:117] + "..."
 
 
 def _file_kind(mode: int) -> str:
@@ -131,7 +137,7 @@ def _check_nesting_data(data: dict[str, Any], path: Path) -> None:
         if len(where) > MAX_RECIPE_DEPTH:
             key = ".".join(where)
             raise P2PError(f"tables and arrays nested more than {MAX_RECIPE_DEPTH} deep", file=str(path),
-                           key=key if len(key) <= 120 else key[:117] + "...", hint=_NESTING_HINT)
+                           key=_shown_key(key), hint=_NESTING_HINT)
         children = node.items() if isinstance(node, dict) else enumerate(node)
         stack.extend((value, (*where, str(key))) for key, value in children if isinstance(value, dict | list))
 
@@ -187,7 +193,7 @@ _NUMBERS = re.compile(_TOML_STRINGS.pattern + r"|(?P<number>[+-]?\d[\d_]*)")
 
 def _huge(key: str, digits: int, file: str | None) -> P2PError:
     return P2PError(f"an integer of {digits:,} digits: recipes hold 64-bit integers (at most {MAX_RECIPE_INT:,})",
-                    file=file, key=key if len(key) <= 120 else key[:117] + "...",
+                    file=file, key=_shown_key(key),
                     hint="check the value; seeds, sizes and counts are far smaller")
 
 
@@ -209,36 +215,33 @@ def _long_integer(text: str, path: Path) -> P2PError:
     return _huge(where or f"line {line}", digits, str(path))
 
 
+def _walk(data: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every value in nested tables and arrays with its key path, level by level (breadth first)."""
+    queue: deque[tuple[Any, tuple[str, ...]]] = deque([(data, ())])
+    while queue:
+        node, where = queue.popleft()
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            path = (*where, str(key))
+            yield path, value
+            if isinstance(value, Mapping | list | tuple):
+                queue.append((value, path))
+
+
 def _find_value(data: Any, wanted: Any) -> str | None:
     """The dotted key path of the first value equal to `wanted` in nested tables and arrays."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while stack:
-        node, where = stack.pop(0)
-        items = node.items() if isinstance(node, Mapping) else enumerate(node)
-        for key, value in items:
-            if isinstance(value, str) and value == wanted:
-                return ".".join((*where, str(key)))
-            if isinstance(value, Mapping | list):
-                stack.append((value, (*where, str(key))))
-    return None
+    return next((".".join(path) for path, value in _walk(data) if isinstance(value, str) and value == wanted), None)
 
 
-
-def check_integers(data: Any, *, file: str | None = None, prefix: str = "") -> None:
+def check_integers(data: Any, *, file: str | None = None) -> None:
     """Refuse integers beyond 64 bits (TOML's integers; a Python int of thousands of digits cannot even be
     printed in an error), naming the key of the first one."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, (prefix,) if prefix else ())]
-    while stack:
-        node, where = stack.pop(0)
-        items = node.items() if isinstance(node, Mapping) else enumerate(node)
-        for key, value in items:
-            if isinstance(value, int) and not isinstance(value, bool) and not -MAX_RECIPE_INT - 1 <= value <= \
-                    MAX_RECIPE_INT:
-                digits = len(str(abs(value))) if value.bit_length() < 14_000 else \
-                    int(value.bit_length() * 0.30103) + 1  # about: str() fails past 4,300 digits
-                raise _huge(".".join((*where, str(key))), digits, file)
-            if isinstance(value, Mapping | list | tuple):
-                stack.append((value, (*where, str(key))))
+    for path, value in _walk(data):
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_RECIPE_INT - 1 <= value <= \
+                MAX_RECIPE_INT:
+            digits = len(str(abs(value))) if value.bit_length() < 14_000 else \
+                int(value.bit_length() * 0.30103) + 1  # about: str() fails past 4,300 digits
+            raise _huge(".".join(path), digits, file)
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
