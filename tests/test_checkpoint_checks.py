@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import join_safetensors, split_safetensors
 
-from p2pcore.checkpoint import layout
+from p2pcore.checkpoint import files
 from p2pcore.checkpoint.format import DTYPE_BYTES, MAX_BODY_BYTES, MAX_STRING_CHARS, read_header
 from p2pcore.engine.build.trained import open_trained
 from p2pcore.engine.train.trainer import Trainer
@@ -224,7 +224,7 @@ def test_what_the_recipe_shows_is_refused_before_reading(run, tmp_path, host, mo
     change, word = RECIPE_CASES[case]
     path = crafted(run, tmp_path, change)
     trainer = resume_state(run, tmp_path, path, host)
-    monkeypatch.setattr(layout, "safe_open", None)  # reading a tensor would fail: nothing must be read
+    monkeypatch.setattr(files, "safe_open", None)  # reading a tensor would fail: nothing must be read
     refused(lambda: open_trained(path, host), word)
     refused(lambda: trainer.state.read(path), word)
 
@@ -241,7 +241,7 @@ def test_resume_reports_the_refused_tensor_and_exits_2(run, tmp_path):
 
 
 def test_sparse_files_declaring_huge_tensors_are_refused_from_the_header(run, tmp_path, host, monkeypatch):
-    monkeypatch.setattr(layout, "safe_open", None)
+    monkeypatch.setattr(files, "safe_open", None)
     one = crafted(run, tmp_path, lambda m, t: None, sparse={"net.generator.huge": ("F32", [16 << 30])})
     refused(lambda: read_header(one), "GiB")
     many = {f"net.generator.extra{i}": ("F32", [(3 << 30) // 4]) for i in range(MAX_BODY_BYTES // (3 << 30) + 1)}

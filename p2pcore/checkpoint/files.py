@@ -8,7 +8,7 @@ is complete.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,20 @@ class Checkpoint:
 def read_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     """Validate the header (without torch, bounded work), then load the tensors it describes."""
     header = read_header(path)
+    loaded = load_tensors(header, device=device, message="cannot read checkpoint: {exc}", hint=DAMAGED)
+    return Checkpoint(Path(path), loaded, header)
+
+
+def load_tensors(header: Header, *, names: Iterable[str] | None = None, device: str = "cpu", message: str,
+                 hint: str) -> dict[str, torch.Tensor]:
+    """The tensors of the file `header` describes, by name: `names` in their order, else all in the file's
+    (sorted) order. A file that fails to load is a P2PError with `message` formatted with ``{exc}`` (the
+    error) and ``{kind}`` (its type's name)."""
     try:
         with safe_open(header.path, framework="pt", device=device) as f:
-            loaded = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise P2PError(f"cannot read checkpoint: {exc}", file=str(path), hint=DAMAGED) from None
-    return Checkpoint(Path(path), loaded, header)
+            return {name: f.get_tensor(name) for name in (f.keys() if names is None else names)}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+        raise P2PError(message.format(exc=exc, kind=type(exc).__name__), file=header.path, hint=hint) from None
 
 
 def load_network(net: torch.nn.Module, state: Mapping[str, torch.Tensor], *, role: str, file: str) -> None:

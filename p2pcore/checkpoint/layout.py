@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from p2pcore.api.tasks import Task
 from p2pcore.checkpoint.consistency import FLOATS
-from p2pcore.checkpoint.files import Checkpoint
+from p2pcore.checkpoint.files import Checkpoint, load_tensors
 from p2pcore.checkpoint.format import Header
 from p2pcore.errors import P2PError
 
@@ -170,12 +169,8 @@ def read_checked(header: Header, layout: Layout, *, values: bool = True) -> Chec
     """The checkpoint `header` describes, its tensors read only once the layout matches (and, with `values`,
     their values checked): the one way a run's state is read to be restored or opened."""
     check_layout(header, layout)
-    try:
-        with safe_open(header.path, framework="pt", device="cpu") as f:
-            loaded = {name: f.get_tensor(name) for name in header.tensors}
-    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-        raise P2PError(f"cannot read the checkpoint's tensors: {type(exc).__name__}: {exc}", file=header.path,
-                       hint="the file is damaged (truncated or altered); use another checkpoint") from None
+    loaded = load_tensors(header, names=header.tensors, message="cannot read the checkpoint's tensors: {kind}: {exc}",
+                          hint="the file is damaged (truncated or altered); use another checkpoint")
     ckpt = Checkpoint(Path(header.path), loaded, header)
     if values:
         check_values(ckpt)
