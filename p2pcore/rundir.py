@@ -164,10 +164,6 @@ class RunDir:
         """Whether the folder holds anything a run writes (a run just started, or one long finished)."""
         return any((self.path / name).exists() for name in RUN_MARKERS)
 
-    def is_marked(self) -> bool:
-        """Whether p2p made this folder a run's (it holds the marker file)."""
-        return (self.path / MARKER_FILE).is_file()
-
     def has_checkpoint(self) -> bool:
         """Whether any checkpoint was written (temporary files of a cut-short write aside)."""
         try:
