@@ -24,12 +24,10 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from p2pcore.engine.build.device import autocast
 from p2pcore.engine.infer.tiling import Tiling, round_up
 from p2pcore.errors import P2PError
 from p2pcore.recipe.memory import BUDGET_VARIABLE, format_bytes, machine_memory, parse_bytes
@@ -38,9 +36,6 @@ try:
     import resource
 except ImportError:  # pragma: no cover - Windows: no address-space limits to read
     resource = None
-
-if TYPE_CHECKING:  # pragma: no cover
-    from p2pcore.engine.infer.translate import Translator
 
 PROBE_SIDE = 128  # pixels (rounded up to the generator's multiple) of the probe image
 PROBED_ABOVE = 4  # images of at most this many probes' pixels are translated untiled without a probe
@@ -219,18 +214,3 @@ def out_of_memory(height: int, width: int, *, tiled: int | None, option: str = "
                                          "--batch-size")
     return P2PError(f"not enough memory to translate this {width} x {height} image in one pass", key=option,
                     hint=f"use {option} 512: overlapping tiles blended together, memory bounded by the tile")
-
-
-def fitting_of(translator: Translator) -> Fitting:
-    """The fitting of a translator's passes, measured (on first need) by a probe pass of its own networks
-    in its protocol and precision, leaving the random generators as they were; the translator keeps one
-    (`Translator.fitting`), so the probe runs once however many runs of files it translates."""
-
-    def measure(side: int) -> int:
-        probe = torch.zeros(1, translator.in_channels, side, side, device=translator.device)
-        devices = [translator.device] if translator.device.type == "cuda" else []
-        with (torch.no_grad(), torch.random.fork_rng(devices=devices), translator.run.in_protocol(),
-              autocast(translator.device, translator.precision)):
-            return peak_activations(translator.forward, translator.nets.values(), probe)
-
-    return Fitting(measure, translator.multiple, translator.device)

@@ -167,7 +167,7 @@ def translate_files(translator: Translator, jobs: Sequence[Job], *, fail_fast: b
     start = time.perf_counter()
     readers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-read")
     writers = ThreadPoolExecutor(workers, thread_name_prefix="p2p-write")
-    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers, translator.fitting, on_note)
+    run = _Run(translator, jobs, fail_fast, on_progress, on_error, writers, translator.fitting(), on_note)
     groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
     try:
         try:

@@ -13,7 +13,7 @@ from p2pcore.checkpoint.format import file_identity
 from p2pcore.engine.build.device import autocast, resolve_device
 from p2pcore.engine.build.trained import TrainedRun, open_trained
 from p2pcore.engine.infer.batching import batch_mixing_layers, drew, rng_state
-from p2pcore.engine.infer.fitting import fitting_of
+from p2pcore.engine.infer.fitting import Fitting, peak_activations
 from p2pcore.engine.infer.protocols import Protocol, translate_image
 from p2pcore.engine.infer.sizing import Sizing, label_keys, resize
 from p2pcore.engine.infer.tiling import Tiling, translate_tiled
@@ -90,7 +90,7 @@ class Translator:
         labels = label_keys(run.adapter)
         self.input_is_labels, self.output_is_labels = self.input_key in labels, self.output_key in labels
         self.metadata = run.checkpoint.metadata
-        self.fitting = fitting_of(self)  # whether an untiled pass fits: probed once, on first need
+        self._peaks: dict[int, int] = {}  # probe side -> peak activation bytes, measured once
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """N x C x H x W (sides multiples of `multiple`) to the translated batch."""
@@ -116,6 +116,22 @@ class Translator:
             return f"one image per forward pass ({why} under the {self.protocol} protocol)"
         unit = "tiles" if self.tiling is not None else "images"
         return f"up to {self.batch_size} {unit} per forward pass"
+
+    def fitting(self) -> Fitting:
+        """Whether an untiled pass of an image fits in memory (`p2pcore.engine.infer.fitting`), measured on
+        first need by `probe`, whose peaks the translator keeps: one probe however many runs of files."""
+        return Fitting(self.probe, self.multiple, self.device)
+
+    def probe(self, side: int) -> int:
+        """The peak activation bytes of a pass of a side x side probe: the networks in this protocol and
+        precision, leaving the random generators as they were; measured once per side."""
+        if side not in self._peaks:
+            probe = torch.zeros(1, self.in_channels, side, side, device=self.device)
+            devices = [self.device] if self.device.type == "cuda" else []
+            with (torch.no_grad(), torch.random.fork_rng(devices=devices), self.run.in_protocol(),
+                  autocast(self.device, self.precision)):
+                self._peaks[side] = peak_activations(self.forward, self.nets.values(), probe)
+        return self._peaks[side]
 
     def _pass(self, batch: torch.Tensor) -> torch.Tensor:
         """One forward pass of an N x C x H x W CPU batch at native size; the first learns whether it draws."""
