@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_checkpoints import RECIPE, logged_steps, wait_for_step
+from test_checkpoints import RECIPE, logged_steps, start, wait_for_step
 
 from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.cli import main
@@ -105,9 +105,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_in_place(tmp_path
     recipe = recipe_file(tmp_path, TINY.replace("epochs = 6", "epochs = 50").replace(
         "train_count = 8", "train_count = 400"))
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "p2pcore", "run", str(recipe), "--out", str(out), "--quiet",
-                             "--set", "train.checkpoint_minutes=0"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start(recipe, out, "--set", "train.checkpoint_minutes=0")
     wait_for_step(proc, out, 2)  # in the first epoch (100 steps), long before its checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
