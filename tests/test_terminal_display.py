@@ -233,7 +233,7 @@ def test_a_log_file_gets_the_display_once_per_epoch(tmp_path: Path) -> None:
     assert written.startswith(first) and written.count("eval: l1 0.2500") == 1, written
     assert written.count("eval: l1 0.2000") == 1 and written.endswith("\n"), written
 
-TMUX_RECIPE = """task = {{ name = "cyclegan", pool_size = 0 }}
+TMUX_RECIPE = """task = { name = "cyclegan", pool_size = 0 }
 [data]
 name = "synthetic_thermal"
 size = 32
@@ -259,10 +259,10 @@ n_layers = 1
 ndf = 4
 conditional = false
 [loss]
-gan_b = {{ name = "gan", mode = "lsgan", prefix = "d_b" }}
-gan_a = {{ name = "gan", mode = "lsgan", prefix = "d_a" }}
-cycle_a = {{ name = "l1", pred = "rec_a", target = "real_a", weight = 10.0 }}
-cycle_b = {{ name = "l1", pred = "rec_b", target = "real_b", weight = 10.0 }}
+gan_b = { name = "gan", mode = "lsgan", prefix = "d_b" }
+gan_a = { name = "gan", mode = "lsgan", prefix = "d_a" }
+cycle_a = { name = "l1", pred = "rec_a", target = "real_a", weight = 10.0 }
+cycle_b = { name = "l1", pred = "rec_b", target = "real_b", weight = 10.0 }
 [train]
 epochs = 2
 batch_size = 2
@@ -281,7 +281,7 @@ def test_cyclegan_run_in_an_80_column_terminal(tmp_path: Path) -> None:
     """`p2p run` in a real 80x24 terminal: one status line with steps, rate and ETA (a display wider than the
     terminal would leave copies of itself behind), the figures below it, then the summary."""
     recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TMUX_RECIPE.format())
+    recipe.write_text(TMUX_RECIPE)
     out, finished = tmp_path / "run", tmp_path / "finished"
     tmux = [shutil.which("tmux") or "tmux", "-L", f"p2p-display-{os.getpid()}"]  # a server of its own
     command = (f"cd {ROOT} && {sys.executable} -m p2pcore run {recipe} --out {out}; echo $? > {finished}; "
