@@ -101,12 +101,11 @@ def network_needs(recipe: Recipe, host: Host) -> list[Need]:
 def check_recipe_memory(recipe: Recipe, host: Host, *, command: str = "p2p run") -> None:
     """Refuse a recipe whose data and networks together pass the memory budget, before anything is
     allocated (`p2p run` at its start, `p2p validate --memory`). The networks are built once to count
-    them; the keys that drive them are looked for only when the recipe does not fit."""
-    budget = memory_budget()
-    if budget.bytes is None:
-        return
+    them (also with no budget: a network that cannot be built is refused here, before the run starts); the
+    keys that drive them are looked for only when the recipe does not fit."""
     data = data_needs(recipe)
     nets, channels = _networks(recipe, host)
+    budget = memory_budget()
     if budget.fits(sum(need.bytes for need in data) + sum(_count(net) for net in nets.values())):
         return
     check_needs([*data, *_needs(recipe, host, nets, channels)], budget, command=command)
