@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from p2pcore.atomicfile import create_atomically
+from p2pcore.atomicfile import TEMP_SUFFIX, create_atomically
 from p2pcore.errors import P2PError
 
 LOCK_FILE = ".lock"
@@ -182,7 +182,7 @@ class RunDir:
         """Remove what a run wrote before its first checkpoint (its log, sample grids, evaluations, report and
         cut-short checkpoint writes), so that it starts again in place. Only p2p's own file names are touched;
         the recipe stays (a new start writes it again)."""
-        unfinished = [self.metrics, self.path / f".{METRICS_FILE}.tmp", self.report, self.best_evaluation,
+        unfinished = [self.metrics, *self._metrics_temporaries(), self.report, self.best_evaluation,
                       *self.sample_grids().values(), *self.epoch_evaluations().values(), *self.leftovers()]
         for path in unfinished:
             with contextlib.suppress(OSError):
@@ -190,6 +190,12 @@ class RunDir:
         for folder in (self.samples, self.evaluations, self.checkpoints):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when nothing else is in it
+
+    def _metrics_temporaries(self) -> list[Path]:
+        """The metrics log's temporary files of a rewrite cut short (:mod:`p2pcore.atomicfile` names them
+        ``.metrics.jsonl.<random>.tmp``), and the fixed name older versions of p2p used."""
+        return [self.path / f".{METRICS_FILE}{TEMP_SUFFIX}",
+                *sorted(self.path.glob(f".{METRICS_FILE}.*{TEMP_SUFFIX}"))]
 
     # -- the rules and the lock --------------------------------------------------------------------------
     def check(self, *, resume: bool) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from test_checkpoints import RECIPE, logged_steps, start, wait_for_step
 
+from p2pcore.atomicfile import TEMP_SUFFIX
 from p2pcore.checkpoint.files import read_checkpoint
 from p2pcore.cli import main
-from p2pcore.rundir import MARKER_FILE, RunDir
+from p2pcore.rundir import MARKER_FILE, METRICS_FILE, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = RECIPE.replace("train_count = 32", "train_count = 8").replace("checkpoint_steps = 1", "checkpoint_steps = 0")
@@ -232,3 +233,12 @@ def test_a_distributed_resume_at_max_steps_takes_no_step(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert read_checkpoint(out / "checkpoints" / "latest.safetensors").metadata["step"] == 2
     assert logged_steps(out) == 2
+
+
+def test_a_cut_short_metrics_rewrite_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "run"
+    with RunDir(out).claim(resume=False):  # a new run that ends before its first checkpoint
+        (out / "recipe.toml").write_text("")
+        (out / f".{METRICS_FILE}.k3x9q2{TEMP_SUFFIX}").write_text('{"step": 1}\n')  # atomicfile's temporary name
+        (out / f".{METRICS_FILE}.tmp").write_text('{"step": 1}\n')  # the name older versions used
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_FILE, "recipe.toml"]
