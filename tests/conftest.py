@@ -101,8 +101,10 @@ def one_torch_thread() -> Iterator[None]:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def trained_checkpoint(out: Path, host: Host, *, size: int, generator: dict) -> Path:

@@ -11,6 +11,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from conftest import one_torch_thread
 from PIL import Image
 
 from p2pcore.report import write_report
@@ -49,25 +50,21 @@ def tiny_recipe(host, task: str) -> dict:
     return data
 
 
+one_thread = pytest.fixture(scope="module")(one_torch_thread)
+
+
 @pytest.fixture(scope="module")
-def reports(host, tmp_path_factory) -> dict[str, Path]:
+def reports(host, tmp_path_factory, one_thread) -> dict[str, Path]:
     """report.html of a tiny pix2pix and a tiny CycleGAN run, trained here on one thread (seconds, where
     several threads on a busy machine take minutes)."""
-    import torch
-
     from p2pcore.engine.train.trainer import Trainer
     from p2pcore.recipe import validate_recipe
 
     root = tmp_path_factory.mktemp("runs")
     pages = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for task in COLUMNS:
-            Trainer(validate_recipe(tiny_recipe(host, task), host, default_name=task), host, root / task).fit()
-            pages[task] = write_report(root / task)
-    finally:
-        torch.set_num_threads(threads)
+    for task in COLUMNS:
+        Trainer(validate_recipe(tiny_recipe(host, task), host, default_name=task), host, root / task).fit()
+        pages[task] = write_report(root / task)
     return pages
 
 
