@@ -20,27 +20,29 @@ import argparse
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import torch
+from p2pcore.api import write_atomically
 
 from .imagefiles import write_image
-from .synthetic import SPLITS, render
+from .synthetic import SPLITS, SyntheticThermal
 
 
 def write_thermal_scenes(folder: str | Path, *, split: str = "test", count: int = 32, size: int = 64,
                          seed: int = 0) -> list[Path]:
     """Scenes 0 .. count-1 of `split` as FOLDER/thermal/<name>.png (16 bits) and FOLDER/colour/<name>.png
-    (8 bits), named as the `synthetic_thermal` adapter names them; returns the thermal files."""
+    (8 bits), as the `synthetic_thermal` adapter gives and names them; returns the thermal files."""
     folder = Path(folder)
     (folder / "thermal").mkdir(parents=True, exist_ok=True)
     (folder / "colour").mkdir(parents=True, exist_ok=True)
+    params = SimpleNamespace(size=size, seed=seed, train_count=count, test_count=count, paired=True, flip=False)
+    scenes = SyntheticThermal(params).dataset(split, train=False)
     written = []
-    for index in range(count):
-        thermal, colour = render(size, seed, split, index)
-        name = f"{split}_{index:05d}.png"
-        write_image(torch.from_numpy(thermal)[None].mul(2).sub(1), folder / "thermal" / name, bits=16)
-        write_image(torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1))).mul(2).sub(1),
-                    folder / "colour" / name, bits=8)
+    for index in range(len(scenes)):
+        item = scenes[index]
+        name = f"{item['name']}.png"
+        for side, subfolder, bits in (("a", "thermal", 16), ("b", "colour", 8)):
+            write_atomically(folder / subfolder / name,
+                             lambda path, image=item[side], bits=bits: write_image(image, path, bits=bits),
+                             what=f"the {subfolder} scene")
         written.append(folder / "thermal" / name)
     return written
 
