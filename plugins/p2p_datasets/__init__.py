@@ -38,7 +38,7 @@ from .params import (
     UnalignedParams,
 )
 
-P2P_API = ">=1.2,<2"  # the plugin API versions this plugin supports (the Cityscapes label set came with 1.2)
+P2P_API = ">=1.7,<2"  # the plugin API versions this plugin supports (the core's file writers came with 1.7)
 
 __all__ = ["DataReport", "p2p_register_datasets"]
 

@@ -24,7 +24,7 @@ from p2pcore.api import (
     hookimpl,
 )
 
-P2P_API = ">=1,<2"  # the plugin API versions this plugin supports: p2pcore.api.API_VERSION
+P2P_API = ">=1.7,<2"  # the plugin API versions this plugin supports (the core's file writers came with 1.7)
 
 
 class Pix2PixParams(TaskParams):
